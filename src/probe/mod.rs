@@ -1,0 +1,137 @@
+//! Probes: one function per protocol that looks at a local service once and
+//! says how it is.
+//!
+//! A probe never fails with an `Err`: a refused connection, a timeout or a bad
+//! answer is an [`Outcome`] with [`Health::Down`] and a short machine-readable
+//! reason (`refused`, `timeout`, `exit 2`, …). Reasons are logged on state
+//! transitions and used as metric labels, so they are lowercase, short and
+//! stable. Every probe honours the timeout it is given, so one probe run never
+//! lasts much longer than its timeout.
+
+pub mod command;
+pub mod tcp;
+
+use std::fmt;
+use std::time::Duration;
+
+/// How a service looked to one probe run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Health {
+    /// Working as it should.
+    Healthy,
+    /// Working, but worse than it should (a Nagios WARNING).
+    Degraded,
+    /// Not working.
+    Down,
+}
+
+impl Health {
+    /// Lowercase name, as used in logs and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Healthy => "healthy",
+            Health::Degraded => "degraded",
+            Health::Down => "down",
+        }
+    }
+}
+
+impl fmt::Display for Health {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The result of one probe run: health plus a short reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// What the probe concluded.
+    pub health: Health,
+    /// Short machine-readable reason, such as `ok`, `refused`, `timeout`,
+    /// `http-status 503` or `exit 2`.
+    pub reason: String,
+    /// Free text for humans (the first line a command printed, say); may be
+    /// empty. Logged, never used as a metric label.
+    pub detail: String,
+}
+
+impl Outcome {
+    /// A healthy outcome with the given reason.
+    pub fn healthy(reason: impl Into<String>) -> Self {
+        Outcome { health: Health::Healthy, reason: reason.into(), detail: String::new() }
+    }
+
+    /// A degraded outcome with the given reason.
+    pub fn degraded(reason: impl Into<String>) -> Self {
+        Outcome { health: Health::Degraded, reason: reason.into(), detail: String::new() }
+    }
+
+    /// A down outcome with the given reason.
+    pub fn down(reason: impl Into<String>) -> Self {
+        Outcome { health: Health::Down, reason: reason.into(), detail: String::new() }
+    }
+}
+
+impl Outcome {
+    /// The same outcome with a human-readable detail attached.
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = detail.into();
+        self
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.health, self.reason)?;
+        if !self.detail.is_empty() {
+            write!(f, ": {}", self.detail)?;
+        }
+        Ok(())
+    }
+}
+
+/// A short reason for an I/O error, for probes that talk over sockets.
+pub fn io_reason(err: &std::io::Error) -> String {
+    use std::io::ErrorKind as K;
+    match err.kind() {
+        K::ConnectionRefused => "refused".into(),
+        K::TimedOut | K::WouldBlock => "timeout".into(),
+        K::ConnectionReset => "reset".into(),
+        K::ConnectionAborted => "aborted".into(),
+        K::HostUnreachable | K::NetworkUnreachable => "unreachable".into(),
+        K::AddrNotAvailable => "address-not-available".into(),
+        K::UnexpectedEof => "eof".into(),
+        _ => match err.raw_os_error() {
+            Some(code) => format!("os-error {code}"),
+            None => format!("io-error {:?}", err.kind()).to_lowercase(),
+        },
+    }
+}
+
+/// One configured check, validated, ready to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Check {
+    /// TCP connect (see [`tcp`]).
+    Tcp(tcp::TcpProbe),
+    /// External command (see [`command`]).
+    Command(command::CommandProbe),
+}
+
+impl Check {
+    /// Runs the check once. Never takes much longer than `timeout`.
+    pub fn run(&self, timeout: Duration, children: &command::Children) -> Outcome {
+        match self {
+            Check::Tcp(p) => p.run(timeout),
+            Check::Command(p) => p.run(timeout, children),
+        }
+    }
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Check::Tcp(p) => write!(f, "tcp {p}"),
+            Check::Command(p) => write!(f, "command {p}"),
+        }
+    }
+}
