@@ -1,2 +1,778 @@
-//! (being written)
-pub fn main() -> std::process::ExitCode { std::process::ExitCode::SUCCESS }
+//! The command line: a drop-in for the bundled healthcheck's flags, parsed
+//! with clap into raw values ([`Args`]) and then converted once into a
+//! validated [`Service`]. Every error names the flag and why; all of them
+//! are reported at once.
+//!
+//! Under ExaBGP (stdin and stdout are both pipes) a fatal startup error must
+//! not make exaprobe exit: ExaBGP respawns an exiting process and shuts
+//! itself down after 5 respawns in 64 s. exaprobe then reports the error on
+//! stderr, and idles until ExaBGP closes stdin or sends SIGTERM, repeating
+//! the error every minute so the operator finds it in the log.
+
+use std::ffi::OsString;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use clap::Parser;
+use log::LevelFilter;
+
+use crate::bgp::{AsPath, Community, ExtCommunity, LargeCommunity, NextHop, Prefix, parse_list};
+use crate::duration;
+use crate::engine::{self, Options, Stop};
+use crate::exabgp::AckMode;
+use crate::probe::command::{CommandProbe, ExitCodes, Program};
+use crate::probe::tcp::TcpProbe;
+use crate::probe::Check;
+use crate::service::{Action, Attributes, Service, Timing};
+
+/// Most host routes `--deaggregate-networks` may expand one prefix into.
+const DEAGGREGATE_MAX: usize = 1024;
+
+/// How often the idle mode repeats its error.
+const IDLE_REPEAT: Duration = Duration::from_secs(60);
+
+/// Health-checking ExaBGP API process: announces a service's prefixes while its checks pass.
+///
+/// Run it from ExaBGP's `process` stanza (a drop-in for `python3 -m exabgp healthcheck`), or
+/// by hand with --dry-run to see the lines it would send. Durations are seconds (2, 0.5) or
+/// humantime forms (250ms, 2s, 1m).
+#[derive(Debug, Parser)]
+#[command(name = "exaprobe", version, max_term_width = 100, args_override_self = true)]
+pub struct Args {
+    /// Prefix to announce (repeatable; IPv4 or IPv6, host bits must be zero).
+    #[arg(long = "ip", value_name = "PREFIX", help_heading = "Routes")]
+    pub ips: Vec<String>,
+    /// Next hop for the announcements: an address or `self`.
+    #[arg(short = 'N', long, value_name = "IP|self", default_value = "self", help_heading = "Routes")]
+    pub next_hop: String,
+    /// Next hop for IPv6 prefixes (`self` only works over an IPv6 BGP session).
+    #[arg(long, value_name = "IP|self", help_heading = "Routes")]
+    pub next_hop6: Option<String>,
+    /// Withdraw the prefixes when DOWN or DISABLED instead of announcing a worse metric.
+    #[arg(long, help_heading = "Routes")]
+    pub withdraw_on_down: bool,
+    /// MED of the first prefix when UP.
+    #[arg(long, value_name = "M", default_value_t = 100, help_heading = "Routes")]
+    pub up_metric: u32,
+    /// MED of the first prefix when DOWN.
+    #[arg(long, value_name = "M", default_value_t = 1000, help_heading = "Routes")]
+    pub down_metric: u32,
+    /// MED of the first prefix when DISABLED.
+    #[arg(long, value_name = "M", default_value_t = 500, help_heading = "Routes")]
+    pub disabled_metric: u32,
+    /// Added to the MED for each further prefix.
+    #[arg(long, value_name = "M", default_value_t = 1, help_heading = "Routes")]
+    pub increase: u32,
+    /// Rotate the prefixes so that prefix number N (from 0) gets the base MED.
+    #[arg(long, value_name = "N", default_value_t = 0, help_heading = "Routes")]
+    pub start_ip: usize,
+    /// Announce every host address of each --ip network instead of the network (at most 1024).
+    #[arg(long, help_heading = "Routes")]
+    pub deaggregate_networks: bool,
+    /// LOCAL_PREF (-1 leaves it out, as in the bundled healthcheck).
+    #[arg(long, value_name = "P", allow_negative_numbers = true, help_heading = "Routes")]
+    pub local_preference: Option<i64>,
+    /// Communities, space separated ("65000:1 no-export").
+    #[arg(long, value_name = "LIST", help_heading = "Routes")]
+    pub community: Option<String>,
+    /// Communities for DOWN and DISABLED, replacing --community there.
+    #[arg(long, value_name = "LIST", help_heading = "Routes")]
+    pub disabled_community: Option<String>,
+    /// Extended communities ("target:65000:1").
+    #[arg(long, value_name = "LIST", help_heading = "Routes")]
+    pub extended_community: Option<String>,
+    /// Large communities ("65000:1:1").
+    #[arg(long, value_name = "LIST", help_heading = "Routes")]
+    pub large_community: Option<String>,
+    /// AS path for every state ("65001 65001").
+    #[arg(long, value_name = "ASNS", help_heading = "Routes")]
+    pub as_path: Option<String>,
+    /// AS path when UP (overrides --as-path).
+    #[arg(long, value_name = "ASNS", help_heading = "Routes")]
+    pub up_as_path: Option<String>,
+    /// AS path when DOWN (overrides --as-path).
+    #[arg(long, value_name = "ASNS", help_heading = "Routes")]
+    pub down_as_path: Option<String>,
+    /// AS path when DISABLED (overrides --as-path).
+    #[arg(long, value_name = "ASNS", help_heading = "Routes")]
+    pub disabled_as_path: Option<String>,
+    /// ADD-PATH path identifier.
+    #[arg(long, value_name = "N", help_heading = "Routes")]
+    pub path_id: Option<u32>,
+    /// Send only to this neighbor (repeatable; `*` means all).
+    #[arg(long, value_name = "IP", help_heading = "Routes")]
+    pub neighbor: Vec<String>,
+
+    /// Shell command whose exit status 0 means healthy (run with /bin/sh -c).
+    #[arg(short = 'c', long = "cmd", visible_alias = "command", value_name = "SHELL", help_heading = "Checks")]
+    pub cmd: Option<String>,
+    /// Native TCP check: healthy when a connection to IP:PORT succeeds (repeatable).
+    #[arg(long, value_name = "IP:PORT", help_heading = "Checks")]
+    pub tcp: Vec<String>,
+    /// Maintenance file: while it exists the service is DISABLED and checks are skipped.
+    #[arg(long, value_name = "FILE", help_heading = "Checks")]
+    pub disable: Option<PathBuf>,
+
+    /// Time between checks in a stable state.
+    #[arg(short = 'i', long, value_name = "DURATION", default_value = "5", help_heading = "Timing")]
+    pub interval: String,
+    /// Time between checks while RISING or FALLING.
+    #[arg(short = 'f', long, value_name = "DURATION", default_value = "1", help_heading = "Timing")]
+    pub fast_interval: String,
+    /// Time a check may take before it counts as failed.
+    #[arg(short = 't', long, value_name = "DURATION", default_value = "5", help_heading = "Timing")]
+    pub timeout: String,
+    /// Consecutive successes needed to announce.
+    #[arg(long, value_name = "N", default_value_t = 3, help_heading = "Timing")]
+    pub rise: u32,
+    /// Consecutive failures needed to go DOWN.
+    #[arg(long, value_name = "N", default_value_t = 3, help_heading = "Timing")]
+    pub fall: u32,
+    /// Re-send the current state this often (ExaBGP drops identical repeats); 0 never.
+    #[arg(long, value_name = "DURATION", default_value = "5m", help_heading = "Timing")]
+    pub reassert: String,
+
+    /// Do not wait for ExaBGP's done/error acks (for exabgp.api.ack=false).
+    #[arg(short = 'a', long, help_heading = "ExaBGP channel")]
+    pub no_ack: bool,
+    /// How long to wait for an ack before sending the next command anyway.
+    #[arg(long, value_name = "DURATION", default_value = "2s", help_heading = "ExaBGP channel")]
+    pub ack_timeout: String,
+    /// Standalone: no ExaBGP; print the lines that would be sent, transitions on stderr.
+    #[arg(long, help_heading = "ExaBGP channel")]
+    pub dry_run: bool,
+
+    /// Name of the service in logs (default: its first prefix).
+    #[arg(short = 'n', long, help_heading = "Logging")]
+    pub name: Option<String>,
+    /// Log level: error, warn, info, debug or trace.
+    #[arg(long, value_name = "LEVEL", default_value = "info", help_heading = "Logging")]
+    pub log_level: LevelFilter,
+    /// Same as --log-level debug.
+    #[arg(short = 'd', long, help_heading = "Logging")]
+    pub debug: bool,
+    /// Log only warnings and errors.
+    #[arg(short = 's', long, help_heading = "Logging")]
+    pub silent: bool,
+    /// Write the process id to FILE (removed at exit).
+    #[arg(short = 'p', long, value_name = "FILE")]
+    pub pid: Option<PathBuf>,
+    /// Read flags from FILE, one `key = value` or `key` per line (the bundled healthcheck's format).
+    #[arg(short = 'F', long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Accepted for compatibility: exaprobe always writes only on a change.
+    #[arg(long, hide = true)]
+    pub debounce: bool,
+    /// Accepted for compatibility: exaprobe never touches addresses.
+    #[arg(long, hide = true)]
+    pub no_ip_setup: bool,
+    /// Accepted for compatibility: exaprobe never logs to syslog.
+    #[arg(long, hide = true)]
+    pub no_syslog: bool,
+
+    // Flags of the bundled healthcheck that exaprobe refuses, with a reason.
+    #[arg(long, hide = true)]
+    #[doc(hidden)]
+    pub dynamic_ip_setup: bool,
+    #[arg(long, hide = true)]
+    #[doc(hidden)]
+    pub ip_setup: bool,
+    #[arg(long, hide = true, value_name = "LABEL")]
+    #[doc(hidden)]
+    pub label: Option<String>,
+    #[arg(long, hide = true)]
+    #[doc(hidden)]
+    pub label_exact_match: bool,
+    #[arg(long, hide = true)]
+    #[doc(hidden)]
+    pub ip_ifname: Vec<String>,
+    #[arg(long, hide = true)]
+    #[doc(hidden)]
+    pub sudo: bool,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "daemon")]
+    #[doc(hidden)]
+    pub syslog_facility: Option<String>,
+    #[arg(long, hide = true)]
+    #[doc(hidden)]
+    pub user: Option<String>,
+    #[arg(long, hide = true)]
+    #[doc(hidden)]
+    pub group: Option<String>,
+    #[arg(long, hide = true)]
+    #[doc(hidden)]
+    pub execute: Vec<String>,
+    #[arg(long, hide = true)]
+    #[doc(hidden)]
+    pub up_execute: Vec<String>,
+    #[arg(long, hide = true)]
+    #[doc(hidden)]
+    pub down_execute: Vec<String>,
+    #[arg(long, hide = true)]
+    #[doc(hidden)]
+    pub disabled_execute: Vec<String>,
+}
+
+/// Everything the run needs besides the service.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The service to run.
+    pub service: Service,
+    /// Engine options.
+    pub options: Options,
+    /// Log level.
+    pub log_level: LevelFilter,
+    /// PID file to write.
+    pub pid_file: Option<PathBuf>,
+}
+
+/// Collects errors so that all of them are reported at once.
+#[derive(Default)]
+struct Errors(Vec<String>);
+
+impl Errors {
+    fn take<T>(&mut self, flag: &str, r: Result<T, String>) -> Option<T> {
+        r.map_err(|e| self.0.push(format!("{flag}: {e}"))).ok()
+    }
+
+    fn push(&mut self, msg: impl Into<String>) {
+        self.0.push(msg.into());
+    }
+}
+
+impl Args {
+    /// Validates the flags into [`Settings`], or every problem found.
+    pub fn settings(&self) -> Result<Settings, Vec<String>> {
+        let mut e = Errors::default();
+        self.refuse_unsupported(&mut e);
+
+        let mut prefixes = Vec::new();
+        for ip in &self.ips {
+            if let Some(p) = e.take("--ip", ip.parse::<Prefix>()) {
+                if self.deaggregate_networks {
+                    match p.hosts(DEAGGREGATE_MAX) {
+                        Some(hosts) => prefixes.extend(hosts),
+                        None => e.push(format!(
+                            "--deaggregate-networks: {p} has more than {DEAGGREGATE_MAX} host addresses"
+                        )),
+                    }
+                } else {
+                    prefixes.push(p);
+                }
+            }
+        }
+        if self.ips.is_empty() {
+            e.push("--ip: give at least one prefix to announce (exaprobe does not read addresses from lo)");
+        }
+        let mut seen = std::collections::HashSet::new();
+        for p in &prefixes {
+            if !seen.insert(*p) {
+                e.push(format!("--ip: {p} is given twice"));
+            }
+        }
+        if !prefixes.is_empty() {
+            if self.start_ip >= prefixes.len() {
+                e.push(format!("--start-ip: {} is past the last prefix (there are {})", self.start_ip, prefixes.len()));
+            } else {
+                prefixes.rotate_left(self.start_ip);
+            }
+        }
+
+        let next_hop = e.take("--next-hop", self.next_hop.parse::<NextHop>());
+        let next_hop6 = self.next_hop6.as_ref().and_then(|s| e.take("--next-hop6", s.parse::<NextHop>()));
+        if let Some(NextHop::Addr(a)) = next_hop6
+            && a.is_ipv4()
+        {
+            e.push(format!("--next-hop6: {a} is an IPv4 address; give an IPv6 address or self"));
+        }
+        if let Some(nh) = next_hop {
+            if nh.is_ipv6() == Some(true) && prefixes.iter().any(|p| !p.is_ipv6()) {
+                e.push(format!("--next-hop: {nh} is IPv6 but IPv4 prefixes are announced; give an IPv4 next hop or self"));
+            }
+            if nh.is_ipv6() == Some(false) && next_hop6.is_none() {
+                if let Some(p) = prefixes.iter().find(|p| p.is_ipv6()) {
+                    e.push(format!("--next-hop6: {p} is IPv6 and --next-hop {nh} is IPv4; give --next-hop6"));
+                }
+            }
+            if nh == NextHop::Own && next_hop6.is_none() && prefixes.iter().any(Prefix::is_ipv6) {
+                log::warn!(
+                    "IPv6 prefixes with next-hop self only work over an IPv6 BGP session; over an IPv4 session \
+                     ExaBGP refuses them (4.2 without even an ack): give --next-hop6"
+                );
+            }
+        }
+
+        let mut neighbors = Vec::new();
+        for n in &self.neighbor {
+            if n != "*" {
+                if let Some(ip) = e.take("--neighbor", n.parse::<IpAddr>().map_err(|_| format!("{n:?} is not an IP address or *"))) {
+                    neighbors.push(ip);
+                }
+            }
+        }
+
+        let list = |e: &mut Errors, flag: &str, v: &Option<String>| -> Vec<Community> {
+            v.as_ref().and_then(|s| e.take(flag, parse_list::<Community>(s))).unwrap_or_default()
+        };
+        let communities = list(&mut e, "--community", &self.community);
+        let disabled_communities =
+            self.disabled_community.as_ref().map(|s| e.take("--disabled-community", parse_list::<Community>(s)).unwrap_or_default());
+        let extended_communities = self
+            .extended_community
+            .as_ref()
+            .and_then(|s| e.take("--extended-community", parse_list::<ExtCommunity>(s)))
+            .unwrap_or_default();
+        let large_communities = self
+            .large_community
+            .as_ref()
+            .and_then(|s| e.take("--large-community", parse_list::<LargeCommunity>(s)))
+            .unwrap_or_default();
+        let mut path = |flag: &str, v: &Option<String>| v.as_ref().and_then(|s| e.take(flag, s.parse::<AsPath>()));
+        let as_path = path("--as-path", &self.as_path);
+        let up_as_path = path("--up-as-path", &self.up_as_path).or_else(|| as_path.clone());
+        let down_as_path = path("--down-as-path", &self.down_as_path).or_else(|| as_path.clone());
+        let disabled_as_path = path("--disabled-as-path", &self.disabled_as_path).or_else(|| as_path.clone());
+
+        let local_preference = match self.local_preference {
+            None | Some(-1) => None,
+            Some(v) => e.take("--local-preference", u32::try_from(v).map_err(|_| format!("{v} is not 0-4294967295 (or -1)"))),
+        };
+        let base = Attributes {
+            med: None,
+            local_preference,
+            origin: None,
+            as_path: None,
+            communities,
+            extended_communities,
+            large_communities,
+        };
+        let up = Attributes { med: Some(self.up_metric), as_path: up_as_path, ..base.clone() };
+        let worse = |med: u32, as_path: Option<AsPath>| {
+            if self.withdraw_on_down {
+                Action::Withdraw
+            } else {
+                let communities = disabled_communities.clone().unwrap_or_else(|| base.communities.clone());
+                Action::Announce(Attributes { med: Some(med), as_path, communities, ..base.clone() })
+            }
+        };
+        let down = worse(self.down_metric, down_as_path);
+        let disabled = worse(self.disabled_metric, disabled_as_path);
+
+        let mut checks = Vec::new();
+        if let Some(cmd) = &self.cmd {
+            if cmd.trim().is_empty() {
+                e.push("--cmd: the command is empty");
+            }
+            checks.push(Check::Command(CommandProbe {
+                program: Program::Shell(cmd.clone()),
+                exit_codes: ExitCodes::ZeroIsHealthy,
+            }));
+        }
+        for t in &self.tcp {
+            if let Some(p) = e.take("--tcp", t.parse::<TcpProbe>()) {
+                checks.push(Check::Tcp(p));
+            }
+        }
+        if checks.is_empty() {
+            log::warn!("no --cmd or --tcp given: the service always counts as healthy");
+        }
+
+        let mut dur = |flag: &str, v: &str, zero_ok: bool| {
+            let d = e.take(flag, duration::parse(v))?;
+            if d.is_zero() && !zero_ok {
+                e.push(format!("{flag}: must be more than 0"));
+                return None;
+            }
+            Some(d)
+        };
+        let interval = dur("--interval", &self.interval, true);
+        let fast_interval = dur("--fast-interval", &self.fast_interval, false);
+        let timeout = dur("--timeout", &self.timeout, true);
+        let reassert = dur("--reassert", &self.reassert, true);
+        let ack_timeout = dur("--ack-timeout", &self.ack_timeout, false);
+        if interval.is_some_and(|d| d.is_zero()) {
+            e.push(
+                "--interval: 0 (exit after the first announcement) is not supported: ExaBGP respawns a process \
+                 that exits and shuts itself down after 5 respawns; give a positive interval",
+            );
+        }
+        let rise = e.take("--rise", NonZeroU32::new(self.rise).ok_or_else(|| "must be at least 1".to_string()));
+        let fall = e.take("--fall", NonZeroU32::new(self.fall).ok_or_else(|| "must be at least 1".to_string()));
+        let name = match &self.name {
+            Some(n) => e.take("--name", valid_name(n)),
+            None => prefixes.first().map(ToString::to_string),
+        };
+
+        if !e.0.is_empty() {
+            return Err(e.0);
+        }
+        // Every Option below is Some when no error was recorded.
+        let (Some(next_hop), Some(interval), Some(fast_interval), Some(timeout), Some(reassert)) =
+            (next_hop, interval, fast_interval, timeout, reassert)
+        else {
+            return Err(vec!["internal: a value was missing without an error".into()]);
+        };
+        let (Some(rise), Some(fall), Some(ack_timeout), Some(name)) = (rise, fall, ack_timeout, name) else {
+            return Err(vec!["internal: a value was missing without an error".into()]);
+        };
+        let timeout = if timeout.is_zero() { Duration::from_secs(3600) } else { timeout };
+        let service = Service {
+            name,
+            prefixes,
+            next_hop,
+            next_hop6,
+            neighbors,
+            path_id: self.path_id,
+            med_increase: self.increase,
+            up,
+            down,
+            disabled,
+            checks,
+            disable_file: self.disable.clone(),
+            timing: Timing {
+                interval,
+                fast_interval,
+                timeout,
+                rise,
+                fall,
+                reassert: (!reassert.is_zero()).then_some(reassert),
+            },
+        };
+        let log_level = if self.debug {
+            LevelFilter::Debug
+        } else if self.silent {
+            LevelFilter::Warn
+        } else {
+            self.log_level
+        };
+        let ack = if self.no_ack { AckMode::NoWait } else { AckMode::Wait(ack_timeout) };
+        Ok(Settings { service, options: Options { ack, dry_run: self.dry_run }, log_level, pid_file: self.pid.clone() })
+    }
+
+    fn refuse_unsupported(&self, e: &mut Errors) {
+        const ADDRESSES: &str = "exaprobe never adds or removes addresses: put the service addresses on lo with \
+                                 your network configuration (ifupdown, systemd-networkd) and remove this flag";
+        let refused: [(bool, &str, &str); 13] = [
+            (self.dynamic_ip_setup, "--dynamic-ip-setup", ADDRESSES),
+            (self.ip_setup, "--ip-setup", ADDRESSES),
+            (self.label.is_some(), "--label", ADDRESSES),
+            (self.label_exact_match, "--label-exact-match", ADDRESSES),
+            (!self.ip_ifname.is_empty(), "--ip-ifname", ADDRESSES),
+            (self.sudo, "--sudo", ADDRESSES),
+            (
+                self.syslog_facility.is_some(),
+                "--syslog-facility",
+                "exaprobe logs to stderr, which ExaBGP copies into its own log (and systemd into the journal); \
+                 remove this flag",
+            ),
+            (
+                self.user.is_some(),
+                "--user",
+                "exaprobe runs as the user ExaBGP starts it as: set exabgp.daemon.user; remove this flag",
+            ),
+            (
+                self.group.is_some(),
+                "--group",
+                "exaprobe runs as the group ExaBGP starts it as: set exabgp.daemon.user; remove this flag",
+            ),
+            (!self.execute.is_empty(), "--execute", HOOKS),
+            (!self.up_execute.is_empty(), "--up-execute", HOOKS),
+            (!self.down_execute.is_empty(), "--down-execute", HOOKS),
+            (!self.disabled_execute.is_empty(), "--disabled-execute", HOOKS),
+        ];
+        for (given, flag, why) in refused {
+            if given {
+                e.push(format!("{flag} is not supported: {why}"));
+            }
+        }
+    }
+}
+
+const HOOKS: &str = "exaprobe runs no hooks on state changes; every transition is logged on stderr with its \
+                     reason (one line each), for a log shipper to act on; remove this flag";
+
+fn valid_name(n: &str) -> Result<String, String> {
+    if !n.is_empty() && n.len() <= 64 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) {
+        Ok(n.to_string())
+    } else {
+        Err(format!("{n:?} is not a name (1-64 of A-Z a-z 0-9 _ . -)"))
+    }
+}
+
+/// Expands `--config FILE` / `-F FILE` (the bundled healthcheck's format:
+/// one `key = value` or `key` per line, `#` comments) into flags placed
+/// before the command-line ones, so the command line wins.
+pub fn expand_config(args: Vec<OsString>) -> Result<Vec<OsString>, String> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut from_file = Vec::new();
+    let mut it = args.into_iter();
+    if let Some(program) = it.next() {
+        out.push(program);
+    }
+    while let Some(arg) = it.next() {
+        let s = arg.to_string_lossy().into_owned();
+        let path = if s == "--config" || s == "-F" {
+            match it.next() {
+                Some(p) => PathBuf::from(p),
+                None => return Err(format!("{s}: give a file")),
+            }
+        } else if let Some(p) = s.strip_prefix("--config=") {
+            PathBuf::from(p)
+        } else {
+            out.push(arg);
+            continue;
+        };
+        from_file.extend(read_flag_file(&path)?);
+    }
+    let program = out.remove(0);
+    Ok(std::iter::once(program).chain(from_file).chain(out).collect())
+}
+
+fn read_flag_file(path: &Path) -> Result<Vec<OsString>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("--config: cannot read {}: {e}", path.display()))?;
+    if text.trim_start().starts_with('{') {
+        return Err(format!(
+            "--config: {} is JSON; JSON service files are not supported yet, only the bundled healthcheck's \
+             `key = value` lines",
+            path.display()
+        ));
+    }
+    let mut flags = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        match line.split_once('=') {
+            Some((k, v)) => flags.push(OsString::from(format!("--{}={}", k.trim(), v.trim()))),
+            None => flags.push(OsString::from(format!("--{line}"))),
+        }
+    }
+    Ok(flags)
+}
+
+/// True when stdin and stdout are both pipes: ExaBGP started us.
+fn under_exabgp() -> bool {
+    use nix::sys::stat::{SFlag, fstat};
+    use std::os::fd::AsFd;
+    let is_pipe = |fd: std::os::fd::BorrowedFd<'_>| {
+        fstat(fd).is_ok_and(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFIFO)
+    };
+    is_pipe(std::io::stdin().as_fd()) && is_pipe(std::io::stdout().as_fd())
+}
+
+/// The program: parse, validate, run. Returns the process exit code.
+pub fn main() -> ExitCode {
+    // Before any thread exists, so that every thread inherits the mask.
+    if let Err(e) = crate::signals::block() {
+        eprintln!("exaprobe: cannot block signals: {e}");
+        return ExitCode::from(1);
+    }
+    let exabgp = under_exabgp();
+    let argv = match expand_config(std::env::args_os().collect()) {
+        Ok(a) => a,
+        Err(msg) => return fatal("exaprobe", &[msg], exabgp),
+    };
+    let args = match Args::try_parse_from(argv) {
+        Ok(a) => a,
+        Err(err) => {
+            use clap::error::ErrorKind;
+            let text = err.render().to_string();
+            return match err.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion if !exabgp => {
+                    let _ = err.print();
+                    ExitCode::SUCCESS
+                }
+                _ => fatal("exaprobe", &[text.trim_end().to_string()], exabgp),
+            };
+        }
+    };
+    let name = args.name.clone().unwrap_or_else(|| args.ips.first().cloned().unwrap_or_else(|| "exaprobe".into()));
+    crate::logger::init(if args.debug { LevelFilter::Debug } else { args.log_level });
+    let settings = match args.settings() {
+        Ok(s) => s,
+        Err(errors) => return fatal(&name, &errors, exabgp),
+    };
+    log::set_max_level(settings.log_level);
+    if exabgp && settings.options.dry_run {
+        log::warn!("--dry-run under ExaBGP: the lines go to ExaBGP all the same, but acks are not read");
+    }
+    let _pid = match settings.pid_file.as_deref().map(PidFile::create).transpose() {
+        Ok(p) => p,
+        Err(msg) => return fatal(&name, &[msg], exabgp),
+    };
+    let s = &settings.service;
+    log::info!(
+        "starting: {} prefix(es) {}, checks [{}], interval {}, fast-interval {}, timeout {}, rise {}, fall {}{}",
+        s.prefixes.len(),
+        s.prefixes.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "),
+        s.checks.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+        duration::show(s.timing.interval),
+        duration::show(s.timing.fast_interval),
+        duration::show(s.timing.timeout),
+        s.timing.rise,
+        s.timing.fall,
+        if settings.options.dry_run { ", dry run" } else { "" },
+    );
+    match engine::run(settings.service, &settings.options) {
+        Ok(Stop::ExabgpGone | Stop::Signalled) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Reports a fatal startup error: exit 2 when run by hand; under ExaBGP,
+/// idle (see the module docs).
+fn fatal(name: &str, errors: &[String], exabgp: bool) -> ExitCode {
+    let report = || {
+        for e in errors {
+            for line in e.lines() {
+                eprintln!("exaprobe[{name}]: error: {line}");
+            }
+        }
+    };
+    report();
+    if !exabgp {
+        return ExitCode::from(2);
+    }
+    eprintln!(
+        "exaprobe[{name}]: not exiting, so that ExaBGP does not respawn exaprobe until it shuts itself down; \
+         idle until ExaBGP stops us. Fix the flags and reload ExaBGP."
+    );
+    let (tx, rx) = mpsc::channel::<()>();
+    let sig_tx = tx.clone();
+    let started = crate::signals::spawn(move |sig| {
+        if sig != nix::sys::signal::Signal::SIGHUP {
+            let _ = sig_tx.send(());
+        }
+    });
+    let stdin = std::thread::Builder::new().name("stdin".into()).spawn(move || {
+        crate::exabgp::read_lines(std::io::stdin().lock(), |line| {
+            if matches!(line, None | Some(crate::exabgp::Incoming::Shutdown)) {
+                let _ = tx.send(());
+            }
+        });
+    });
+    if started.is_err() || stdin.is_err() {
+        return ExitCode::from(2);
+    }
+    while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(IDLE_REPEAT) {
+        report();
+    }
+    ExitCode::from(2)
+}
+
+/// A PID file, removed when dropped.
+struct PidFile(PathBuf);
+
+impl PidFile {
+    fn create(path: &Path) -> Result<PidFile, String> {
+        std::fs::write(path, format!("{}\n", std::process::id()))
+            .map_err(|e| format!("--pid: cannot write {}: {e}", path.display()))?;
+        Ok(PidFile(path.to_path_buf()))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(args: &[&str]) -> Result<Settings, Vec<String>> {
+        Args::try_parse_from(std::iter::once("exaprobe").chain(args.iter().copied())).unwrap().settings()
+    }
+
+    #[test]
+    fn healthcheck_defaults() {
+        let s = settings(&["--ip", "198.51.100.1/32", "--cmd", "true"]).unwrap();
+        let t = &s.service.timing;
+        assert_eq!((t.interval, t.fast_interval, t.timeout), (Duration::from_secs(5), Duration::from_secs(1), Duration::from_secs(5)));
+        assert_eq!((t.rise.get(), t.fall.get()), (3, 3));
+        assert_eq!(s.service.up.med, Some(100));
+        assert_eq!(s.service.down, Action::Announce(Attributes { med: Some(1000), ..Attributes::default() }));
+        assert_eq!(s.service.disabled, Action::Announce(Attributes { med: Some(500), ..Attributes::default() }));
+        assert_eq!(s.service.name, "198.51.100.1/32");
+        assert_eq!(s.options.ack, AckMode::Wait(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn every_error_is_reported_at_once() {
+        let errs = settings(&[
+            "--ip", "198.51.100.1/24", "--rise", "0", "--interval", "soon", "--community", "65000:1\nshutdown",
+            "--tcp", "example.com:80", "--sudo",
+        ])
+        .unwrap_err();
+        let all = errs.join("\n");
+        for needle in ["--ip: ", "host bits", "--rise: must be at least 1", "--interval: ", "--community: ", "--tcp: ", "--sudo is not supported"] {
+            assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+        }
+    }
+
+    #[test]
+    fn next_hop_families_are_checked() {
+        let e = settings(&["--ip", "2001:db8::1/128", "--next-hop", "198.51.100.254"]).unwrap_err();
+        assert!(e[0].contains("--next-hop6"), "{e:?}");
+        let e = settings(&["--ip", "198.51.100.1/32", "--next-hop", "2001:db8::1"]).unwrap_err();
+        assert!(e[0].contains("--next-hop"), "{e:?}");
+        let e = settings(&["--ip", "2001:db8::1/128", "--next-hop6", "198.51.100.1"]).unwrap_err();
+        assert!(e[0].contains("IPv4 address"), "{e:?}");
+        assert!(settings(&["--ip", "2001:db8::1/128", "--next-hop", "198.51.100.254", "--next-hop6", "2001:db8::ff"]).is_ok());
+    }
+
+    #[test]
+    fn compatibility_flags() {
+        let s = settings(&[
+            "--ip", "198.51.100.0/30", "--deaggregate-networks", "--start-ip", "1", "--neighbor", "*",
+            "--no-syslog", "--no-ip-setup", "--debounce", "--silent", "--local-preference", "-1", "--interval", "0.5",
+            "--timeout", "250ms", "--withdraw-on-down",
+        ])
+        .unwrap();
+        let p: Vec<String> = s.service.prefixes.iter().map(ToString::to_string).collect();
+        assert_eq!(p, ["198.51.100.2/32", "198.51.100.1/32"]);
+        assert!(s.service.neighbors.is_empty());
+        assert_eq!(s.service.down, Action::Withdraw);
+        assert_eq!(s.service.timing.interval, Duration::from_millis(500));
+        assert_eq!(s.log_level, LevelFilter::Warn);
+        assert!(settings(&["--ip", "198.51.100.1/32", "--interval", "0"]).unwrap_err()[0].contains("respawn"));
+    }
+
+    #[test]
+    fn per_state_attributes() {
+        let s = settings(&[
+            "--ip", "198.51.100.1/32", "--community", "65000:1", "--disabled-community", "65000:666",
+            "--as-path", "65001", "--down-as-path", "65001 65001 65001",
+        ])
+        .unwrap();
+        assert_eq!(s.service.up.communities, parse_list::<Community>("65000:1").unwrap());
+        let Action::Announce(down) = &s.service.down else { panic!("down should announce") };
+        assert_eq!(down.communities, parse_list::<Community>("65000:666").unwrap());
+        assert_eq!(down.as_path.as_ref().unwrap().0, [65001, 65001, 65001]);
+        assert_eq!(s.service.up.as_path.as_ref().unwrap().0, [65001]);
+    }
+
+    #[test]
+    fn config_file_lines_become_flags_before_the_command_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("hc.conf");
+        std::fs::write(&f, "# comment\nip = 198.51.100.1/32\ncmd = curl -sf http://127.0.0.1/\nwithdraw-on-down\nrise=5\n").unwrap();
+        let argv: Vec<OsString> = ["exaprobe", "-F", f.to_str().unwrap(), "--rise", "2"].iter().map(OsString::from).collect();
+        let args = Args::try_parse_from(expand_config(argv).unwrap()).unwrap();
+        assert_eq!(args.cmd.as_deref(), Some("curl -sf http://127.0.0.1/"));
+        assert!(args.withdraw_on_down);
+        assert_eq!(args.rise, 2, "the command line wins");
+        std::fs::write(&f, "{\"services\": []}").unwrap();
+        let argv: Vec<OsString> = ["exaprobe", "--config", f.to_str().unwrap()].iter().map(OsString::from).collect();
+        assert!(expand_config(argv).unwrap_err().contains("JSON"));
+    }
+}

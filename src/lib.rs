@@ -15,6 +15,7 @@
 //! - [`exabgp`]: the channel to ExaBGP: stdout writer, ack tracking, stdin lines;
 //! - [`probe`]: the probes;
 //! - [`engine`]: the scheduler that ties it all together;
+//! - [`signals`]: signal delivery as events;
 //! - [`logger`]: the stderr logger.
 
 pub mod bgp;
@@ -26,4 +27,5 @@ pub mod fsm;
 pub mod logger;
 pub mod probe;
 pub mod service;
+pub mod signals;
 pub mod duration;

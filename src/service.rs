@@ -1,1 +1,112 @@
-//! (being written)
+//! The validated description of one service: its prefixes, its checks, its
+//! timing and what to announce in each state.
+//!
+//! Built from command-line flags by [`crate::cli`]; runtime code only ever
+//! sees this type, never raw input.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::bgp::{AsPath, Community, ExtCommunity, LargeCommunity, NextHop, Origin, Prefix};
+use crate::fsm::Advert;
+use crate::probe::Check;
+
+/// BGP path attributes of an announcement.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Attributes {
+    /// MULTI_EXIT_DISC of the first prefix; later prefixes add
+    /// [`Service::med_increase`] each.
+    pub med: Option<u32>,
+    /// LOCAL_PREF.
+    pub local_preference: Option<u32>,
+    /// ORIGIN.
+    pub origin: Option<Origin>,
+    /// AS_PATH.
+    pub as_path: Option<AsPath>,
+    /// Standard communities.
+    pub communities: Vec<Community>,
+    /// Extended communities.
+    pub extended_communities: Vec<ExtCommunity>,
+    /// Large communities.
+    pub large_communities: Vec<LargeCommunity>,
+}
+
+/// What a state asks of the routes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Withdraw every prefix.
+    Withdraw,
+    /// Announce every prefix with these attributes.
+    Announce(Attributes),
+}
+
+/// Probe timing and hysteresis thresholds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Timing {
+    /// Time between probes in a stable state (UP, DOWN, DISABLED).
+    pub interval: Duration,
+    /// Time between probes while RISING or FALLING.
+    pub fast_interval: Duration,
+    /// How long one probe may take.
+    pub timeout: Duration,
+    /// Consecutive successes needed to go UP.
+    pub rise: NonZeroU32,
+    /// Consecutive failures needed to go DOWN from UP.
+    pub fall: NonZeroU32,
+    /// How often the current state is written again (ExaBGP deduplicates
+    /// identical announcements, so peers see nothing); `None` never.
+    pub reassert: Option<Duration>,
+}
+
+/// One service: a set of prefixes announced while its checks pass.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Service {
+    /// Name used in logs.
+    pub name: String,
+    /// The prefixes, in metric order. Never empty.
+    pub prefixes: Vec<Prefix>,
+    /// Next hop for IPv4 prefixes (and IPv6 ones when `next_hop6` is unset).
+    pub next_hop: NextHop,
+    /// Next hop for IPv6 prefixes.
+    pub next_hop6: Option<NextHop>,
+    /// Neighbor selector; empty means every neighbor that lists the process.
+    pub neighbors: Vec<IpAddr>,
+    /// ADD-PATH path identifier.
+    pub path_id: Option<u32>,
+    /// Added to the MED for each further prefix (100, 101, 102…).
+    pub med_increase: u32,
+    /// Attributes while UP.
+    pub up: Attributes,
+    /// What to do while DOWN.
+    pub down: Action,
+    /// What to do while DISABLED (maintenance file present).
+    pub disabled: Action,
+    /// The checks; all must pass. An empty list means always healthy.
+    pub checks: Vec<Check>,
+    /// Maintenance file: while it exists the service is DISABLED and checks
+    /// are not run.
+    pub disable_file: Option<PathBuf>,
+    /// Timing and thresholds.
+    pub timing: Timing,
+}
+
+impl Service {
+    /// The next hop to use for a prefix.
+    pub fn next_hop_for(&self, prefix: &Prefix) -> NextHop {
+        match (prefix.is_ipv6(), self.next_hop6) {
+            (true, Some(nh)) => nh,
+            _ => self.next_hop,
+        }
+    }
+
+    /// What an asserted state asks of the routes.
+    pub fn action(&self, advert: Advert) -> Action {
+        match advert {
+            Advert::Up => Action::Announce(self.up.clone()),
+            Advert::Down => self.down.clone(),
+            Advert::Disabled => self.disabled.clone(),
+        }
+    }
+}

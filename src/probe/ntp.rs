@@ -1,0 +1,473 @@
+//! NTP probe: one SNTP exchange (RFC 4330, RFC 5905) with a local NTP
+//! server; healthy only if the server is up *and synchronised*.
+//!
+//! An anycast NTP node whose daemon runs but has lost its sources would
+//! hand clients a drifting clock, so an unsynchronised server counts as
+//! down. The packet code is hand-written: the probe needs exactly the health
+//! fields (stratum, leap indicator, root dispersion, offset) and the checks on
+//! them, which are a few dozen lines.
+//!
+//! The request is 48 bytes, LI 0, VN 4, mode 3 (client), with a random
+//! transmit timestamp (as chrony does) so that only a reply echoing it as its
+//! originate timestamp is taken as ours. The reply must be mode 4 (server),
+//! stratum 1–15 and leap indicator other than 3; optional bounds apply to its
+//! root dispersion and to the clock offset measured against this host.
+//!
+//! Reasons: `ntp-synchronised` (healthy); `ntp-kod RATE` (stratum 0,
+//! kiss-o'-death, with its code); `ntp-unsynchronised` (LI 3 or stratum 16);
+//! `ntp-stratum N` (above `max-stratum`); `ntp-dispersion`; `ntp-offset`;
+//! `ntp-bad-reply` (not a valid server reply); `ntp-bad-origin` (only replies
+//! that did not echo our timestamp came back); `timeout`, `refused`, ….
+//!
+//! Flag form (`--ntp`), words separated by spaces, all optional:
+//!
+//! ```text
+//! [IP[:PORT]] [max-stratum=N] [max-dispersion=DURATION] [max-offset=DURATION]
+//! 127.0.0.1:123
+//! 127.0.0.1 max-offset=100ms max-dispersion=1s max-stratum=4
+//! ```
+//!
+//! The server defaults to `127.0.0.1:123` and the port to 123; durations are
+//! written as for `--interval` (`0.5`, `250ms`, `1s`).
+
+use std::fmt;
+use std::io::ErrorKind;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::str::FromStr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::tcp::{parse_socket_addr, remaining};
+use super::{Outcome, io_reason};
+use crate::duration;
+
+/// The NTP port.
+pub const NTP_PORT: u16 = 123;
+
+/// One SNTP exchange with a server, judged on its health fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NtpProbe {
+    /// The server.
+    pub server: SocketAddr,
+    /// Highest acceptable stratum, 1–15 (default 15).
+    pub max_stratum: u8,
+    /// Largest acceptable root dispersion, if bounded.
+    pub max_dispersion: Option<Duration>,
+    /// Largest acceptable |offset| between the server's clock and this
+    /// host's, if bounded.
+    pub max_offset: Option<Duration>,
+}
+
+/// Raw settings for an [`NtpProbe`], validated by [`NtpBuilder::build`].
+#[derive(Clone, Debug, Default)]
+pub struct NtpBuilder {
+    server: Option<String>,
+    max_stratum: Option<String>,
+    max_dispersion: Option<String>,
+    max_offset: Option<String>,
+}
+
+impl NtpProbe {
+    /// Starts a builder; every setting is optional.
+    pub fn builder() -> NtpBuilder {
+        NtpBuilder::default()
+    }
+}
+
+impl NtpBuilder {
+    /// `IP:PORT`, or `IP` for port 123.
+    pub fn server(mut self, v: impl Into<String>) -> Self {
+        self.server = Some(v.into());
+        self
+    }
+
+    /// Highest acceptable stratum, 1–15.
+    pub fn max_stratum(mut self, v: impl Into<String>) -> Self {
+        self.max_stratum = Some(v.into());
+        self
+    }
+
+    /// Largest acceptable root dispersion, as a duration (`0.5`, `250ms`).
+    pub fn max_dispersion(mut self, v: impl Into<String>) -> Self {
+        self.max_dispersion = Some(v.into());
+        self
+    }
+
+    /// Largest acceptable |offset|, as a duration (`0.5`, `100ms`).
+    pub fn max_offset(mut self, v: impl Into<String>) -> Self {
+        self.max_offset = Some(v.into());
+        self
+    }
+
+    /// Sets one setting by its flag-form key.
+    fn set(self, key: &str, value: &str) -> Result<Self, String> {
+        Ok(match key {
+            "server" => self.server(value),
+            "max-stratum" => self.max_stratum(value),
+            "max-dispersion" => self.max_dispersion(value),
+            "max-offset" => self.max_offset(value),
+            _ => {
+                return Err(format!(
+                    "{key}: unknown NTP setting (known: max-stratum, max-dispersion, max-offset)"
+                ));
+            }
+        })
+    }
+
+    /// Validates the settings; the error names the offending one.
+    pub fn build(self) -> Result<NtpProbe, String> {
+        let server = match &self.server {
+            None => SocketAddr::from(([127, 0, 0, 1], NTP_PORT)),
+            Some(s) => server_addr(s, NTP_PORT).map_err(|e| format!("server: {e}"))?,
+        };
+        let max_stratum = match &self.max_stratum {
+            None => 15,
+            Some(s) => match s.parse::<u8>() {
+                Ok(n @ 1..=15) => n,
+                _ => return Err(format!("max-stratum: {s:?} is not a stratum from 1 to 15")),
+            },
+        };
+        let bound = |name: &str, v: &Option<String>| -> Result<Option<Duration>, String> {
+            v.as_deref().map(duration::parse).transpose().map_err(|e| format!("{name}: {e}"))
+        };
+        Ok(NtpProbe {
+            server,
+            max_stratum,
+            max_dispersion: bound("max-dispersion", &self.max_dispersion)?,
+            max_offset: bound("max-offset", &self.max_offset)?,
+        })
+    }
+}
+
+/// `IP:PORT`, `[IPV6]:PORT`, `localhost:PORT`, or a bare IP with
+/// `default_port`. Shared with the DNS probe.
+pub(crate) fn server_addr(s: &str, default_port: u16) -> Result<SocketAddr, String> {
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, default_port));
+    }
+    if s == "localhost" {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], default_port)));
+    }
+    parse_socket_addr(s)
+}
+
+impl FromStr for NtpProbe {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut builder = NtpProbe::builder();
+        for (i, word) in s.split_whitespace().enumerate() {
+            builder = match word.split_once('=') {
+                Some((key, value)) => builder.set(key, value)?,
+                None if i == 0 => builder.server(word),
+                None => return Err(format!("{word:?}: expected KEY=VALUE")),
+            };
+        }
+        builder.build()
+    }
+}
+
+impl fmt::Display for NtpProbe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.server)?;
+        if self.max_stratum != 15 {
+            write!(f, " max-stratum={}", self.max_stratum)?;
+        }
+        if let Some(d) = self.max_dispersion {
+            write!(f, " max-dispersion={}", duration::show(d))?;
+        }
+        if let Some(d) = self.max_offset {
+            write!(f, " max-offset={}", duration::show(d))?;
+        }
+        Ok(())
+    }
+}
+
+/// Seconds from the NTP era 0 epoch (1900) to the Unix epoch (1970).
+const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
+
+/// Length of an NTP header without extensions or MAC.
+pub const PACKET_LEN: usize = 48;
+
+/// The fields of a server reply that the probe judges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reply {
+    /// Leap indicator (3 = clock unsynchronised).
+    pub leap: u8,
+    /// Protocol version.
+    pub version: u8,
+    /// Association mode (4 = server).
+    pub mode: u8,
+    /// Stratum (0 = kiss-o'-death, 16 = unsynchronised).
+    pub stratum: u8,
+    /// Root delay, 16.16 fixed-point seconds.
+    pub root_delay: u32,
+    /// Root dispersion, 16.16 fixed-point seconds.
+    pub root_dispersion: u32,
+    /// Reference ID; the kiss code when stratum is 0.
+    pub reference_id: [u8; 4],
+    /// Originate timestamp: our transmit timestamp, echoed.
+    pub originate: u64,
+    /// When the server received the request.
+    pub receive: u64,
+    /// When the server sent the reply.
+    pub transmit: u64,
+}
+
+impl Reply {
+    /// Decodes the fixed header; `None` if `bytes` is shorter than 48.
+    pub fn parse(bytes: &[u8]) -> Option<Reply> {
+        let b: &[u8; PACKET_LEN] = bytes.get(..PACKET_LEN)?.try_into().ok()?;
+        let u32_at = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        let u64_at = |i: usize| (u64::from(u32_at(i)) << 32) | u64::from(u32_at(i + 4));
+        Some(Reply {
+            leap: b[0] >> 6,
+            version: (b[0] >> 3) & 7,
+            mode: b[0] & 7,
+            stratum: b[1],
+            root_delay: u32_at(4),
+            root_dispersion: u32_at(8),
+            reference_id: [b[12], b[13], b[14], b[15]],
+            originate: u64_at(24),
+            receive: u64_at(32),
+            transmit: u64_at(40),
+        })
+    }
+
+    /// The kiss code of a kiss-o'-death reply (or a stratum-1 reference
+    /// ID), printable ASCII only.
+    pub fn kiss_code(&self) -> String {
+        let code: String = self
+            .reference_id
+            .iter()
+            .filter(|b| b.is_ascii_alphanumeric())
+            .map(|&b| char::from(b))
+            .collect();
+        if code.is_empty() { "unknown".into() } else { code }
+    }
+}
+
+/// A client request: LI 0, VN 4, mode 3, with `transmit` as the transmit
+/// timestamp and every other field zero.
+pub fn request(transmit: u64) -> [u8; PACKET_LEN] {
+    let mut packet = [0u8; PACKET_LEN];
+    packet[0] = 0x23;
+    packet[40..48].copy_from_slice(&transmit.to_be_bytes());
+    packet
+}
+
+/// This host's clock as an NTP timestamp (32.32 fixed point since 1900,
+/// wrapping at the era boundary in 2036 as the wire format does).
+pub fn ntp_now() -> u64 {
+    let since_unix = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since_unix.as_secs().wrapping_add(NTP_UNIX_OFFSET) & 0xffff_ffff;
+    let frac = (u64::from(since_unix.subsec_nanos()) << 32) / 1_000_000_000;
+    (secs << 32) | frac
+}
+
+/// `a - b` between two NTP timestamps, in seconds. Computed on the wrapped
+/// 64-bit difference (RFC 5905 §6), so it is right across an era boundary
+/// as long as the two are within 68 years of each other.
+fn diff_secs(a: u64, b: u64) -> f64 {
+    a.wrapping_sub(b).cast_signed() as f64 / 4_294_967_296.0
+}
+
+/// A 16.16 fixed-point number of seconds as a duration.
+fn short_to_duration(v: u32) -> Duration {
+    Duration::from_nanos((u64::from(v) * 1_000_000_000) >> 16)
+}
+
+/// A random 64-bit value: a guessed originate timestamp must not be
+/// accepted, so it must not be predictable.
+fn random_u64() -> u64 {
+    let mut bytes = [0u8; 8];
+    if getrandom::getrandom(&mut bytes).is_err() {
+        // No OS randomness (never seen on Linux): fall back to the clock,
+        // which still differs between probes.
+        return ntp_now() ^ 0x5a5a_5a5a_5a5a_5a5a;
+    }
+    u64::from_be_bytes(bytes)
+}
+
+impl NtpProbe {
+    /// Sends one request and judges the reply, all within `timeout`.
+    pub fn run(&self, timeout: Duration) -> Outcome {
+        let deadline = Instant::now() + timeout;
+        let unspecified =
+            if self.server.is_ipv4() { IpAddr::V4(Ipv4Addr::UNSPECIFIED) } else { IpAddr::V6(Ipv6Addr::UNSPECIFIED) };
+        // A connected socket only receives datagrams from the server, and
+        // reports an ICMP port-unreachable as `refused`.
+        let socket = match UdpSocket::bind((unspecified, 0)).and_then(|s| s.connect(self.server).map(|()| s)) {
+            Ok(s) => s,
+            Err(e) => return Outcome::down(io_reason(&e)),
+        };
+        let cookie = random_u64();
+        let sent_at = ntp_now();
+        if let Err(e) = socket.send(&request(cookie)) {
+            return Outcome::down(io_reason(&e));
+        }
+        let mut bogus = None;
+        let mut buf = [0u8; 1024];
+        loop {
+            let Some(left) = remaining(deadline) else {
+                return bogus.unwrap_or_else(|| Outcome::down("timeout"));
+            };
+            if let Err(e) = socket.set_read_timeout(Some(left)) {
+                return Outcome::down(io_reason(&e));
+            }
+            let n = match socket.recv(&mut buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    return bogus.unwrap_or_else(|| Outcome::down("timeout"));
+                }
+                Err(e) => return Outcome::down(io_reason(&e)),
+            };
+            let received_at = ntp_now();
+            let Some(reply) = Reply::parse(&buf[..n]) else {
+                bogus = Some(Outcome::down("ntp-bad-reply").with_detail(format!("{n}-byte reply")));
+                continue;
+            };
+            if reply.originate != cookie {
+                // A stale or forged datagram: keep waiting for ours, but say
+                // what came if ours never does.
+                bogus = Some(
+                    Outcome::down("ntp-bad-origin")
+                        .with_detail("reply's originate timestamp is not our transmit timestamp"),
+                );
+                continue;
+            }
+            return self.judge(&reply, sent_at, received_at);
+        }
+    }
+
+    /// Judges the reply to our request, received at `t4` for a request sent
+    /// at `t1` (both by this host's clock).
+    pub fn judge(&self, reply: &Reply, t1: u64, t4: u64) -> Outcome {
+        if reply.mode != 4 {
+            return Outcome::down("ntp-bad-reply").with_detail(format!("mode {} instead of 4", reply.mode));
+        }
+        if reply.stratum == 0 {
+            return Outcome::down(format!("ntp-kod {}", reply.kiss_code())).with_detail("kiss-o'-death");
+        }
+        if reply.leap == 3 || reply.stratum == 16 {
+            return Outcome::down("ntp-unsynchronised")
+                .with_detail(format!("leap indicator {}, stratum {}", reply.leap, reply.stratum));
+        }
+        if reply.stratum > 16 {
+            return Outcome::down("ntp-bad-reply").with_detail(format!("reserved stratum {}", reply.stratum));
+        }
+        if reply.transmit == 0 {
+            return Outcome::down("ntp-bad-reply").with_detail("zero transmit timestamp");
+        }
+        let dispersion = short_to_duration(reply.root_dispersion);
+        // Clock offset and round-trip delay, RFC 4330 §5.
+        let offset = (diff_secs(reply.receive, t1) + diff_secs(reply.transmit, t4)) / 2.0;
+        let delay = diff_secs(t4, t1) - diff_secs(reply.transmit, reply.receive);
+        let detail = format!(
+            "stratum {}, offset {offset:+.6}s, delay {delay:.6}s, root dispersion {:.6}s, reference {}",
+            reply.stratum,
+            dispersion.as_secs_f64(),
+            reply.kiss_code(),
+        );
+        if reply.stratum > self.max_stratum {
+            return Outcome::down(format!("ntp-stratum {}", reply.stratum)).with_detail(detail);
+        }
+        if self.max_dispersion.is_some_and(|max| dispersion > max) {
+            return Outcome::down("ntp-dispersion").with_detail(detail);
+        }
+        if self.max_offset.is_some_and(|max| offset.abs() > max.as_secs_f64()) {
+            return Outcome::down("ntp-offset").with_detail(detail);
+        }
+        Outcome::healthy("ntp-synchronised").with_detail(detail)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::Health;
+
+    fn reply(leap: u8, stratum: u8) -> Reply {
+        let now = ntp_now();
+        Reply {
+            leap,
+            version: 4,
+            mode: 4,
+            stratum,
+            root_delay: 0,
+            root_dispersion: 1 << 12, // 1/16 s
+            reference_id: *b"GPS\0",
+            originate: 1,
+            receive: now,
+            transmit: now,
+        }
+    }
+
+    #[test]
+    fn flag_form_parses_and_round_trips() {
+        let p: NtpProbe = "127.0.0.1:123".parse().unwrap();
+        assert_eq!(p, NtpProbe::builder().build().unwrap());
+        let p: NtpProbe = "::1 max-offset=100ms max-dispersion=1s max-stratum=4".parse().unwrap();
+        assert_eq!(p.server, "[::1]:123".parse().unwrap());
+        assert_eq!(p.max_offset, Some(Duration::from_millis(100)));
+        assert_eq!(p.max_dispersion, Some(Duration::from_secs(1)));
+        assert_eq!(p.max_stratum, 4);
+        assert_eq!(p.to_string().parse::<NtpProbe>().unwrap(), p);
+        assert_eq!("max-offset=1s".parse::<NtpProbe>().unwrap().server.port(), 123);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = |s: &str| s.parse::<NtpProbe>().unwrap_err();
+        assert!(e("ntp.example.com").starts_with("server:"));
+        assert!(e("127.0.0.1 max-stratum=16").starts_with("max-stratum:"));
+        assert!(e("127.0.0.1 max-stratum=0").starts_with("max-stratum:"));
+        assert!(e("127.0.0.1 max-offset=soon").starts_with("max-offset:"));
+        assert!(e("127.0.0.1 max-dispersion=").starts_with("max-dispersion:"));
+        assert!(e("127.0.0.1 stratum=2").starts_with("stratum:"));
+        assert!(e("127.0.0.1 ::1").contains("KEY=VALUE"));
+    }
+
+    #[test]
+    fn request_and_parse_agree() {
+        let packet = request(0x0123_4567_89ab_cdef);
+        assert_eq!(packet[0], 0x23);
+        let r = Reply::parse(&packet).unwrap();
+        assert_eq!((r.leap, r.version, r.mode), (0, 4, 3));
+        assert_eq!(r.transmit, 0x0123_4567_89ab_cdef);
+        assert!(Reply::parse(&packet[..47]).is_none());
+    }
+
+    #[test]
+    fn judges_health_fields() {
+        let p = NtpProbe::builder().max_dispersion("100ms").max_offset("1s").build().unwrap();
+        let now = ntp_now();
+        assert_eq!(p.judge(&reply(0, 2), now, now).reason, "ntp-synchronised");
+        assert_eq!(p.judge(&reply(1, 2), now, now).health, Health::Healthy);
+        assert_eq!(p.judge(&reply(3, 2), now, now).reason, "ntp-unsynchronised");
+        assert_eq!(p.judge(&reply(0, 16), now, now).reason, "ntp-unsynchronised");
+        let mut kod = reply(3, 0);
+        kod.reference_id = *b"RATE";
+        assert_eq!(p.judge(&kod, now, now).reason, "ntp-kod RATE");
+        let mut r = reply(0, 2);
+        r.root_dispersion = 1 << 16;
+        assert_eq!(p.judge(&r, now, now).reason, "ntp-dispersion");
+        let mut r = reply(0, 2);
+        r.receive = r.receive.wrapping_add(5 << 32);
+        r.transmit = r.transmit.wrapping_add(5 << 32);
+        assert_eq!(p.judge(&r, now, now).reason, "ntp-offset");
+        let mut r = reply(0, 2);
+        r.mode = 3;
+        assert_eq!(p.judge(&r, now, now).reason, "ntp-bad-reply");
+        let strict = NtpProbe::builder().max_stratum("1").build().unwrap();
+        assert_eq!(strict.judge(&reply(0, 2), now, now).reason, "ntp-stratum 2");
+    }
+
+    #[test]
+    fn differences_wrap_at_the_era_boundary() {
+        // One second after the 2036 rollover minus one second before it.
+        assert_eq!(diff_secs(1 << 32, u64::MAX - (1 << 32) + 1), 2.0);
+        assert_eq!(diff_secs(0, 1 << 32), -1.0);
+        assert_eq!(short_to_duration(1 << 15), Duration::from_millis(500));
+    }
+}
