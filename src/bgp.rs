@@ -25,7 +25,7 @@ impl Prefix {
     }
 
     /// The prefix length.
-    pub fn len(&self) -> u8 {
+    pub fn prefix_len(&self) -> u8 {
         self.0.prefix_len()
     }
 
@@ -138,7 +138,11 @@ impl FromStr for Community {
         if let Some(&(_, v)) = WELL_KNOWN.iter().find(|(n, _)| n.eq_ignore_ascii_case(s)) {
             return Ok(Community(v));
         }
-        let bad = || format!("{s:?} is not a community (ASN:VALUE with both parts 0-65535, or no-export, no-advertise, no-export-subconfed, nopeer)");
+        let bad = || {
+            format!(
+                "{s:?} is not a community (ASN:VALUE with both parts 0-65535, or no-export, no-advertise, no-export-subconfed, nopeer)"
+            )
+        };
         let (a, v) = s.split_once(':').ok_or_else(bad)?;
         let a: u16 = a.parse().map_err(|_| bad())?;
         let v: u16 = v.parse().map_err(|_| bad())?;
@@ -214,7 +218,9 @@ impl FromStr for ExtCommunity {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = |why: &str| format!("{s:?} is not an extended community ({why}; use target:ASN:N, origin:ASN:N or target:IPV4:N)");
+        let bad = |why: &str| {
+            format!("{s:?} is not an extended community ({why}; use target:ASN:N, origin:ASN:N or target:IPV4:N)")
+        };
         let (kind, rest) = s.split_once(':').ok_or_else(|| bad("no type"))?;
         let kind = match kind {
             "target" => ExtKind::Target,

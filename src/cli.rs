@@ -24,9 +24,9 @@ use crate::bgp::{AsPath, Community, ExtCommunity, LargeCommunity, NextHop, Prefi
 use crate::duration;
 use crate::engine::{self, Options, Stop};
 use crate::exabgp::AckMode;
+use crate::probe::Check;
 use crate::probe::command::{CommandProbe, ExitCodes, Program};
 use crate::probe::tcp::TcpProbe;
-use crate::probe::Check;
 use crate::service::{Action, Attributes, Service, Timing};
 
 /// Most host routes `--deaggregate-networks` may expand one prefix into.
@@ -291,12 +291,15 @@ impl Args {
         }
         if let Some(nh) = next_hop {
             if nh.is_ipv6() == Some(true) && prefixes.iter().any(|p| !p.is_ipv6()) {
-                e.push(format!("--next-hop: {nh} is IPv6 but IPv4 prefixes are announced; give an IPv4 next hop or self"));
+                e.push(format!(
+                    "--next-hop: {nh} is IPv6 but IPv4 prefixes are announced; give an IPv4 next hop or self"
+                ));
             }
-            if nh.is_ipv6() == Some(false) && next_hop6.is_none() {
-                if let Some(p) = prefixes.iter().find(|p| p.is_ipv6()) {
-                    e.push(format!("--next-hop6: {p} is IPv6 and --next-hop {nh} is IPv4; give --next-hop6"));
-                }
+            if nh.is_ipv6() == Some(false)
+                && next_hop6.is_none()
+                && let Some(p) = prefixes.iter().find(|p| p.is_ipv6())
+            {
+                e.push(format!("--next-hop6: {p} is IPv6 and --next-hop {nh} is IPv4; give --next-hop6"));
             }
             if nh == NextHop::Own && next_hop6.is_none() && prefixes.iter().any(Prefix::is_ipv6) {
                 log::warn!(
@@ -308,10 +311,11 @@ impl Args {
 
         let mut neighbors = Vec::new();
         for n in &self.neighbor {
-            if n != "*" {
-                if let Some(ip) = e.take("--neighbor", n.parse::<IpAddr>().map_err(|_| format!("{n:?} is not an IP address or *"))) {
-                    neighbors.push(ip);
-                }
+            let parsed = n.parse::<IpAddr>().map_err(|_| format!("{n:?} is not an IP address or *"));
+            if n != "*"
+                && let Some(ip) = e.take("--neighbor", parsed)
+            {
+                neighbors.push(ip);
             }
         }
 
@@ -319,8 +323,10 @@ impl Args {
             v.as_ref().and_then(|s| e.take(flag, parse_list::<Community>(s))).unwrap_or_default()
         };
         let communities = list(&mut e, "--community", &self.community);
-        let disabled_communities =
-            self.disabled_community.as_ref().map(|s| e.take("--disabled-community", parse_list::<Community>(s)).unwrap_or_default());
+        let disabled_communities = self
+            .disabled_community
+            .as_ref()
+            .map(|s| e.take("--disabled-community", parse_list::<Community>(s)).unwrap_or_default());
         let extended_communities = self
             .extended_community
             .as_ref()
@@ -339,7 +345,9 @@ impl Args {
 
         let local_preference = match self.local_preference {
             None | Some(-1) => None,
-            Some(v) => e.take("--local-preference", u32::try_from(v).map_err(|_| format!("{v} is not 0-4294967295 (or -1)"))),
+            Some(v) => {
+                e.take("--local-preference", u32::try_from(v).map_err(|_| format!("{v} is not 0-4294967295 (or -1)")))
+            }
         };
         let base = Attributes {
             med: None,
@@ -697,7 +705,10 @@ mod tests {
     fn healthcheck_defaults() {
         let s = settings(&["--ip", "198.51.100.1/32", "--cmd", "true"]).unwrap();
         let t = &s.service.timing;
-        assert_eq!((t.interval, t.fast_interval, t.timeout), (Duration::from_secs(5), Duration::from_secs(1), Duration::from_secs(5)));
+        assert_eq!(
+            (t.interval, t.fast_interval, t.timeout),
+            (Duration::from_secs(5), Duration::from_secs(1), Duration::from_secs(5))
+        );
         assert_eq!((t.rise.get(), t.fall.get()), (3, 3));
         assert_eq!(s.service.up.med, Some(100));
         assert_eq!(s.service.down, Action::Announce(Attributes { med: Some(1000), ..Attributes::default() }));
@@ -709,12 +720,29 @@ mod tests {
     #[test]
     fn every_error_is_reported_at_once() {
         let errs = settings(&[
-            "--ip", "198.51.100.1/24", "--rise", "0", "--interval", "soon", "--community", "65000:1\nshutdown",
-            "--tcp", "example.com:80", "--sudo",
+            "--ip",
+            "198.51.100.1/24",
+            "--rise",
+            "0",
+            "--interval",
+            "soon",
+            "--community",
+            "65000:1\nshutdown",
+            "--tcp",
+            "example.com:80",
+            "--sudo",
         ])
         .unwrap_err();
         let all = errs.join("\n");
-        for needle in ["--ip: ", "host bits", "--rise: must be at least 1", "--interval: ", "--community: ", "--tcp: ", "--sudo is not supported"] {
+        for needle in [
+            "--ip: ",
+            "host bits",
+            "--rise: must be at least 1",
+            "--interval: ",
+            "--community: ",
+            "--tcp: ",
+            "--sudo is not supported",
+        ] {
             assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
         }
     }
@@ -727,15 +755,33 @@ mod tests {
         assert!(e[0].contains("--next-hop"), "{e:?}");
         let e = settings(&["--ip", "2001:db8::1/128", "--next-hop6", "198.51.100.1"]).unwrap_err();
         assert!(e[0].contains("IPv4 address"), "{e:?}");
-        assert!(settings(&["--ip", "2001:db8::1/128", "--next-hop", "198.51.100.254", "--next-hop6", "2001:db8::ff"]).is_ok());
+        assert!(
+            settings(&["--ip", "2001:db8::1/128", "--next-hop", "198.51.100.254", "--next-hop6", "2001:db8::ff"])
+                .is_ok()
+        );
     }
 
     #[test]
     fn compatibility_flags() {
         let s = settings(&[
-            "--ip", "198.51.100.0/30", "--deaggregate-networks", "--start-ip", "1", "--neighbor", "*",
-            "--no-syslog", "--no-ip-setup", "--debounce", "--silent", "--local-preference", "-1", "--interval", "0.5",
-            "--timeout", "250ms", "--withdraw-on-down",
+            "--ip",
+            "198.51.100.0/30",
+            "--deaggregate-networks",
+            "--start-ip",
+            "1",
+            "--neighbor",
+            "*",
+            "--no-syslog",
+            "--no-ip-setup",
+            "--debounce",
+            "--silent",
+            "--local-preference",
+            "-1",
+            "--interval",
+            "0.5",
+            "--timeout",
+            "250ms",
+            "--withdraw-on-down",
         ])
         .unwrap();
         let p: Vec<String> = s.service.prefixes.iter().map(ToString::to_string).collect();
@@ -750,8 +796,16 @@ mod tests {
     #[test]
     fn per_state_attributes() {
         let s = settings(&[
-            "--ip", "198.51.100.1/32", "--community", "65000:1", "--disabled-community", "65000:666",
-            "--as-path", "65001", "--down-as-path", "65001 65001 65001",
+            "--ip",
+            "198.51.100.1/32",
+            "--community",
+            "65000:1",
+            "--disabled-community",
+            "65000:666",
+            "--as-path",
+            "65001",
+            "--down-as-path",
+            "65001 65001 65001",
         ])
         .unwrap();
         assert_eq!(s.service.up.communities, parse_list::<Community>("65000:1").unwrap());
@@ -765,8 +819,13 @@ mod tests {
     fn config_file_lines_become_flags_before_the_command_line() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("hc.conf");
-        std::fs::write(&f, "# comment\nip = 198.51.100.1/32\ncmd = curl -sf http://127.0.0.1/\nwithdraw-on-down\nrise=5\n").unwrap();
-        let argv: Vec<OsString> = ["exaprobe", "-F", f.to_str().unwrap(), "--rise", "2"].iter().map(OsString::from).collect();
+        std::fs::write(
+            &f,
+            "# comment\nip = 198.51.100.1/32\ncmd = curl -sf http://127.0.0.1/\nwithdraw-on-down\nrise=5\n",
+        )
+        .unwrap();
+        let argv: Vec<OsString> =
+            ["exaprobe", "-F", f.to_str().unwrap(), "--rise", "2"].iter().map(OsString::from).collect();
         let args = Args::try_parse_from(expand_config(argv).unwrap()).unwrap();
         assert_eq!(args.cmd.as_deref(), Some("curl -sf http://127.0.0.1/"));
         assert!(args.withdraw_on_down);

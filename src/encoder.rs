@@ -153,7 +153,10 @@ mod tests {
                 "announce route 2001:db8::100/128 next-hop 2001:db8:ffff::1 med 1001",
             ]
         );
-        assert_eq!(lines(&s, Advert::Disabled), ["withdraw route 198.51.100.100/32", "withdraw route 2001:db8::100/128"]);
+        assert_eq!(
+            lines(&s, Advert::Disabled),
+            ["withdraw route 198.51.100.100/32", "withdraw route 2001:db8::100/128"]
+        );
     }
 
     #[test]

@@ -166,14 +166,10 @@ impl<W: Write> Engine<W> {
                 self.start_round(now)?;
             }
             self.reassert_if_due(now)?;
-            let wake = [
-                self.round.is_none().then_some(self.next_probe),
-                self.writer.deadline(),
-                self.reassert_due(),
-            ]
-            .into_iter()
-            .flatten()
-            .min();
+            let wake = [self.round.is_none().then_some(self.next_probe), self.writer.deadline(), self.reassert_due()]
+                .into_iter()
+                .flatten()
+                .min();
             let event = match wake {
                 Some(at) => match self.events.recv_timeout(at.saturating_duration_since(now)) {
                     Ok(e) => e,

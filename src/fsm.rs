@@ -189,8 +189,8 @@ impl Fsm {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
     use Observation::{Disabled as X, Healthy as H, Unhealthy as U};
+    use proptest::prelude::*;
 
     fn run(rise: u32, fall: u32, obs: &[Observation]) -> (Fsm, Vec<Option<Advert>>) {
         let t0 = Instant::now();

@@ -20,6 +20,7 @@
 
 pub mod bgp;
 pub mod cli;
+pub mod duration;
 pub mod encoder;
 pub mod engine;
 pub mod exabgp;
@@ -28,4 +29,3 @@ pub mod logger;
 pub mod probe;
 pub mod service;
 pub mod signals;
-pub mod duration;

@@ -50,11 +50,7 @@ impl TcpProbe {
     }
 
     /// A probe from raw parts; `send` and `expect` must not be empty.
-    pub fn new(
-        address: SocketAddr,
-        send: Option<Vec<u8>>,
-        expect: Option<Vec<u8>>,
-    ) -> Result<Self, String> {
+    pub fn new(address: SocketAddr, send: Option<Vec<u8>>, expect: Option<Vec<u8>>) -> Result<Self, String> {
         if send.as_ref().is_some_and(Vec::is_empty) {
             return Err("send: must not be empty (leave it out to send nothing)".into());
         }
@@ -75,9 +71,8 @@ pub(crate) fn parse_socket_addr(s: &str) -> Result<SocketAddr, String> {
         let port: u16 = port.parse().map_err(|_| format!("invalid port in {s:?}"))?;
         return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
     }
-    s.parse::<SocketAddr>().map_err(|_| {
-        format!("{s:?} is not IP:PORT (IPv6 as [ADDR]:PORT; host names are not resolved)")
-    })
+    s.parse::<SocketAddr>()
+        .map_err(|_| format!("{s:?} is not IP:PORT (IPv6 as [ADDR]:PORT; host names are not resolved)"))
 }
 
 impl FromStr for TcpProbe {
@@ -216,9 +211,9 @@ pub fn unescape(s: &str) -> Result<Vec<u8>, String> {
             Some(b'x') => {
                 let hex = [bytes.next(), bytes.next()];
                 let value = match hex {
-                    [Some(h), Some(l)] => std::str::from_utf8(&[h, l])
-                        .ok()
-                        .and_then(|h| u8::from_str_radix(h, 16).ok()),
+                    [Some(h), Some(l)] => {
+                        std::str::from_utf8(&[h, l]).ok().and_then(|h| u8::from_str_radix(h, 16).ok())
+                    }
                     _ => None,
                 };
                 out.push(value.ok_or_else(|| format!("\\x needs two hex digits in {s:?}"))?);

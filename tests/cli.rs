@@ -1,0 +1,354 @@
+//! Integration tests of the exaprobe binary: dry-run, and a fake ExaBGP on
+//! its stdin/stdout (acks, missing acks, `error` acks, the shutdown line, end
+//! of stdin, SIGTERM), against loopback services the tests start.
+//!
+//! Waits are bounded polls on the binary's output; timing figures live in the
+//! benchmark, not here.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const EXE: &str = env!("CARGO_BIN_EXE_exaprobe");
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A running exaprobe with its stdout and stderr read line by line.
+struct Probe {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Receiver<String>,
+    stderr: Receiver<String>,
+    seen_stderr: Vec<String>,
+}
+
+fn lines(r: impl Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(r).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+impl Probe {
+    /// Starts exaprobe with stdin and stdout as pipes, as ExaBGP does.
+    fn start(args: &[&str]) -> Probe {
+        let mut child = Command::new(EXE)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start exaprobe");
+        let stdout = lines(child.stdout.take().unwrap());
+        let stderr = lines(child.stderr.take().unwrap());
+        Probe { stdin: child.stdin.take(), child, stdout, stderr, seen_stderr: Vec::new() }
+    }
+
+    fn line(&mut self) -> String {
+        self.stdout.recv_timeout(WAIT).unwrap_or_else(|_| panic!("no stdout line; stderr:\n{}", self.stderr_text()))
+    }
+
+    fn send(&mut self, s: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin.write_all(format!("{s}\n").as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    fn stderr_text(&mut self) -> String {
+        while let Ok(l) = self.stderr.try_recv() {
+            self.seen_stderr.push(l);
+        }
+        self.seen_stderr.join("\n")
+    }
+
+    /// Waits until stderr has a line containing `needle`.
+    fn wait_stderr(&mut self, needle: &str) {
+        let until = Instant::now() + WAIT;
+        while Instant::now() < until {
+            if self.seen_stderr.iter().any(|l| l.contains(needle)) {
+                return;
+            }
+            if let Ok(l) = self.stderr.recv_timeout(Duration::from_millis(50)) {
+                self.seen_stderr.push(l);
+            }
+        }
+        panic!("stderr never said {needle:?}:\n{}", self.stderr_text());
+    }
+
+    /// Waits for the process to exit; returns its code and how long it took.
+    fn wait_exit(&mut self, within: Duration) -> (i32, Duration) {
+        let start = Instant::now();
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return (st.code().unwrap_or(-1), start.elapsed());
+            }
+            if start.elapsed() > within {
+                panic!("exaprobe did not exit within {within:?}; stderr:\n{}", self.stderr_text());
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn rest_of_stdout(&mut self) -> Vec<String> {
+        let mut v = Vec::new();
+        while let Ok(l) = self.stdout.recv_timeout(Duration::from_millis(200)) {
+            v.push(l);
+        }
+        v
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill").args(["-s", sig, &self.child.id().to_string()]).status().unwrap().success();
+        assert!(ok);
+    }
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback TCP listener that can be closed and reopened on the same port.
+struct Service {
+    port: u16,
+    listener: Option<TcpListener>,
+}
+
+impl Service {
+    fn up() -> Service {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Service { port: listener.local_addr().unwrap().port(), listener: Some(listener) }
+    }
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+    fn stop(&mut self) {
+        self.listener = None;
+    }
+    fn start(&mut self) {
+        self.listener = Some(TcpListener::bind(("127.0.0.1", self.port)).unwrap());
+    }
+}
+
+const FAST: [&str; 8] = ["--interval", "0.3", "--fast-interval", "0.1", "--rise", "2", "--fall", "2"];
+
+fn args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    FAST.iter().copied().chain(extra.iter().copied()).collect()
+}
+
+#[test]
+fn dry_run_follows_the_service_up_down_and_up() {
+    let mut svc = Service::up();
+    let addr = svc.addr();
+    let mut p = Probe::start(&args(&[
+        "--dry-run",
+        "--ip",
+        "198.51.100.1/32",
+        "--ip",
+        "2001:db8::1/128",
+        "--next-hop6",
+        "2001:db8::ff",
+        "--tcp",
+        &addr,
+    ]));
+    assert_eq!(p.line(), "announce route 198.51.100.1/32 next-hop self med 100");
+    assert_eq!(p.line(), "announce route 2001:db8::1/128 next-hop 2001:db8::ff med 101");
+    p.wait_stderr("-> UP");
+    svc.stop();
+    assert_eq!(p.line(), "announce route 198.51.100.1/32 next-hop self med 1000");
+    assert_eq!(p.line(), "announce route 2001:db8::1/128 next-hop 2001:db8::ff med 1001");
+    p.wait_stderr("FALLING(1/2) -> DOWN");
+    p.wait_stderr("down (refused)");
+    svc.start();
+    assert_eq!(p.line(), "announce route 198.51.100.1/32 next-hop self med 100");
+    p.signal("INT");
+    assert_eq!(p.line(), "announce route 2001:db8::1/128 next-hop 2001:db8::ff med 101");
+    assert_eq!(p.line(), "withdraw route 198.51.100.1/32");
+    assert_eq!(p.line(), "withdraw route 2001:db8::1/128");
+    assert_eq!(p.wait_exit(WAIT).0, 0);
+}
+
+#[test]
+fn a_fresh_start_with_the_service_down_withdraws_at_once() {
+    let mut svc = Service::up();
+    let addr = svc.addr();
+    svc.stop();
+    // rise/fall 3 with a slow interval: only the crash-safety rule can make
+    // the first probe's failure produce a line.
+    let mut p = Probe::start(&[
+        "--interval",
+        "30",
+        "--rise",
+        "3",
+        "--fall",
+        "3",
+        "--withdraw-on-down",
+        "--ip",
+        "198.51.100.7/32",
+        "--tcp",
+        &addr,
+    ]);
+    assert_eq!(p.line(), "withdraw route 198.51.100.7/32");
+    p.send("done");
+    p.wait_stderr("INIT -> DOWN");
+}
+
+#[test]
+fn commands_wait_for_acks_and_survive_missing_and_error_acks() {
+    let mut p = Probe::start(&args(&[
+        "--ack-timeout",
+        "2s",
+        "--cmd",
+        "true",
+        "--ip",
+        "198.51.100.1/32",
+        "--ip",
+        "198.51.100.2/32",
+        "--ip",
+        "198.51.100.3/32",
+    ]));
+    assert_eq!(p.line(), "announce route 198.51.100.1/32 next-hop self med 100");
+    // Nothing more until the ack comes (the ack timeout is 2 s) ...
+    assert!(p.stdout.recv_timeout(Duration::from_millis(500)).is_err(), "a second command went before the ack");
+    // ... and `done` releases the next command.
+    p.send("done");
+    assert_eq!(p.line(), "announce route 198.51.100.2/32 next-hop self med 101");
+    p.send("error");
+    p.wait_stderr("answered `error` to: announce route 198.51.100.2/32");
+    assert_eq!(p.line(), "announce route 198.51.100.3/32 next-hop self med 102");
+    // No ack at all (ExaBGP 4.2 does that for some malformed commands): the
+    // channel gives up after --ack-timeout and goes on.
+    p.wait_stderr("no ack from ExaBGP within 2s for: announce route 198.51.100.3/32");
+    // Events and empty lines are not acks.
+    p.send("neighbor 127.0.0.1 up");
+    p.send("");
+    p.wait_stderr("ExaBGP: neighbor 127.0.0.1 up");
+}
+
+#[test]
+fn shutdown_line_makes_it_exit_quietly() {
+    let mut p = Probe::start(&args(&["--cmd", "true", "--ip", "198.51.100.1/32"]));
+    assert!(p.line().starts_with("announce route 198.51.100.1/32"));
+    p.send("done");
+    p.send("shutdown 1234 1");
+    let (code, took) = p.wait_exit(WAIT);
+    assert_eq!(code, 0);
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    assert_eq!(p.rest_of_stdout(), Vec::<String>::new(), "nothing may follow the shutdown line");
+}
+
+#[test]
+fn end_of_stdin_makes_it_exit_and_kill_its_checks() {
+    let marker = format!("exaprobe-test-marker-{}", std::process::id());
+    let cmd = format!("sleep 30 & exec sleep 31 # {marker}");
+    let mut p = Probe::start(&["--cmd", &cmd, "--timeout", "60", "--ip", "198.51.100.1/32"]);
+    p.wait_stderr("starting");
+    // Wait until the check runs, then close stdin.
+    let running = || {
+        std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+            std::fs::read(e.path().join("cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(&marker))
+        })
+    };
+    let until = Instant::now() + WAIT;
+    while !running() {
+        assert!(Instant::now() < until, "the check never started");
+        thread::sleep(Duration::from_millis(20));
+    }
+    p.stdin = None;
+    let (code, took) = p.wait_exit(WAIT);
+    assert_eq!(code, 0);
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    assert_eq!(p.rest_of_stdout(), Vec::<String>::new());
+    let until = Instant::now() + WAIT;
+    while running() {
+        assert!(Instant::now() < until, "a check process outlived exaprobe");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigterm_withdraws_and_exits_even_without_acks() {
+    let mut p = Probe::start(&args(&["--cmd", "true", "--ip", "198.51.100.1/32", "--ip", "198.51.100.2/32"]));
+    assert!(p.line().starts_with("announce route 198.51.100.1/32"));
+    p.send("done");
+    assert!(p.line().starts_with("announce route 198.51.100.2/32"));
+    p.send("done");
+    p.wait_stderr("UP: announcing");
+    p.signal("TERM");
+    assert_eq!(p.line(), "withdraw route 198.51.100.1/32");
+    assert_eq!(p.line(), "withdraw route 198.51.100.2/32");
+    let (code, took) = p.wait_exit(WAIT);
+    assert_eq!(code, 0);
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+}
+
+#[test]
+fn a_bad_flag_under_exabgp_idles_instead_of_exiting() {
+    let mut p = Probe::start(&["--ip", "198.51.100.1/24", "--community", "65000:1\nwithdraw route 198.51.100.0/24"]);
+    p.wait_stderr("--ip: \"198.51.100.1/24\" has host bits set");
+    p.wait_stderr("--community: ");
+    p.wait_stderr("not exiting");
+    assert!(p.child.try_wait().unwrap().is_none(), "exited under ExaBGP: ExaBGP would respawn it");
+    assert_eq!(p.rest_of_stdout(), Vec::<String>::new(), "nothing may reach stdout");
+    p.stdin = None;
+    assert_eq!(p.wait_exit(WAIT).0, 2);
+}
+
+#[test]
+fn a_bad_flag_by_hand_exits_2_naming_the_flag() {
+    let out = Command::new(EXE)
+        .args(["--ip", "198.51.100.1/32", "--rise", "0", "--user", "nobody"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--rise: must be at least 1"), "{err}");
+    assert!(err.contains("--user is not supported: exaprobe runs as the user ExaBGP starts it as"), "{err}");
+    let out = Command::new(EXE).args(["--bogus"]).stdin(Stdio::null()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--bogus"));
+}
+
+#[test]
+fn help_under_exabgp_goes_to_stderr() {
+    let mut p = Probe::start(&["--help"]);
+    p.wait_stderr("Usage: exaprobe");
+    assert_eq!(p.rest_of_stdout(), Vec::<String>::new());
+    p.signal("TERM");
+    assert_eq!(p.wait_exit(WAIT).0, 2);
+}
+
+#[test]
+fn maintenance_file_disables_and_its_removal_restores() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("maintenance");
+    let svc = Service::up();
+    let addr = svc.addr();
+    let mut p = Probe::start(&args(&[
+        "--dry-run",
+        "--ip",
+        "198.51.100.1/32",
+        "--tcp",
+        &addr,
+        "--disable",
+        file.to_str().unwrap(),
+    ]));
+    assert_eq!(p.line(), "announce route 198.51.100.1/32 next-hop self med 100");
+    std::fs::write(&file, "").unwrap();
+    assert_eq!(p.line(), "announce route 198.51.100.1/32 next-hop self med 500");
+    p.wait_stderr("maintenance file");
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(p.line(), "announce route 198.51.100.1/32 next-hop self med 100");
+}
