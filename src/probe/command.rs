@@ -131,22 +131,19 @@ impl CommandProbe {
         children.insert(pid);
         let first_line = read_first_line(reader);
 
-        // Wait for the leader to exit without reaping it (WNOWAIT): its pid
-        // stays reserved, so killing the group afterwards cannot hit an
-        // unrelated process that reused the number.
-        let mut step = Duration::from_millis(1);
-        let timed_out = loop {
-            let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
-            match waitid(Id::Pid(Pid::from_raw(pid)), flags) {
-                Ok(nix::sys::wait::WaitStatus::StillAlive) => {}
-                Ok(_) | Err(_) => break false,
-            }
-            let elapsed = start.elapsed();
-            if elapsed >= timeout {
-                break true;
-            }
-            thread::sleep(step.min(timeout - elapsed));
-            step = (step * 2).min(Duration::from_millis(10));
+        // A waiter thread blocks until the leader exits, without reaping it
+        // (WNOWAIT): its pid stays reserved, so killing the group afterwards
+        // cannot hit an unrelated process that reused the number. At the
+        // timeout the group is killed, which ends the waiter too.
+        let (exited_tx, exited) = mpsc::channel();
+        let waiter = thread::Builder::new().name("cmd-wait".into()).stack_size(64 * 1024).spawn(move || {
+            let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT;
+            while let Err(nix::errno::Errno::EINTR) = waitid(Id::Pid(Pid::from_raw(pid)), flags) {}
+            let _ = exited_tx.send(());
+        });
+        let timed_out = match waiter {
+            Ok(_) => exited.recv_timeout(timeout.saturating_sub(start.elapsed())).is_err(),
+            Err(_) => true,
         };
         // Kill whatever the check left in its group, then reap the leader.
         let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
