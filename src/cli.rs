@@ -24,10 +24,10 @@ use crate::bgp::{AsPath, Community, ExtCommunity, LargeCommunity, NextHop, Prefi
 use crate::duration;
 use crate::engine::{self, Options, Stop};
 use crate::exabgp::AckMode;
+use crate::fsm::Require;
 use crate::probe::Check;
 use crate::probe::command::{CommandProbe, ExitCodes, Program};
-use crate::probe::tcp::TcpProbe;
-use crate::service::{Action, Attributes, Service, Timing};
+use crate::service::{Action, Attributes, OnFail, Service, ServiceCheck, Timing};
 
 /// Most host routes `--deaggregate-networks` may expand one prefix into.
 const DEAGGREGATE_MAX: usize = 1024;
@@ -61,6 +61,15 @@ pub struct Args {
     /// MED of the first prefix when DOWN.
     #[arg(long, value_name = "M", default_value_t = 1000, help_heading = "Routes")]
     pub down_metric: u32,
+    /// MED of the first prefix when DEGRADED.
+    #[arg(long, value_name = "M", default_value_t = 200, help_heading = "Routes")]
+    pub degraded_metric: u32,
+    /// Communities added to --community when DEGRADED (a "drain" community, say).
+    #[arg(long, value_name = "LIST", help_heading = "Routes")]
+    pub degraded_community: Option<String>,
+    /// AS path when DEGRADED, to prepend ("65001 65001 65001"; overrides --as-path).
+    #[arg(long, value_name = "ASNS", help_heading = "Routes")]
+    pub degraded_as_path: Option<String>,
     /// MED of the first prefix when DISABLED.
     #[arg(long, value_name = "M", default_value_t = 500, help_heading = "Routes")]
     pub disabled_metric: u32,
@@ -113,6 +122,21 @@ pub struct Args {
     /// Native TCP check: healthy when a connection to IP:PORT succeeds (repeatable).
     #[arg(long, value_name = "IP:PORT", help_heading = "Checks")]
     pub tcp: Vec<String>,
+    /// Native HTTP(S) check: "URL [host=NAME] [status=200-299] [body=TEXT] [ca=FILE] [insecure] …" (repeatable).
+    #[arg(long, value_name = "SPEC", help_heading = "Checks")]
+    pub http: Vec<String>,
+    /// Native DNS check: "[SERVER] NAME [TYPE] [tcp] [rcode=R] [answer=TEXT] [source=IP] …" (repeatable).
+    #[arg(long, value_name = "SPEC", help_heading = "Checks")]
+    pub dns: Vec<String>,
+    /// Native NTP check: "[IP[:PORT]] [max-stratum=N] [max-offset=D] [max-dispersion=D]" (repeatable).
+    #[arg(long, value_name = "SPEC", num_args = 0..=1, default_missing_value = "", help_heading = "Checks")]
+    pub ntp: Vec<String>,
+    /// Monitoring plugin, run without a shell: "PATH ARGS…" split on spaces; exit 0 ok, 1 degraded, 2+ down.
+    #[arg(long, value_name = "ARGV", help_heading = "Checks")]
+    pub plugin: Vec<String>,
+    /// How checks combine: all, any, or a number of checks that must be healthy.
+    #[arg(long, value_name = "all|any|N", default_value = "all", help_heading = "Checks")]
+    pub require: String,
     /// Maintenance file: while it exists the service is DISABLED and checks are skipped.
     #[arg(long, value_name = "FILE", help_heading = "Checks")]
     pub disable: Option<PathBuf>,
@@ -375,19 +399,54 @@ impl Args {
             if cmd.trim().is_empty() {
                 e.push("--cmd: the command is empty");
             }
-            checks.push(Check::Command(CommandProbe {
-                program: Program::Shell(cmd.clone()),
+            let program = Program::Shell(cmd.clone());
+            checks.push(ServiceCheck::plain(Check::Command(CommandProbe {
+                program,
                 exit_codes: ExitCodes::ZeroIsHealthy,
-            }));
+            })));
         }
-        for t in &self.tcp {
-            if let Some(p) = e.take("--tcp", t.parse::<TcpProbe>()) {
-                checks.push(Check::Tcp(p));
+        for p in &self.plugin {
+            let argv: Vec<String> = p.split_whitespace().map(String::from).collect();
+            if argv.is_empty() {
+                e.push("--plugin: the command is empty");
+                continue;
+            }
+            let program = Program::Argv(argv);
+            checks.push(ServiceCheck::plain(Check::Command(CommandProbe { program, exit_codes: ExitCodes::Nagios })));
+        }
+        let specs: [(&str, &Vec<String>, fn(&str) -> Result<Check, String>); 4] = [
+            ("--tcp", &self.tcp, |s| s.parse().map(Check::Tcp)),
+            ("--http", &self.http, |s| s.parse().map(Check::Http)),
+            ("--dns", &self.dns, |s| s.parse().map(Check::Dns)),
+            ("--ntp", &self.ntp, |s| s.parse().map(Check::Ntp)),
+        ];
+        for (flag, values, parse) in specs {
+            for v in values {
+                if let Some(c) = e.take(flag, check_spec(v, parse)) {
+                    checks.push(c);
+                }
             }
         }
         if checks.is_empty() {
-            log::warn!("no --cmd or --tcp given: the service always counts as healthy");
+            log::warn!(
+                "no check given (--cmd, --tcp, --http, --dns, --ntp, --plugin): the service always counts as healthy"
+            );
         }
+        let require = e.take("--require", parse_require(&self.require, checks.len()));
+        let degraded = Attributes {
+            med: Some(self.degraded_metric),
+            as_path: self
+                .degraded_as_path
+                .as_ref()
+                .and_then(|s| e.take("--degraded-as-path", s.parse::<AsPath>()))
+                .or_else(|| as_path.clone()),
+            communities: {
+                let mut c = base.communities.clone();
+                c.extend(list(&mut e, "--degraded-community", &self.degraded_community));
+                c
+            },
+            ..base.clone()
+        };
 
         let mut dur = |flag: &str, v: &str, zero_ok: bool| {
             let d = e.take(flag, duration::parse(v))?;
@@ -424,7 +483,9 @@ impl Args {
         else {
             return Err(vec!["internal: a value was missing without an error".into()]);
         };
-        let (Some(rise), Some(fall), Some(ack_timeout), Some(name)) = (rise, fall, ack_timeout, name) else {
+        let (Some(rise), Some(fall), Some(ack_timeout), Some(name), Some(require)) =
+            (rise, fall, ack_timeout, name, require)
+        else {
             return Err(vec!["internal: a value was missing without an error".into()]);
         };
         let timeout = if timeout.is_zero() { Duration::from_secs(3600) } else { timeout };
@@ -437,9 +498,11 @@ impl Args {
             path_id: self.path_id,
             med_increase: self.increase,
             up,
+            degraded,
             down,
             disabled,
             checks,
+            require,
             disable_file: self.disable.clone(),
             timing: Timing {
                 interval,
@@ -502,6 +565,44 @@ impl Args {
 
 const HOOKS: &str = "exaprobe runs no hooks on state changes; every transition is logged on stderr with its \
                      reason (one line each), for a log shipper to act on; remove this flag";
+
+/// Splits the options every check flag takes (`timeout=DURATION`,
+/// `on-fail=down|degrade`) from the probe's own words, then parses the rest.
+fn check_spec(spec: &str, parse: fn(&str) -> Result<Check, String>) -> Result<ServiceCheck, String> {
+    let mut timeout = None;
+    let mut on_fail = OnFail::Down;
+    let mut rest = Vec::new();
+    for word in spec.split_whitespace() {
+        if let Some(t) = word.strip_prefix("timeout=") {
+            let d = duration::parse(t).map_err(|e| format!("timeout= {e}"))?;
+            if d.is_zero() {
+                return Err("timeout= must be more than 0".into());
+            }
+            timeout = Some(d);
+        } else if let Some(f) = word.strip_prefix("on-fail=") {
+            on_fail = match f {
+                "down" => OnFail::Down,
+                "degrade" => OnFail::Degrade,
+                _ => return Err(format!("on-fail={f}: use on-fail=down or on-fail=degrade")),
+            };
+        } else {
+            rest.push(word);
+        }
+    }
+    Ok(ServiceCheck { check: parse(&rest.join(" "))?, timeout, on_fail })
+}
+
+fn parse_require(s: &str, checks: usize) -> Result<Require, String> {
+    match s {
+        "all" => Ok(Require::All),
+        "any" => Ok(Require::Any),
+        n => match n.parse::<usize>() {
+            Ok(k) if k >= 1 && k <= checks.max(1) => Ok(Require::AtLeast(k)),
+            Ok(k) => Err(format!("{k} is not between 1 and the number of checks ({checks})")),
+            Err(_) => Err(format!("{s:?} is not all, any or a number")),
+        },
+    }
+}
 
 fn valid_name(n: &str) -> Result<String, String> {
     if !n.is_empty() && n.len() <= 64 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) {
@@ -618,7 +719,7 @@ pub fn main() -> ExitCode {
         "starting: {} prefix(es) {}, checks [{}], interval {}, fast-interval {}, timeout {}, rise {}, fall {}{}",
         s.prefixes.len(),
         s.prefixes.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "),
-        s.checks.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+        s.checks.iter().map(|c| c.check.to_string()).collect::<Vec<_>>().join(", "),
         duration::show(s.timing.interval),
         duration::show(s.timing.fast_interval),
         duration::show(s.timing.timeout),

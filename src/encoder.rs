@@ -121,9 +121,16 @@ mod tests {
             path_id: None,
             med_increase: 1,
             up: Attributes { med: Some(100), ..Attributes::default() },
+            degraded: Attributes {
+                med: Some(200),
+                as_path: Some("65001 65001 65001".parse().unwrap()),
+                communities: parse_list("65000:911").unwrap(),
+                ..Attributes::default()
+            },
             down: Action::Announce(Attributes { med: Some(1000), ..Attributes::default() }),
             disabled: Action::Withdraw,
             checks: vec![],
+            require: crate::fsm::Require::All,
             disable_file: None,
             timing: Timing {
                 interval: Duration::from_secs(5),

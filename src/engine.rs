@@ -25,10 +25,10 @@ use nix::sys::signal::Signal;
 
 use crate::encoder;
 use crate::exabgp::{AckMode, Incoming, Writer};
-use crate::fsm::{Advert, Fsm, Observation, State, Step};
+use crate::fsm::{Advert, Level, ServiceFsm, State};
 use crate::probe::command::Children;
-use crate::probe::{Check, Health, Outcome};
-use crate::service::{Action, Service};
+use crate::probe::{Health, Outcome};
+use crate::service::{Action, OnFail, Service, ServiceCheck};
 
 /// Something that happened, for the engine to handle.
 #[derive(Debug)]
@@ -109,15 +109,15 @@ struct Round {
 struct Job {
     round: u64,
     check: usize,
-    probe: Arc<Check>,
+    probe: Arc<ServiceCheck>,
     timeout: Duration,
 }
 
 /// The engine's state.
 pub struct Engine<W: Write> {
     service: Service,
-    checks: Vec<Arc<Check>>,
-    fsm: Fsm,
+    checks: Vec<Arc<ServiceCheck>>,
+    fsm: ServiceFsm,
     writer: Writer<W>,
     events: Receiver<Event>,
     jobs: Sender<Job>,
@@ -137,7 +137,13 @@ impl<W: Write> Engine<W> {
         let jobs = spawn_workers(service.checks.len().clamp(1, 8), tx, children.clone());
         Engine {
             checks: service.checks.iter().cloned().map(Arc::new).collect(),
-            fsm: Fsm::new(service.timing.rise.get(), service.timing.fall.get(), now),
+            fsm: ServiceFsm::new(
+                service.checks.len(),
+                service.timing.rise.get(),
+                service.timing.fall.get(),
+                service.require,
+                now,
+            ),
             service,
             writer,
             events,
@@ -191,7 +197,7 @@ impl<W: Write> Engine<W> {
                 log::debug!(
                     "{}: {} -> {outcome} in {}",
                     self.service.name,
-                    self.checks[check],
+                    self.checks[check].check,
                     crate::duration::show(elapsed)
                 );
                 let Some(r) = self.round.as_mut().filter(|r| r.id == round) else { return Ok(None) };
@@ -232,15 +238,22 @@ impl<W: Write> Engine<W> {
             && file.exists()
         {
             let reason = format!("maintenance file {} exists", file.display());
-            return self.observe(Observation::Disabled, &reason, now, now);
+            let before = self.fsm.asserted();
+            if let Some(advert) = self.fsm.observe_disabled(now) {
+                self.log_assert(before, advert, &reason);
+                self.assert(advert, now)?;
+            }
+            self.next_probe = now + self.service.timing.interval;
+            return Ok(());
         }
         if self.checks.is_empty() {
-            return self.observe(Observation::Healthy, "no checks configured", now, now);
+            return self.finish_round(now, &[], now);
         }
         self.rounds += 1;
         let id = self.rounds;
         for (i, probe) in self.checks.iter().enumerate() {
-            let job = Job { round: id, check: i, probe: Arc::clone(probe), timeout: self.service.timing.timeout };
+            let timeout = probe.timeout.unwrap_or(self.service.timing.timeout);
+            let job = Job { round: id, check: i, probe: Arc::clone(probe), timeout };
             self.jobs.send(job).map_err(|_| anyhow::anyhow!("probe workers are gone"))?;
         }
         self.round = Some(Round { id, started: now, outcomes: vec![None; self.checks.len()] });
@@ -248,49 +261,44 @@ impl<W: Write> Engine<W> {
     }
 
     fn finish_round(&mut self, started: Instant, outcomes: &[Outcome], now: Instant) -> anyhow::Result<()> {
-        // All checks must pass; a degraded result still counts as passing
-        // here. The reason names the checks that failed, or all checks.
-        let failed: Vec<String> = self
-            .checks
-            .iter()
-            .zip(outcomes)
-            .filter(|(_, o)| o.health == Health::Down)
-            .map(|(c, o)| format!("{c}: {o}"))
-            .collect();
-        let (obs, reason) = if failed.is_empty() {
-            let all: Vec<String> = self.checks.iter().zip(outcomes).map(|(c, o)| format!("{c}: {o}")).collect();
-            (Observation::Healthy, all.join("; "))
-        } else {
-            (Observation::Unhealthy, failed.join("; "))
-        };
-        self.observe(obs, &reason, started, now)
-    }
-
-    fn observe(&mut self, obs: Observation, reason: &str, started: Instant, now: Instant) -> anyhow::Result<()> {
-        let step = self.fsm.observe(obs, now);
-        self.log_step(&step, reason);
-        if let Some(advert) = step.assert {
+        let before_states: Vec<State> = self.fsm.checks().iter().map(|c| c.state()).collect();
+        let before = self.fsm.asserted();
+        let levels: Vec<Level> = outcomes.iter().map(|o| Level::from(o.health)).collect();
+        let advert = self.fsm.observe(&levels, now);
+        let name = &self.service.name;
+        for (i, (c, o)) in self.fsm.checks().iter().zip(outcomes).enumerate() {
+            let (rise, fall) = c.thresholds();
+            let shown = |s: State| match s {
+                State::Rising(n) => format!("RISING({n}/{rise})"),
+                State::Falling(n) => format!("FALLING({n}/{fall})"),
+                other => other.to_string(),
+            };
+            let (from, to) = (shown(before_states[i]), shown(c.state()));
+            let check = &self.checks[i].check;
+            if from != to {
+                log::info!("{name}: {check}: {from} -> {to}: {o}");
+            } else {
+                log::debug!("{name}: {check}: still {to}: {o}");
+            }
+        }
+        if let Some(advert) = advert {
+            let reason = if outcomes.is_empty() {
+                "no checks configured".to_string()
+            } else {
+                let all: Vec<String> =
+                    self.checks.iter().zip(outcomes).map(|(c, o)| format!("{}: {o}", c.check)).collect();
+                format!("require {}: {}", self.service.require, all.join("; "))
+            };
+            self.log_assert(before, advert, &reason);
             self.assert(advert, now)?;
         }
-        self.next_probe = (started + self.fsm.next_delay(&self.service.timing)).max(now);
+        self.next_probe = (started + self.service.timing.next_delay(self.fsm.is_settling())).max(now);
         Ok(())
     }
 
-    fn log_step(&self, step: &Step, reason: &str) {
-        let name = &self.service.name;
-        let t = &self.service.timing;
-        let shown = |s: State| match s {
-            State::Rising(n) => format!("RISING({n}/{})", t.rise),
-            State::Falling(n) => format!("FALLING({n}/{})", t.fall),
-            other => other.to_string(),
-        };
-        if step.from.name() != step.to.name() {
-            log::info!("{name}: {} -> {}: {reason}", shown(step.from), shown(step.to));
-        } else if step.from != step.to {
-            log::info!("{name}: {}: {reason}", shown(step.to));
-        } else {
-            log::debug!("{name}: still {}: {reason}", shown(step.to));
-        }
+    fn log_assert(&self, before: Option<Advert>, advert: Advert, reason: &str) {
+        let from = before.map_or_else(|| "INIT".to_string(), |a| a.to_string());
+        log::info!("{}: service {from} -> {advert}: {reason}", self.service.name);
     }
 
     fn assert(&mut self, advert: Advert, now: Instant) -> anyhow::Result<()> {
@@ -363,8 +371,11 @@ fn spawn_workers(n: usize, tx: Sender<Event>, children: Children) -> Sender<Job>
                 let Ok(job) = job else { return };
                 let start = Instant::now();
                 // A panicking probe is a failed check, not a dead process.
-                let outcome = catch_unwind(AssertUnwindSafe(|| job.probe.run(job.timeout, &children)))
+                let mut outcome = catch_unwind(AssertUnwindSafe(|| job.probe.check.run(job.timeout, &children)))
                     .unwrap_or_else(|_| Outcome::down("panic"));
+                if job.probe.on_fail == OnFail::Degrade && outcome.health == Health::Down {
+                    outcome.health = Health::Degraded;
+                }
                 let event = Event::Probe { round: job.round, check: job.check, outcome, elapsed: start.elapsed() };
                 if tx.send(event).is_err() {
                     return;

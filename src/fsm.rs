@@ -1,63 +1,220 @@
-//! The rise/fall hysteresis state machine: a pure function of the probe
-//! results fed to it, with time passed in, so it is tested without sleeping.
+//! Rise/fall hysteresis: pure state machines fed with probe results, with
+//! time passed in, so they are tested without sleeping.
 //!
-//! States are those of the bundled healthcheck minus its EXIT/END
-//! bookkeeping: INIT, RISING, UP, FALLING, DOWN, DISABLED. What the routes
-//! should look like is a separate [`Advert`] (UP, DOWN or DISABLED), and the
-//! machine remembers which advert it last *asserted*. Lines are written only
-//! when the asserted advert changes.
+//! Two layers:
+//! - [`CheckFsm`]: one per check. It turns a stream of per-probe
+//!   [`Level`]s (healthy, degraded, down) into a stable level. Moving to a
+//!   better level takes `rise` consecutive better results, and lands on the
+//!   worst level seen in that run. Moving to a worse level takes `fall`
+//!   consecutive worse results, and lands on the best level seen in that run.
+//!   A result equal to the current level resets the count. Healthy ↔
+//!   degraded and degraded ↔ down go through the same hysteresis.
+//! - [`ServiceFsm`]: combines the stable levels of a service's checks
+//!   ([`Require`]: all, any, or at least N) into the [`Advert`] the routes
+//!   should show. The maintenance file forces DISABLED at once. Lines are
+//!   written only when the asserted advert changes.
 //!
-//! Rules:
-//! - `rise` consecutive successes are needed to assert UP, always;
-//! - from an asserted UP, `fall` consecutive failures are needed to assert
-//!   DOWN; a success in FALLING starts RISING again, and the route stays up;
-//! - **crash safety**: ExaBGP keeps the routes of a process that died, so a
-//!   fresh exaprobe cannot know what is announced. Until UP has been asserted,
-//!   a failure asserts DOWN at once instead of waiting for `fall` failures;
-//! - the maintenance file asserts DISABLED at once; when it goes away the
-//!   machine starts over as from INIT (a failure asserts DOWN at once).
+//! **Crash safety.** ExaBGP keeps the routes of a process that died, so a
+//! fresh exaprobe cannot know what is announced. A check with no stable level
+//! yet (INIT, or RISING from INIT) goes DOWN on its first down result, at
+//! once, instead of after `fall` results. Announcing still needs `rise`
+//! successes. When the maintenance file goes away, every check starts over
+//! from INIT.
 
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::service::Timing;
-
-/// A state of the machine.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum State {
-    /// Started, no result yet.
-    Init,
-    /// This many consecutive successes, fewer than `rise`.
-    Rising(u32),
-    /// Healthy.
-    Up,
-    /// This many consecutive failures since UP, fewer than `fall`.
-    Falling(u32),
-    /// Not healthy.
+/// How healthy something is, worst first (so `Ord` compares health).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Level {
+    /// Not working.
     Down,
-    /// The maintenance file exists.
-    Disabled,
+    /// Working, worse than it should.
+    Degraded,
+    /// Working.
+    Healthy,
 }
 
-impl State {
-    /// Upper-case name, without counters.
-    pub fn name(self) -> &'static str {
-        match self {
-            State::Init => "INIT",
-            State::Rising(_) => "RISING",
-            State::Up => "UP",
-            State::Falling(_) => "FALLING",
-            State::Down => "DOWN",
-            State::Disabled => "DISABLED",
+impl From<crate::probe::Health> for Level {
+    fn from(h: crate::probe::Health) -> Level {
+        match h {
+            crate::probe::Health::Healthy => Level::Healthy,
+            crate::probe::Health::Degraded => Level::Degraded,
+            crate::probe::Health::Down => Level::Down,
         }
     }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Level::Down => "DOWN",
+            Level::Degraded => "DEGRADED",
+            Level::Healthy => "UP",
+        })
+    }
+}
+
+/// The state of a check, for logs and status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum State {
+    /// No stable level, no result counted yet.
+    Init,
+    /// Counting results better than the current level (or than nothing).
+    Rising(u32),
+    /// Counting results worse than the current level.
+    Falling(u32),
+    /// Stable at a level.
+    Steady(Level),
 }
 
 impl fmt::Display for State {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            State::Rising(n) | State::Falling(n) => write!(f, "{}({n})", self.name()),
-            _ => f.write_str(self.name()),
+            State::Init => f.write_str("INIT"),
+            State::Rising(n) => write!(f, "RISING({n})"),
+            State::Falling(n) => write!(f, "FALLING({n})"),
+            State::Steady(l) => write!(f, "{l}"),
+        }
+    }
+}
+
+/// The hysteresis of one check.
+#[derive(Clone, Debug)]
+pub struct CheckFsm {
+    rise: u32,
+    fall: u32,
+    level: Option<Level>,
+    /// Length of the current run of results better (rising) or worse
+    /// (falling) than `level`; 0 when there is none.
+    run: u32,
+    rising: bool,
+    /// Worst level in a rising run, best level in a falling run.
+    run_bound: Level,
+    since: Instant,
+}
+
+impl CheckFsm {
+    /// A check in INIT. `rise` and `fall` below 1 are taken as 1.
+    pub fn new(rise: u32, fall: u32, now: Instant) -> Self {
+        CheckFsm {
+            rise: rise.max(1),
+            fall: fall.max(1),
+            level: None,
+            run: 0,
+            rising: true,
+            run_bound: Level::Healthy,
+            since: now,
+        }
+    }
+
+    /// The stable level, `None` before the first.
+    pub fn level(&self) -> Option<Level> {
+        self.level
+    }
+
+    /// The state, for logs.
+    pub fn state(&self) -> State {
+        match (self.run, self.level) {
+            (0, None) => State::Init,
+            (0, Some(l)) => State::Steady(l),
+            (n, _) if self.rising => State::Rising(n),
+            (n, _) => State::Falling(n),
+        }
+    }
+
+    /// When the stable level last changed (or the machine started).
+    pub fn since(&self) -> Instant {
+        self.since
+    }
+
+    /// Whether the next probe should come soon: a run is being counted or
+    /// nothing is known yet.
+    pub fn is_settling(&self) -> bool {
+        self.run > 0 || self.level.is_none()
+    }
+
+    /// `rise` and `fall`, for logs.
+    pub fn thresholds(&self) -> (u32, u32) {
+        (self.rise, self.fall)
+    }
+
+    /// Feeds one probe result; returns the new stable level when it changed.
+    pub fn observe(&mut self, obs: Level, now: Instant) -> Option<Level> {
+        let new = match self.level {
+            // Crash safety: nothing is known, so a failure is believed at once.
+            None if obs == Level::Down => Some(Level::Down),
+            Some(cur) if obs == cur => {
+                self.run = 0;
+                None
+            }
+            cur => {
+                let rising = cur.is_none_or(|c| obs > c);
+                if self.run == 0 || rising != self.rising {
+                    self.run = 0;
+                    self.rising = rising;
+                    self.run_bound = obs;
+                }
+                self.run += 1;
+                self.run_bound = if rising { self.run_bound.min(obs) } else { self.run_bound.max(obs) };
+                let needed = if rising { self.rise } else { self.fall };
+                (self.run >= needed).then_some(self.run_bound)
+            }
+        };
+        if let Some(level) = new {
+            self.level = Some(level);
+            self.run = 0;
+            self.since = now;
+        }
+        new
+    }
+}
+
+/// How the levels of several checks combine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Require {
+    /// Every check must be healthy (the default).
+    All,
+    /// One healthy check is enough.
+    Any,
+    /// At least this many checks must be healthy.
+    AtLeast(usize),
+}
+
+impl Require {
+    /// The service level for these check levels; `None` while checks without
+    /// a level could still change the answer.
+    pub fn combine(self, levels: &[Option<Level>]) -> Option<Level> {
+        let n = |l: Level| levels.iter().filter(|x| **x == Some(l)).count();
+        let (healthy, degraded, down) = (n(Level::Healthy), n(Level::Degraded), n(Level::Down));
+        let unknown = levels.len() - healthy - degraded - down;
+        let need = match self {
+            Require::All => levels.len(),
+            Require::Any => 1,
+            Require::AtLeast(k) => k,
+        }
+        .clamp(1, levels.len().max(1));
+        if levels.is_empty() {
+            return Some(Level::Healthy);
+        }
+        if healthy >= need {
+            Some(Level::Healthy)
+        } else if healthy + degraded + unknown < need {
+            Some(Level::Down)
+        } else if unknown > 0 {
+            None
+        } else {
+            Some(Level::Degraded)
+        }
+    }
+}
+
+impl fmt::Display for Require {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Require::All => f.write_str("all"),
+            Require::Any => f.write_str("any"),
+            Require::AtLeast(n) => write!(f, "{n}"),
         }
     }
 }
@@ -67,64 +224,60 @@ impl fmt::Display for State {
 pub enum Advert {
     /// Announced with the UP attributes.
     Up,
+    /// Announced with the DEGRADED attributes.
+    Degraded,
     /// Withdrawn, or announced with the DOWN attributes.
     Down,
     /// Withdrawn, or announced with the DISABLED attributes.
     Disabled,
 }
 
+impl From<Level> for Advert {
+    fn from(l: Level) -> Advert {
+        match l {
+            Level::Healthy => Advert::Up,
+            Level::Degraded => Advert::Degraded,
+            Level::Down => Advert::Down,
+        }
+    }
+}
+
 impl fmt::Display for Advert {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Advert::Up => "UP",
+            Advert::Degraded => "DEGRADED",
             Advert::Down => "DOWN",
             Advert::Disabled => "DISABLED",
         })
     }
 }
 
-/// One input to the machine.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Observation {
-    /// The checks passed.
-    Healthy,
-    /// The checks failed.
-    Unhealthy,
-    /// The maintenance file exists (checks were not run).
-    Disabled,
-}
-
-/// What one observation did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Step {
-    /// State before.
-    pub from: State,
-    /// State after.
-    pub to: State,
-    /// The advert to assert now, when it differs from the one asserted before.
-    pub assert: Option<Advert>,
-}
-
-/// The hysteresis machine of one service.
+/// The hysteresis of a whole service.
 #[derive(Clone, Debug)]
-pub struct Fsm {
-    rise: u32,
-    fall: u32,
-    state: State,
+pub struct ServiceFsm {
+    checks: Vec<CheckFsm>,
+    require: Require,
+    disabled: bool,
     asserted: Option<Advert>,
     since: Instant,
 }
 
-impl Fsm {
-    /// A machine in INIT with nothing asserted. `rise` and `fall` below 1 are
-    /// taken as 1.
-    pub fn new(rise: u32, fall: u32, now: Instant) -> Self {
-        Fsm { rise: rise.max(1), fall: fall.max(1), state: State::Init, asserted: None, since: now }
+impl ServiceFsm {
+    /// A service with `n` checks, all in INIT.
+    pub fn new(n: usize, rise: u32, fall: u32, require: Require, now: Instant) -> Self {
+        ServiceFsm {
+            checks: (0..n).map(|_| CheckFsm::new(rise, fall, now)).collect(),
+            require,
+            disabled: false,
+            asserted: None,
+            since: now,
+        }
     }
 
-    /// The current state.
-    pub fn state(&self) -> State {
-        self.state
+    /// The per-check machines.
+    pub fn checks(&self) -> &[CheckFsm] {
+        &self.checks
     }
 
     /// The advert last asserted, `None` before the first.
@@ -132,207 +285,214 @@ impl Fsm {
         self.asserted
     }
 
-    /// When the current state was entered.
+    /// When the asserted advert last changed.
     pub fn since(&self) -> Instant {
         self.since
     }
 
-    /// How long to wait before the next probe: `fast_interval` while the
-    /// outcome is open (INIT, RISING, FALLING), `interval` otherwise.
-    pub fn next_delay(&self, timing: &Timing) -> Duration {
-        match self.state {
-            State::Init | State::Rising(_) | State::Falling(_) => timing.fast_interval,
-            State::Up | State::Down | State::Disabled => timing.interval,
-        }
+    /// Whether probes should come at the fast interval.
+    pub fn is_settling(&self) -> bool {
+        !self.disabled && (self.asserted.is_none() || self.checks.iter().any(CheckFsm::is_settling))
     }
 
-    /// Feeds one observation made at `now`.
-    pub fn observe(&mut self, obs: Observation, now: Instant) -> Step {
-        let from = self.state;
-        let to = self.next(obs);
-        if to != from {
-            self.state = to;
+    /// Feeds the results of one probe round (one level per check, in order).
+    /// Returns the advert to assert now, when it changed.
+    pub fn observe(&mut self, results: &[Level], now: Instant) -> Option<Advert> {
+        if self.disabled {
+            // The maintenance file just went away: start over.
+            self.disabled = false;
+            for c in &mut self.checks {
+                *c = CheckFsm::new(c.rise, c.fall, now);
+            }
+        }
+        for (c, r) in self.checks.iter_mut().zip(results) {
+            c.observe(*r, now);
+        }
+        let levels: Vec<Option<Level>> = self.checks.iter().map(CheckFsm::level).collect();
+        let want = self.require.combine(&levels).map(Advert::from);
+        self.assert(want, now)
+    }
+
+    /// The maintenance file exists: DISABLED, at once.
+    pub fn observe_disabled(&mut self, now: Instant) -> Option<Advert> {
+        self.disabled = true;
+        self.assert(Some(Advert::Disabled), now)
+    }
+
+    fn assert(&mut self, want: Option<Advert>, now: Instant) -> Option<Advert> {
+        let new = want.filter(|w| Some(*w) != self.asserted);
+        if new.is_some() {
+            self.asserted = new;
             self.since = now;
         }
-        let want = match to {
-            State::Up => Some(Advert::Up),
-            State::Down => Some(Advert::Down),
-            State::Disabled => Some(Advert::Disabled),
-            State::Init | State::Rising(_) | State::Falling(_) => None,
-        };
-        let assert = want.filter(|w| Some(*w) != self.asserted);
-        if assert.is_some() {
-            self.asserted = assert;
-        }
-        Step { from, to, assert }
-    }
-
-    fn next(&self, obs: Observation) -> State {
-        let rising = |n: u32| if n >= self.rise { State::Up } else { State::Rising(n) };
-        let falling = |n: u32| if n >= self.fall { State::Down } else { State::Falling(n) };
-        let up_asserted = self.asserted == Some(Advert::Up);
-        match (obs, self.state) {
-            (Observation::Disabled, _) => State::Disabled,
-            (Observation::Healthy, State::Up) => State::Up,
-            (Observation::Healthy, State::Rising(n)) => rising(n + 1),
-            (Observation::Healthy, _) => rising(1),
-            (Observation::Unhealthy, State::Falling(n)) => falling(n + 1),
-            // From an asserted UP, failures are counted.
-            (Observation::Unhealthy, State::Up) => falling(1),
-            (Observation::Unhealthy, State::Rising(_)) if up_asserted => falling(1),
-            // Nothing (or not UP) asserted: DOWN at once (crash safety).
-            (Observation::Unhealthy, _) => State::Down,
-        }
+        new
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use Observation::{Disabled as X, Healthy as H, Unhealthy as U};
+    use Level::{Degraded as G, Down as D, Healthy as H};
     use proptest::prelude::*;
 
-    fn run(rise: u32, fall: u32, obs: &[Observation]) -> (Fsm, Vec<Option<Advert>>) {
+    fn levels(rise: u32, fall: u32, obs: &[Level]) -> (CheckFsm, Vec<Option<Level>>) {
         let t0 = Instant::now();
-        let mut fsm = Fsm::new(rise, fall, t0);
-        let asserts =
-            obs.iter().enumerate().map(|(i, o)| fsm.observe(*o, t0 + Duration::from_secs(i as u64)).assert).collect();
-        (fsm, asserts)
+        let mut c = CheckFsm::new(rise, fall, t0);
+        let changes = obs.iter().map(|o| c.observe(*o, t0)).collect();
+        (c, changes)
     }
 
     #[test]
-    fn rises_after_rise_successes_and_asserts_once() {
-        let (fsm, a) = run(3, 3, &[H, H, H, H, H]);
-        assert_eq!(a, [None, None, Some(Advert::Up), None, None]);
-        assert_eq!(fsm.state(), State::Up);
+    fn rises_after_rise_successes() {
+        let (c, ch) = levels(3, 3, &[H, H, H, H]);
+        assert_eq!(ch, [None, None, Some(H), None]);
+        assert_eq!(c.state(), State::Steady(H));
     }
 
     #[test]
-    fn a_first_failure_is_asserted_at_once() {
-        let (_, a) = run(3, 3, &[U]);
-        assert_eq!(a, [Some(Advert::Down)]);
-        // Also while rising from a fresh start: the route may be stale.
-        let (_, a) = run(3, 3, &[H, U]);
-        assert_eq!(a, [None, Some(Advert::Down)]);
+    fn a_first_failure_is_believed_at_once() {
+        assert_eq!(levels(3, 3, &[D]).1, [Some(D)]);
+        assert_eq!(levels(3, 3, &[H, H, D]).1, [None, None, Some(D)]);
     }
 
     #[test]
-    fn falls_after_fall_failures_from_up() {
-        let (fsm, a) = run(2, 3, &[H, H, U, U, U, U]);
-        assert_eq!(a, [None, Some(Advert::Up), None, None, Some(Advert::Down), None]);
-        assert_eq!(fsm.state(), State::Down);
+    fn falls_after_fall_failures_and_wobbles_stay_up() {
+        assert_eq!(levels(2, 3, &[H, H, D, D, D]).1, [None, Some(H), None, None, Some(D)]);
+        let (c, ch) = levels(2, 2, &[H, H, D, H, D, H, D, H]);
+        assert_eq!(ch.iter().flatten().collect::<Vec<_>>(), [&H]);
+        assert_eq!(c.level(), Some(H));
     }
 
     #[test]
-    fn wobbling_service_stays_up() {
-        let (fsm, a) = run(2, 2, &[H, H, U, H, U, H, U, H, H]);
-        assert_eq!(a.iter().flatten().collect::<Vec<_>>(), [&Advert::Up]);
-        assert_eq!(fsm.state(), State::Up);
+    fn degraded_moves_through_the_same_hysteresis() {
+        // UP, then two degraded results with fall 2: DEGRADED.
+        assert_eq!(levels(1, 2, &[H, G, G]).1, [Some(H), None, Some(G)]);
+        // A falling run of mixed results lands on its best level.
+        assert_eq!(levels(1, 2, &[H, D, G]).1, [Some(H), None, Some(G)]);
+        // A rising run from DOWN lands on its worst level.
+        assert_eq!(levels(2, 1, &[D, G, H, H, H]).1, [Some(D), None, Some(G), None, Some(H)]);
     }
 
     #[test]
-    fn disable_file_wins_and_leaving_it_starts_over() {
-        let (_, a) = run(2, 2, &[H, H, X, X, U]);
-        assert_eq!(a, [None, Some(Advert::Up), Some(Advert::Disabled), None, Some(Advert::Down)]);
-        let (fsm, a) = run(2, 2, &[X, H, H]);
-        assert_eq!(a, [Some(Advert::Disabled), None, Some(Advert::Up)]);
-        assert_eq!(fsm.state(), State::Up);
-    }
-
-    #[test]
-    fn rise_and_fall_of_one_are_immediate() {
-        let (_, a) = run(1, 1, &[H, U, H]);
-        assert_eq!(a, [Some(Advert::Up), Some(Advert::Down), Some(Advert::Up)]);
-    }
-
-    #[test]
-    fn since_and_delays_follow_the_state() {
+    fn states_for_logs() {
         let t0 = Instant::now();
-        let timing = Timing {
-            interval: Duration::from_secs(5),
-            fast_interval: Duration::from_secs(1),
-            timeout: Duration::from_secs(1),
-            rise: std::num::NonZeroU32::MIN,
-            fall: std::num::NonZeroU32::MIN,
-            reassert: None,
-        };
-        let mut fsm = Fsm::new(2, 2, t0);
-        assert_eq!(fsm.next_delay(&timing), Duration::from_secs(1));
-        fsm.observe(H, t0 + Duration::from_secs(1));
-        assert_eq!(fsm.since(), t0 + Duration::from_secs(1));
-        fsm.observe(H, t0 + Duration::from_secs(2));
-        assert_eq!(fsm.state(), State::Up);
-        assert_eq!(fsm.since(), t0 + Duration::from_secs(2));
-        assert_eq!(fsm.next_delay(&timing), Duration::from_secs(5));
-        fsm.observe(H, t0 + Duration::from_secs(7));
-        assert_eq!(fsm.since(), t0 + Duration::from_secs(2), "staying UP keeps the entry time");
+        let mut c = CheckFsm::new(3, 2, t0);
+        assert_eq!(c.state().to_string(), "INIT");
+        c.observe(H, t0);
+        assert_eq!(c.state().to_string(), "RISING(1)");
+        c.observe(H, t0);
+        c.observe(H, t0);
+        assert_eq!(c.state().to_string(), "UP");
+        c.observe(D, t0);
+        assert_eq!(c.state().to_string(), "FALLING(1)");
     }
 
-    fn observation() -> impl Strategy<Value = Observation> {
-        prop_oneof![4 => Just(H), 4 => Just(U), 1 => Just(X)]
+    #[test]
+    fn combinations() {
+        let all = Require::All;
+        assert_eq!(all.combine(&[Some(H), Some(H)]), Some(H));
+        assert_eq!(all.combine(&[Some(H), Some(G)]), Some(G));
+        assert_eq!(all.combine(&[Some(H), None]), None);
+        assert_eq!(all.combine(&[None, Some(D)]), Some(D));
+        assert_eq!(Require::Any.combine(&[Some(D), Some(H)]), Some(H));
+        assert_eq!(Require::Any.combine(&[Some(D), None]), None);
+        assert_eq!(Require::Any.combine(&[Some(D), Some(G)]), Some(G));
+        assert_eq!(Require::AtLeast(2).combine(&[Some(H), Some(D), Some(H)]), Some(H));
+        assert_eq!(Require::AtLeast(2).combine(&[Some(H), Some(D), Some(D)]), Some(D));
+        assert_eq!(Require::AtLeast(2).combine(&[Some(H), Some(G), Some(D)]), Some(G));
+        assert_eq!(all.combine(&[]), Some(H));
+    }
+
+    #[test]
+    fn service_disable_and_restart_from_init() {
+        let t0 = Instant::now();
+        let mut s = ServiceFsm::new(1, 2, 2, Require::All, t0);
+        assert_eq!(s.observe(&[H], t0), None);
+        assert_eq!(s.observe(&[H], t0), Some(Advert::Up));
+        assert_eq!(s.observe_disabled(t0), Some(Advert::Disabled));
+        assert!(!s.is_settling());
+        assert_eq!(s.observe_disabled(t0), None);
+        // Back from maintenance, a failure is believed at once.
+        assert_eq!(s.observe(&[D], t0), Some(Advert::Down));
+        assert_eq!(s.observe(&[H], t0), None);
+        assert_eq!(s.observe(&[H], t0), Some(Advert::Up));
+    }
+
+    #[test]
+    fn each_check_has_its_own_counters() {
+        let t0 = Instant::now();
+        let mut s = ServiceFsm::new(2, 1, 2, Require::All, t0);
+        assert_eq!(s.observe(&[H, H], t0), Some(Advert::Up));
+        // Alternating failures on different checks never reach fall on either.
+        for _ in 0..5 {
+            assert_eq!(s.observe(&[D, H], t0), None);
+            assert_eq!(s.observe(&[H, D], t0), None);
+        }
+        assert_eq!(s.observe(&[D, H], t0), None);
+        assert_eq!(s.observe(&[D, H], t0), Some(Advert::Down));
+    }
+
+    fn level() -> impl Strategy<Value = Level> {
+        prop_oneof![Just(H), Just(G), Just(D)]
     }
 
     proptest! {
         #[test]
-        fn never_up_without_rise_successes_since_the_last_failure(
-            rise in 1u32..6, fall in 1u32..6, obs in prop::collection::vec(observation(), 0..80)
+        fn never_up_without_rise_successes_since_the_last_non_success(
+            rise in 1u32..6, fall in 1u32..6, obs in prop::collection::vec(level(), 0..100)
         ) {
             let t0 = Instant::now();
-            let mut fsm = Fsm::new(rise, fall, t0);
-            let mut run_of_successes = 0u32;
+            let mut c = CheckFsm::new(rise, fall, t0);
+            let mut run = 0;
             for o in obs {
-                run_of_successes = if o == H { run_of_successes + 1 } else { 0 };
-                let step = fsm.observe(o, t0);
-                if step.assert == Some(Advert::Up) {
-                    prop_assert!(run_of_successes >= rise);
-                }
-                if step.to == State::Up {
-                    prop_assert!(run_of_successes >= rise || step.from == State::Up);
+                run = if o == H { run + 1 } else { 0 };
+                if c.observe(o, t0) == Some(H) {
+                    prop_assert!(run >= rise);
                 }
             }
         }
 
         #[test]
         fn never_down_from_up_without_fall_failures(
-            rise in 1u32..6, fall in 1u32..6, obs in prop::collection::vec(observation(), 0..80)
+            rise in 1u32..6, fall in 1u32..6, obs in prop::collection::vec(level(), 0..100)
         ) {
             let t0 = Instant::now();
-            let mut fsm = Fsm::new(rise, fall, t0);
-            let mut run_of_failures = 0u32;
+            let mut c = CheckFsm::new(rise, fall, t0);
+            let mut run = 0;
             for o in obs {
-                run_of_failures = if o == U { run_of_failures + 1 } else { 0 };
-                let before = fsm.asserted();
-                let step = fsm.observe(o, t0);
-                if before == Some(Advert::Up) && step.assert == Some(Advert::Down) {
-                    prop_assert!(run_of_failures >= fall);
+                run = if o == D { run + 1 } else { 0 };
+                let before = c.level();
+                if c.observe(o, t0) == Some(D) && before.is_some() {
+                    prop_assert!(run >= fall, "went down after {run} failures from {before:?}");
                 }
             }
         }
 
         #[test]
-        fn a_failure_before_any_up_is_asserted_at_once(
-            rise in 1u32..6, fall in 1u32..6, prefix in prop::collection::vec(observation(), 0..10)
+        fn a_down_result_before_any_level_is_believed_at_once(
+            rise in 1u32..6, fall in 1u32..6, prefix in prop::collection::vec(level(), 0..10)
         ) {
             let t0 = Instant::now();
-            let mut fsm = Fsm::new(rise, fall, t0);
+            let mut c = CheckFsm::new(rise, fall, t0);
             for o in prefix {
-                fsm.observe(o, t0);
+                c.observe(o, t0);
             }
-            if fsm.asserted() != Some(Advert::Up) {
-                fsm.observe(U, t0);
-                prop_assert_eq!(fsm.asserted(), Some(Advert::Down));
+            if c.level().is_none() {
+                prop_assert_eq!(c.observe(D, t0), Some(D));
             }
         }
 
         #[test]
-        fn asserts_only_on_change(obs in prop::collection::vec(observation(), 0..80)) {
+        fn service_asserts_only_on_change(
+            obs in prop::collection::vec((level(), level(), any::<bool>()), 0..100)
+        ) {
             let t0 = Instant::now();
-            let mut fsm = Fsm::new(2, 2, t0);
-            for o in obs {
-                let before = fsm.asserted();
-                let step = fsm.observe(o, t0);
-                if let Some(a) = step.assert {
-                    prop_assert_ne!(Some(a), before);
+            let mut s = ServiceFsm::new(2, 2, 2, Require::All, t0);
+            for (a, b, disabled) in obs {
+                let before = s.asserted();
+                let new = if disabled { s.observe_disabled(t0) } else { s.observe(&[a, b], t0) };
+                if let Some(n) = new {
+                    prop_assert_ne!(Some(n), before);
                 }
             }
         }

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::bgp::{AsPath, Community, ExtCommunity, LargeCommunity, NextHop, Origin, Prefix};
-use crate::fsm::Advert;
+use crate::fsm::{Advert, Require};
 use crate::probe::Check;
 
 /// BGP path attributes of an announcement.
@@ -40,6 +40,34 @@ pub enum Action {
     Withdraw,
     /// Announce every prefix with these attributes.
     Announce(Attributes),
+}
+
+/// What a failed check means for its service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OnFail {
+    /// The check is down (the default).
+    Down,
+    /// The check is only degraded: the service stays announced with the
+    /// degraded attributes.
+    Degrade,
+}
+
+/// One check of a service, with its own settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceCheck {
+    /// The probe.
+    pub check: Check,
+    /// Its timeout, when not the service's.
+    pub timeout: Option<Duration>,
+    /// What its failure means.
+    pub on_fail: OnFail,
+}
+
+impl ServiceCheck {
+    /// A check with the service's timeout whose failure means down.
+    pub fn plain(check: Check) -> Self {
+        ServiceCheck { check, timeout: None, on_fail: OnFail::Down }
+    }
 }
 
 /// Probe timing and hysteresis thresholds.
@@ -79,17 +107,29 @@ pub struct Service {
     pub med_increase: u32,
     /// Attributes while UP.
     pub up: Attributes,
+    /// Attributes while DEGRADED (a check returned a Nagios WARNING, or a
+    /// check marked "degrade" failed).
+    pub degraded: Attributes,
     /// What to do while DOWN.
     pub down: Action,
     /// What to do while DISABLED (maintenance file present).
     pub disabled: Action,
-    /// The checks; all must pass. An empty list means always healthy.
-    pub checks: Vec<Check>,
+    /// The checks. An empty list means always healthy.
+    pub checks: Vec<ServiceCheck>,
+    /// How the checks' levels combine.
+    pub require: Require,
     /// Maintenance file: while it exists the service is DISABLED and checks
     /// are not run.
     pub disable_file: Option<PathBuf>,
     /// Timing and thresholds.
     pub timing: Timing,
+}
+
+impl Timing {
+    /// The delay before the next probe: fast while a state is settling.
+    pub fn next_delay(&self, settling: bool) -> Duration {
+        if settling { self.fast_interval } else { self.interval }
+    }
 }
 
 impl Service {
@@ -105,6 +145,7 @@ impl Service {
     pub fn action(&self, advert: Advert) -> Action {
         match advert {
             Advert::Up => Action::Announce(self.up.clone()),
+            Advert::Degraded => Action::Announce(self.degraded.clone()),
             Advert::Down => self.down.clone(),
             Advert::Disabled => self.disabled.clone(),
         }

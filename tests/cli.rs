@@ -352,3 +352,63 @@ fn maintenance_file_disables_and_its_removal_restores() {
     std::fs::remove_file(&file).unwrap();
     assert_eq!(p.line(), "announce route 198.51.100.1/32 next-hop self med 100");
 }
+
+#[test]
+fn nagios_plugin_exit_codes_drive_up_degraded_and_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let plugin = dir.path().join("check_fake");
+    std::fs::write(&state, "0").unwrap();
+    std::fs::write(&plugin, format!("#!/bin/sh\necho \"FAKE status $(cat {0})\"\nexit $(cat {0})\n", state.display()))
+        .unwrap();
+    Command::new("chmod").arg("+x").arg(&plugin).status().unwrap();
+    let mut p = Probe::start(&args(&[
+        "--dry-run",
+        "--ip",
+        "198.51.100.9/32",
+        "--plugin",
+        plugin.to_str().unwrap(),
+        "--degraded-community",
+        "65000:911",
+        "--degraded-as-path",
+        "65001 65001",
+        "--withdraw-on-down",
+    ]));
+    assert_eq!(p.line(), "announce route 198.51.100.9/32 next-hop self med 100");
+    std::fs::write(&state, "1").unwrap();
+    assert_eq!(
+        p.line(),
+        "announce route 198.51.100.9/32 next-hop self med 200 community [ 65000:911 ] as-path [ 65001 65001 ]"
+    );
+    p.wait_stderr("UP -> FALLING(1/2): degraded (exit 1): FAKE status 1");
+    std::fs::write(&state, "2").unwrap();
+    assert_eq!(p.line(), "withdraw route 198.51.100.9/32");
+    std::fs::write(&state, "0").unwrap();
+    assert_eq!(p.line(), "announce route 198.51.100.9/32 next-hop self med 100");
+}
+
+#[test]
+fn a_check_marked_degrade_only_degrades_and_require_any_tolerates_one_failure() {
+    let mut dead = Service::up();
+    let dead_addr = dead.addr();
+    dead.stop();
+    let live = Service::up();
+    let soft = format!("{dead_addr} on-fail=degrade timeout=200ms");
+    let mut p = Probe::start(&args(&["--dry-run", "--ip", "198.51.100.9/32", "--tcp", &live.addr(), "--tcp", &soft]));
+    assert_eq!(p.line(), "announce route 198.51.100.9/32 next-hop self med 200");
+    p.wait_stderr("service INIT -> DEGRADED");
+    drop(p);
+    let mut p = Probe::start(&args(&[
+        "--dry-run",
+        "--ip",
+        "198.51.100.9/32",
+        "--tcp",
+        &live.addr(),
+        "--tcp",
+        &dead_addr,
+        "--require",
+        "any",
+    ]));
+    assert_eq!(p.line(), "announce route 198.51.100.9/32 next-hop self med 100");
+    p.wait_stderr("require any");
+}

@@ -204,9 +204,7 @@ impl DnsBuilder {
             "server" => self.server(value),
             "type" => self.rtype(value),
             "rcode" => self.rcode(value),
-            "answer" => self.answer(String::from_utf8_lossy(
-                &unescape(value).map_err(|e| format!("answer: {e}"))?,
-            )),
+            "answer" => self.answer(String::from_utf8_lossy(&unescape(value).map_err(|e| format!("answer: {e}"))?)),
             "source" => self.source(value),
             "soa-reference" => self.soa_reference(value),
             "soa-max-lag" => self.soa_max_lag(value),
@@ -309,9 +307,7 @@ fn parse_rtype(s: &str) -> Result<Rtype, String> {
     let upper = s.to_ascii_uppercase();
     match Rtype::from_str(&upper) {
         // Meta types get no useful reply from a server's normal path.
-        Ok(t) if matches!(t, Rtype::AXFR | Rtype::IXFR | Rtype::OPT | Rtype::TSIG) => {
-            Err(format!("{s:?} cannot be probed"))
-        }
+        Ok(Rtype::AXFR | Rtype::IXFR | Rtype::OPT | Rtype::TSIG) => Err(format!("{s:?} cannot be probed")),
         Ok(t) => Ok(t),
         Err(_) => Err(format!("{s:?} is not a record type (A, AAAA, SOA, TXT, NS, MX, …)")),
     }
@@ -497,11 +493,7 @@ impl DnsProbe {
             Transport::Tcp => self.exchange_tcp(server, &query, deadline),
             Transport::Udp => {
                 let reply = self.exchange_udp(server, &query, deadline)?;
-                if reply.header().tc() {
-                    self.exchange_tcp(server, &query, deadline)
-                } else {
-                    Ok(reply)
-                }
+                if reply.header().tc() { self.exchange_tcp(server, &query, deadline) } else { Ok(reply) }
             }
         }
     }
@@ -511,9 +503,7 @@ impl DnsProbe {
         builder.header_mut().set_id(random_id());
         builder.header_mut().set_rd(self.recursion_desired);
         let mut question = builder.question();
-        question
-            .push((name, rtype))
-            .map_err(|e| Outcome::down("dns-query-failed").with_detail(e.to_string()))?;
+        question.push((name, rtype)).map_err(|e| Outcome::down("dns-query-failed").with_detail(e.to_string()))?;
         Ok(question.into_message())
     }
 
@@ -655,11 +645,77 @@ fn random_id() -> u16 {
     let mut bytes = [0u8; 2];
     if getrandom::getrandom(&mut bytes).is_err() {
         // No OS randomness (never seen on Linux): still vary between probes.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .subsec_nanos();
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
         return (nanos ^ (nanos >> 16)) as u16;
     }
     u16::from_be_bytes(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flag_form_parses_and_round_trips() {
+        let p: DnsProbe = "127.0.0.1:5353 example.com A".parse().unwrap();
+        assert_eq!(p.server, "127.0.0.1:5353".parse().unwrap());
+        assert_eq!((p.rtype, p.transport, p.rcode), (Rtype::A, Transport::Udp, Rcode::NOERROR));
+        assert!(p.recursion_desired);
+        assert_eq!(p.to_string(), "127.0.0.1:5353 example.com A");
+
+        let p: DnsProbe = "example.com".parse().unwrap();
+        assert_eq!((p.server, p.rtype), ("127.0.0.1:53".parse().unwrap(), Rtype::A));
+
+        let s = "::1 example.com txt tcp norecurse rcode=nxdomain answer=v=spf1\\x20-all source=::1 \
+                 soa-reference=[::1]:5300 soa-max-lag=7 soa-zone=com";
+        let p: DnsProbe = s.parse().unwrap();
+        assert_eq!((p.rtype, p.transport, p.rcode), (Rtype::TXT, Transport::Tcp, Rcode::NXDOMAIN));
+        assert!(!p.recursion_desired);
+        assert_eq!(p.answer, Some(Expected::Text("v=spf1 -all".into())));
+        assert_eq!(p.source, Some("::1".parse().unwrap()));
+        let soa = p.soa_lag.as_ref().unwrap();
+        assert_eq!((soa.reference, soa.max_lag), ("[::1]:5300".parse().unwrap(), 7));
+        assert_eq!(soa.zone.to_string(), "com");
+        assert_eq!(p.to_string().parse::<DnsProbe>().unwrap(), p);
+
+        let p: DnsProbe = "127.0.0.1 example.com AAAA answer=2001:db8::1".parse().unwrap();
+        assert_eq!(p.answer, Some(Expected::Address("2001:db8::1".parse().unwrap())));
+        let p: DnsProbe = "127.0.0.1 example.com TYPE65 rcode=3".parse().unwrap();
+        assert_eq!((p.rtype.to_int(), p.rcode), (65, Rcode::NXDOMAIN));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = |s: &str| s.parse::<DnsProbe>().unwrap_err();
+        assert!(e("").starts_with("name:"), "{}", e(""));
+        assert!(e("127.0.0.1:53").starts_with("name:"));
+        assert!(e("127.0.0.1 example.com BOGUS").starts_with("type:"));
+        assert!(e("127.0.0.1 example.com A extra").contains("expected tcp"));
+        assert!(e("127.0.0.1 example.com AXFR").starts_with("type:"));
+        assert!(e("127.0.0.1 example.com A rcode=FINE").starts_with("rcode:"));
+        assert!(e("127.0.0.1 example.com A answer=mail").starts_with("answer:"));
+        assert!(e("127.0.0.1 example.com AAAA answer=192.0.2.1").starts_with("answer:"));
+        assert!(e("127.0.0.1 example.com A source=::1").starts_with("source:"));
+        assert!(e("127.0.0.1 example.com A source=me").starts_with("source:"));
+        assert!(e("127.0.0.1 example.com A soa-max-lag=3").starts_with("soa-reference:"));
+        assert!(e("127.0.0.1 example.com A soa-reference=ns1").starts_with("soa-reference:"));
+        assert!(e("127.0.0.1 example.com A source=127.0.0.2 soa-reference=::1").starts_with("soa-reference:"));
+        assert!(e("127.0.0.1 example.com A soa-reference=127.0.0.2 soa-max-lag=x").starts_with("soa-max-lag:"));
+        assert!(e("127.0.0.1 example.com A port=53").starts_with("port:"));
+        assert!(e("127.0.0.1 bad..name A").starts_with("name:"));
+        assert!(DnsProbe::builder("example.com").server("dns.example.com").build().unwrap_err().starts_with("server:"));
+    }
+
+    #[test]
+    fn serial_arithmetic() {
+        assert_eq!(serial_lag(100, 100), 0);
+        assert_eq!(serial_lag(100, 105), 5);
+        assert_eq!(serial_lag(105, 100), 0, "ahead is no lag");
+        assert_eq!(serial_lag(u32::MAX, 2), 3, "wraps");
+        assert_eq!(serial_lag(2, u32::MAX), 0);
+        assert_eq!(serial_lag(0, 1 << 31), 1 << 31, "undefined counts as the most");
+        assert_eq!(serial_lag(0, (1 << 31) - 1), (1 << 31) - 1);
+        assert_eq!(serial_lag(0, (1 << 31) + 1), 0);
+    }
 }

@@ -9,6 +9,9 @@
 //! lasts much longer than its timeout.
 
 pub mod command;
+pub mod dns;
+pub mod http;
+pub mod ntp;
 pub mod tcp;
 
 use std::fmt;
@@ -115,6 +118,12 @@ pub enum Check {
     Tcp(tcp::TcpProbe),
     /// External command (see [`command`]).
     Command(command::CommandProbe),
+    /// HTTP or HTTPS request (see [`http`]).
+    Http(http::HttpProbe),
+    /// DNS query (see [`dns`]).
+    Dns(dns::DnsProbe),
+    /// SNTP exchange (see [`ntp`]).
+    Ntp(ntp::NtpProbe),
 }
 
 impl Check {
@@ -123,6 +132,9 @@ impl Check {
         match self {
             Check::Tcp(p) => p.run(timeout),
             Check::Command(p) => p.run(timeout, children),
+            Check::Http(p) => p.run(timeout),
+            Check::Dns(p) => p.run(timeout),
+            Check::Ntp(p) => p.run(timeout),
         }
     }
 }
@@ -132,6 +144,9 @@ impl fmt::Display for Check {
         match self {
             Check::Tcp(p) => write!(f, "tcp {p}"),
             Check::Command(p) => write!(f, "command {p}"),
+            Check::Http(p) => write!(f, "http {p}"),
+            Check::Dns(p) => write!(f, "dns {p}"),
+            Check::Ntp(p) => write!(f, "ntp {p}"),
         }
     }
 }

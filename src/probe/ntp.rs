@@ -106,9 +106,7 @@ impl NtpBuilder {
             "max-dispersion" => self.max_dispersion(value),
             "max-offset" => self.max_offset(value),
             _ => {
-                return Err(format!(
-                    "{key}: unknown NTP setting (known: max-stratum, max-dispersion, max-offset)"
-                ));
+                return Err(format!("{key}: unknown NTP setting (known: max-stratum, max-dispersion, max-offset)"));
             }
         })
     }
@@ -236,12 +234,8 @@ impl Reply {
     /// The kiss code of a kiss-o'-death reply (or a stratum-1 reference
     /// ID), printable ASCII only.
     pub fn kiss_code(&self) -> String {
-        let code: String = self
-            .reference_id
-            .iter()
-            .filter(|b| b.is_ascii_alphanumeric())
-            .map(|&b| char::from(b))
-            .collect();
+        let code: String =
+            self.reference_id.iter().filter(|b| b.is_ascii_alphanumeric()).map(|&b| char::from(b)).collect();
         if code.is_empty() { "unknown".into() } else { code }
     }
 }
