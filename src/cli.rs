@@ -503,7 +503,8 @@ impl Args {
             disabled,
             checks,
             require,
-            disable_file: self.disable.clone(),
+            disable_files: self.disable.iter().cloned().collect(),
+            covering: None,
             timing: Timing {
                 interval,
                 fast_interval,
@@ -589,7 +590,7 @@ fn check_spec(spec: &str, parse: fn(&str) -> Result<Check, String>) -> Result<Se
             rest.push(word);
         }
     }
-    Ok(ServiceCheck { check: parse(&rest.join(" "))?, timeout, on_fail })
+    Ok(ServiceCheck { check: parse(&rest.join(" "))?, timeout, on_fail, rise: None, fall: None })
 }
 
 fn parse_require(s: &str, checks: usize) -> Result<Require, String> {

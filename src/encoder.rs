@@ -131,7 +131,8 @@ mod tests {
             disabled: Action::Withdraw,
             checks: vec![],
             require: crate::fsm::Require::All,
-            disable_file: None,
+            disable_files: vec![],
+            covering: None,
             timing: Timing {
                 interval: Duration::from_secs(5),
                 fast_interval: Duration::from_secs(1),

@@ -137,13 +137,7 @@ impl<W: Write> Engine<W> {
         let jobs = spawn_workers(service.checks.len().clamp(1, 8), tx, children.clone());
         Engine {
             checks: service.checks.iter().cloned().map(Arc::new).collect(),
-            fsm: ServiceFsm::new(
-                service.checks.len(),
-                service.timing.rise.get(),
-                service.timing.fall.get(),
-                service.require,
-                now,
-            ),
+            fsm: ServiceFsm::new(&service.thresholds(), service.require, now),
             service,
             writer,
             events,
@@ -234,9 +228,7 @@ impl<W: Write> Engine<W> {
     }
 
     fn start_round(&mut self, now: Instant) -> anyhow::Result<()> {
-        if let Some(file) = &self.service.disable_file
-            && file.exists()
-        {
+        if let Some(file) = self.service.disable_files.iter().find(|f| f.exists()) {
             let reason = format!("maintenance file {} exists", file.display());
             let before = self.fsm.asserted();
             if let Some(advert) = self.fsm.observe_disabled(now) {

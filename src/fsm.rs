@@ -264,10 +264,11 @@ pub struct ServiceFsm {
 }
 
 impl ServiceFsm {
-    /// A service with `n` checks, all in INIT.
-    pub fn new(n: usize, rise: u32, fall: u32, require: Require, now: Instant) -> Self {
+    /// A service whose checks have these `(rise, fall)` thresholds, all in
+    /// INIT.
+    pub fn new(thresholds: &[(u32, u32)], require: Require, now: Instant) -> Self {
         ServiceFsm {
-            checks: (0..n).map(|_| CheckFsm::new(rise, fall, now)).collect(),
+            checks: thresholds.iter().map(|&(rise, fall)| CheckFsm::new(rise, fall, now)).collect(),
             require,
             disabled: false,
             asserted: None,
@@ -406,7 +407,7 @@ mod tests {
     #[test]
     fn service_disable_and_restart_from_init() {
         let t0 = Instant::now();
-        let mut s = ServiceFsm::new(1, 2, 2, Require::All, t0);
+        let mut s = ServiceFsm::new(&[(2, 2)], Require::All, t0);
         assert_eq!(s.observe(&[H], t0), None);
         assert_eq!(s.observe(&[H], t0), Some(Advert::Up));
         assert_eq!(s.observe_disabled(t0), Some(Advert::Disabled));
@@ -421,7 +422,7 @@ mod tests {
     #[test]
     fn each_check_has_its_own_counters() {
         let t0 = Instant::now();
-        let mut s = ServiceFsm::new(2, 1, 2, Require::All, t0);
+        let mut s = ServiceFsm::new(&[(1, 2); 2], Require::All, t0);
         assert_eq!(s.observe(&[H, H], t0), Some(Advert::Up));
         // Alternating failures on different checks never reach fall on either.
         for _ in 0..5 {
@@ -487,7 +488,7 @@ mod tests {
             obs in prop::collection::vec((level(), level(), any::<bool>()), 0..100)
         ) {
             let t0 = Instant::now();
-            let mut s = ServiceFsm::new(2, 2, 2, Require::All, t0);
+            let mut s = ServiceFsm::new(&[(2, 2); 2], Require::All, t0);
             for (a, b, disabled) in obs {
                 let before = s.asserted();
                 let new = if disabled { s.observe_disabled(t0) } else { s.observe(&[a, b], t0) };

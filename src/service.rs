@@ -61,12 +61,16 @@ pub struct ServiceCheck {
     pub timeout: Option<Duration>,
     /// What its failure means.
     pub on_fail: OnFail,
+    /// Its rise threshold, when not the service's.
+    pub rise: Option<NonZeroU32>,
+    /// Its fall threshold, when not the service's.
+    pub fall: Option<NonZeroU32>,
 }
 
 impl ServiceCheck {
     /// A check with the service's timeout whose failure means down.
     pub fn plain(check: Check) -> Self {
-        ServiceCheck { check, timeout: None, on_fail: OnFail::Down }
+        ServiceCheck { check, timeout: None, on_fail: OnFail::Down, rise: None, fall: None }
     }
 }
 
@@ -118,9 +122,12 @@ pub struct Service {
     pub checks: Vec<ServiceCheck>,
     /// How the checks' levels combine.
     pub require: Require,
-    /// Maintenance file: while it exists the service is DISABLED and checks
-    /// are not run.
-    pub disable_file: Option<PathBuf>,
+    /// Maintenance files: while any exists the service is DISABLED and
+    /// checks are not run.
+    pub disable_files: Vec<PathBuf>,
+    /// A covering prefix the operator announces elsewhere, which silences
+    /// the lint about prefixes too long to be accepted on their own.
+    pub covering: Option<Prefix>,
     /// Timing and thresholds.
     pub timing: Timing,
 }
@@ -139,6 +146,12 @@ impl Service {
             (true, Some(nh)) => nh,
             _ => self.next_hop,
         }
+    }
+
+    /// Each check's `(rise, fall)`, its own or the service's.
+    pub fn thresholds(&self) -> Vec<(u32, u32)> {
+        let t = &self.timing;
+        self.checks.iter().map(|c| (c.rise.unwrap_or(t.rise).get(), c.fall.unwrap_or(t.fall).get())).collect()
     }
 
     /// What an asserted state asks of the routes.

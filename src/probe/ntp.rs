@@ -231,6 +231,16 @@ impl Reply {
         })
     }
 
+    /// The reference ID for a detail: a stratum-1 source code (`GPS`) or
+    /// kiss code as text, above stratum 1 the upstream server's IPv4
+    /// address (or the hash of its IPv6 address), as dotted quad.
+    pub fn reference(&self) -> String {
+        match self.stratum {
+            0 | 1 => self.kiss_code(),
+            _ => std::net::Ipv4Addr::from(self.reference_id).to_string(),
+        }
+    }
+
     /// The kiss code of a kiss-o'-death reply (or a stratum-1 reference
     /// ID), printable ASCII only.
     pub fn kiss_code(&self) -> String {
@@ -361,7 +371,7 @@ impl NtpProbe {
             "stratum {}, offset {offset:+.6}s, delay {delay:.6}s, root dispersion {:.6}s, reference {}",
             reply.stratum,
             dispersion.as_secs_f64(),
-            reply.kiss_code(),
+            reply.reference(),
         );
         if reply.stratum > self.max_stratum {
             return Outcome::down(format!("ntp-stratum {}", reply.stratum)).with_detail(detail);
