@@ -41,8 +41,18 @@ const IDLE_REPEAT: Duration = Duration::from_secs(60);
 /// by hand with --dry-run to see the lines it would send. Durations are seconds (2, 0.5) or
 /// humantime forms (250ms, 2s, 1m).
 #[derive(Debug, Parser)]
-#[command(name = "exaprobe", version, max_term_width = 100, args_override_self = true)]
+#[command(
+    name = "exaprobe",
+    version,
+    max_term_width = 100,
+    args_override_self = true,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Args {
+    /// A subcommand; without one, exaprobe runs the service the flags (or --config) describe.
+    #[command(subcommand)]
+    pub command: Option<Sub>,
+
     /// Prefix to announce (repeatable; IPv4 or IPv6, host bits must be zero).
     #[arg(long = "ip", value_name = "PREFIX", help_heading = "Routes")]
     pub ips: Vec<String>,
@@ -239,6 +249,31 @@ pub struct Args {
     #[arg(long, hide = true)]
     #[doc(hidden)]
     pub disabled_execute: Vec<String>,
+}
+
+/// Subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum Sub {
+    /// Validate and lint a JSON config; print, per service, the exact lines each state sends.
+    ///
+    /// Exits 0 when the config is valid (warnings allowed), 2 with every error otherwise.
+    Check {
+        /// The JSON config file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// RPKI VRPs (the JSON export of rpki-client or Routinator) to check origin validity against.
+        #[arg(long, value_name = "FILE")]
+        vrps: Option<PathBuf>,
+        /// The origin AS of the announcements (overrides the config's origin_as).
+        #[arg(long, value_name = "ASN")]
+        origin_as: Option<String>,
+    },
+    /// Print a man page or shell completion script, generated from these flags.
+    #[command(hide = true)]
+    Generate {
+        /// What to print.
+        what: crate::generate::Artefact,
+    },
 }
 
 /// Everything the run needs besides the service.
@@ -636,20 +671,21 @@ pub fn expand_config(args: Vec<OsString>) -> Result<Vec<OsString>, String> {
             out.push(arg);
             continue;
         };
-        from_file.extend(read_flag_file(&path)?);
+        match read_flag_file(&path)? {
+            Some(flags) => from_file.extend(flags),
+            // A JSON file is a multi-service config: leave it to --config.
+            None => out.extend([OsString::from("--config"), path.into_os_string()]),
+        }
     }
     let program = out.remove(0);
     Ok(std::iter::once(program).chain(from_file).chain(out).collect())
 }
 
-fn read_flag_file(path: &Path) -> Result<Vec<OsString>, String> {
+/// The flags of a `key = value` file, or `None` when the file is JSON.
+fn read_flag_file(path: &Path) -> Result<Option<Vec<OsString>>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("--config: cannot read {}: {e}", path.display()))?;
     if text.trim_start().starts_with('{') {
-        return Err(format!(
-            "--config: {} is JSON; JSON service files are not supported yet, only the bundled healthcheck's \
-             `key = value` lines",
-            path.display()
-        ));
+        return Ok(None);
     }
     let mut flags = Vec::new();
     for line in text.lines() {
@@ -662,7 +698,7 @@ fn read_flag_file(path: &Path) -> Result<Vec<OsString>, String> {
             None => flags.push(OsString::from(format!("--{line}"))),
         }
     }
-    Ok(flags)
+    Ok(Some(flags))
 }
 
 /// True when stdin and stdout are both pipes: ExaBGP started us.
@@ -701,6 +737,11 @@ pub fn main() -> ExitCode {
             };
         }
     };
+    match &args.command {
+        Some(Sub::Generate { what }) => return crate::generate::print(*what),
+        Some(Sub::Check { .. }) => return fatal("exaprobe", &["check: not implemented yet".into()], exabgp),
+        None => {}
+    }
     let name = args.name.clone().unwrap_or_else(|| args.ips.first().cloned().unwrap_or_else(|| "exaprobe".into()));
     crate::logger::init(if args.debug { LevelFilter::Debug } else { args.log_level });
     let settings = match args.settings() {
@@ -934,6 +975,7 @@ mod tests {
         assert_eq!(args.rise, 2, "the command line wins");
         std::fs::write(&f, "{\"services\": []}").unwrap();
         let argv: Vec<OsString> = ["exaprobe", "--config", f.to_str().unwrap()].iter().map(OsString::from).collect();
-        assert!(expand_config(argv).unwrap_err().contains("JSON"));
+        let expanded = expand_config(argv.clone()).unwrap();
+        assert_eq!(expanded, argv, "a JSON file stays a --config argument");
     }
 }

@@ -16,6 +16,7 @@
 //! - [`probe`]: the probes;
 //! - [`engine`]: the scheduler that ties it all together;
 //! - [`signals`]: signal delivery as events;
+//! - [`generate`]: man page and completions from the clap definition;
 //! - [`logger`]: the stderr logger.
 
 pub mod bgp;
@@ -25,6 +26,7 @@ pub mod encoder;
 pub mod engine;
 pub mod exabgp;
 pub mod fsm;
+pub mod generate;
 pub mod logger;
 pub mod probe;
 pub mod service;
