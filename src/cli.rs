@@ -557,7 +557,12 @@ impl Args {
             self.log_level
         };
         let ack = if self.no_ack { AckMode::NoWait } else { AckMode::Wait(ack_timeout) };
-        Ok(Settings { service, options: Options { ack, dry_run: self.dry_run }, log_level, pid_file: self.pid.clone() })
+        Ok(Settings {
+            service,
+            options: Options { ack, dry_run: self.dry_run, workers: 0 },
+            log_level,
+            pid_file: self.pid.clone(),
+        })
     }
 
     fn refuse_unsupported(&self, e: &mut Errors) {
@@ -769,7 +774,7 @@ pub fn main() -> ExitCode {
         s.timing.fall,
         if settings.options.dry_run { ", dry run" } else { "" },
     );
-    match engine::run(settings.service, &settings.options) {
+    match engine::run(vec![settings.service], &settings.options, None) {
         Ok(Stop::ExabgpGone | Stop::Signalled) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("{e:#}");

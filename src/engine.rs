@@ -1,18 +1,25 @@
-//! The engine: one thread that owns all state (the service, its state
-//! machine, the stdout writer) and reacts to events from the other threads.
+//! The engine: one thread that owns all state (the services, their state
+//! machines, the stdout writer) and reacts to events from the other threads.
 //!
 //! ```text
 //!   workers (probe runs) ──┐
 //!   stdin reader (acks) ───┼──> events ──> engine ──> Writer ──> stdout (ExaBGP)
 //!   signal thread ─────────┘                 │
-//!                                            └──> jobs ──> workers
+//!                                            └──> jobs ──> workers (bounded pool)
 //! ```
 //!
-//! Probes run on a small pool of worker threads, so a slow probe never delays
-//! the engine: acks, signals and the end of stdin are handled at once. One
-//! probe round of a service runs at a time (rounds never overlap); the next
-//! round starts `interval` (or `fast_interval`) after the previous one
-//! started, or as soon as it ends if it took longer.
+//! Probes run on a bounded pool of worker threads, so a slow probe never
+//! delays the engine: acks, signals and the end of stdin are handled at once,
+//! and a hung check occupies one worker for at most its timeout. One probe
+//! round of a service runs at a time (rounds never overlap); the next round
+//! starts `interval` (or `fast_interval`) after the previous one started, or
+//! as soon as it ends if it took longer. First rounds are spread over up to a
+//! second, so that many services do not fire together.
+//!
+//! SIGHUP reloads the config (when there is one): the new file is read and
+//! validated first, and an invalid one changes nothing. Unchanged services
+//! keep their state; removed services are withdrawn; new ones start in INIT;
+//! a service whose attributes changed is re-announced with them.
 
 use std::io::{self, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -35,9 +42,9 @@ use crate::service::{Action, OnFail, Service, ServiceCheck};
 pub enum Event {
     /// A probe run finished.
     Probe {
-        /// The round it belongs to.
+        /// The round it belongs to (unique across services).
         round: u64,
-        /// Index of the check in the service.
+        /// Index of the check in its service.
         check: usize,
         /// What it found.
         outcome: Outcome,
@@ -52,6 +59,9 @@ pub enum Event {
     Signal(Signal),
 }
 
+/// Reads and validates the config again, for SIGHUP.
+pub type Reload = Box<dyn Fn() -> Result<Vec<Service>, Vec<String>> + Send>;
+
 /// How the engine runs.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -59,6 +69,8 @@ pub struct Options {
     pub ack: AckMode,
     /// Standalone mode: lines go to stdout for a human, stdin is not read.
     pub dry_run: bool,
+    /// Probe worker threads; 0 means min(32, number of checks).
+    pub workers: usize,
 }
 
 /// Why the engine stopped.
@@ -74,9 +86,15 @@ pub enum Stop {
 /// ExaBGP may be gone already, and we promise to exit within a second.
 const FINAL_ACK_WAIT: Duration = Duration::from_millis(400);
 
-/// Runs `service` until ExaBGP goes away or a signal stops it. Signals must
+/// First rounds are spread over at most this long.
+const MAX_SPREAD: Duration = Duration::from_secs(1);
+
+/// Most probe workers by default.
+const DEFAULT_MAX_WORKERS: usize = 32;
+
+/// Runs `services` until ExaBGP goes away or a signal stops it. Signals must
 /// already be blocked ([`crate::signals::block`]).
-pub fn run(service: Service, opts: &Options) -> anyhow::Result<Stop> {
+pub fn run(services: Vec<Service>, opts: &Options, reload: Option<Reload>) -> anyhow::Result<Stop> {
     let (tx, rx) = mpsc::channel();
     let sig_tx = tx.clone();
     crate::signals::spawn(move |sig| {
@@ -95,7 +113,12 @@ pub fn run(service: Service, opts: &Options) -> anyhow::Result<Stop> {
     }
     let ack = if opts.dry_run { AckMode::NoWait } else { opts.ack };
     let writer = Writer::new(io::stdout().lock(), ack);
-    Engine::new(service, writer, tx, rx).run()
+    let checks: usize = services.iter().map(|s| s.checks.len()).sum();
+    let workers = if opts.workers == 0 { checks.clamp(1, DEFAULT_MAX_WORKERS) } else { opts.workers };
+    let mut engine = Engine::new(writer, tx, rx, workers);
+    engine.reload = reload;
+    engine.add_services(services, Instant::now());
+    engine.run()
 }
 
 /// One probe round in progress.
@@ -113,40 +136,65 @@ struct Job {
     timeout: Duration,
 }
 
-/// The engine's state.
-pub struct Engine<W: Write> {
+/// The run-time state of one service.
+struct Runtime {
     service: Service,
     checks: Vec<Arc<ServiceCheck>>,
     fsm: ServiceFsm,
-    writer: Writer<W>,
-    events: Receiver<Event>,
-    jobs: Sender<Job>,
-    children: Children,
     round: Option<Round>,
-    rounds: u64,
     next_probe: Instant,
     last_assert: Option<Instant>,
 }
 
-impl<W: Write> Engine<W> {
-    /// An engine for `service`, writing through `writer`, fed by `events`
-    /// (whose sender `tx` the workers use).
-    pub fn new(service: Service, writer: Writer<W>, tx: Sender<Event>, events: Receiver<Event>) -> Self {
-        let now = Instant::now();
-        let children = Children::default();
-        let jobs = spawn_workers(service.checks.len().clamp(1, 8), tx, children.clone());
-        Engine {
+impl Runtime {
+    fn new(service: Service, first_probe: Instant) -> Runtime {
+        Runtime {
             checks: service.checks.iter().cloned().map(Arc::new).collect(),
-            fsm: ServiceFsm::new(&service.thresholds(), service.require, now),
+            fsm: ServiceFsm::new(&service.thresholds(), service.require, first_probe),
             service,
-            writer,
-            events,
-            jobs,
-            children,
             round: None,
-            rounds: 0,
-            next_probe: now,
+            next_probe: first_probe,
             last_assert: None,
+        }
+    }
+
+    fn reassert_due(&self) -> Option<Instant> {
+        self.fsm.asserted()?;
+        Some(self.last_assert? + self.service.timing.reassert?)
+    }
+
+    /// True when the routes may be announced now (not known withdrawn).
+    fn may_be_announced(&self) -> bool {
+        !self.fsm.asserted().is_some_and(|a| self.service.action(a) == Action::Withdraw)
+    }
+}
+
+/// The engine's state.
+pub struct Engine<W: Write> {
+    services: Vec<Runtime>,
+    writer: Writer<W>,
+    events: Receiver<Event>,
+    jobs: Sender<Job>,
+    children: Children,
+    rounds: u64,
+    reload: Option<Reload>,
+}
+
+impl<W: Write> Engine<W> {
+    /// An engine writing through `writer`, fed by `events` (whose sender
+    /// `tx` the workers use), with `workers` probe threads.
+    pub fn new(writer: Writer<W>, tx: Sender<Event>, events: Receiver<Event>, workers: usize) -> Self {
+        let children = Children::default();
+        let jobs = spawn_workers(workers.max(1), tx, children.clone());
+        Engine { services: Vec::new(), writer, events, jobs, children, rounds: 0, reload: None }
+    }
+
+    /// Adds services in INIT, their first rounds spread from `now` on.
+    pub fn add_services(&mut self, services: Vec<Service>, now: Instant) {
+        let n = services.len() as u32;
+        for (i, service) in services.into_iter().enumerate() {
+            let spread = service.timing.interval.min(MAX_SPREAD) * i as u32 / n.max(1);
+            self.services.push(Runtime::new(service, now + spread));
         }
     }
 
@@ -162,12 +210,19 @@ impl<W: Write> Engine<W> {
         loop {
             let now = Instant::now();
             self.writer.on_tick(now)?;
-            if self.round.is_none() && now >= self.next_probe {
-                self.start_round(now)?;
+            for i in 0..self.services.len() {
+                if self.services[i].round.is_none() && now >= self.services[i].next_probe {
+                    self.start_round(i, now)?;
+                }
+                if self.services[i].reassert_due().is_some_and(|due| now >= due) {
+                    self.reassert(i, now)?;
+                }
             }
-            self.reassert_if_due(now)?;
-            let wake = [self.round.is_none().then_some(self.next_probe), self.writer.deadline(), self.reassert_due()]
-                .into_iter()
+            let wake = self
+                .services
+                .iter()
+                .flat_map(|r| [r.round.is_none().then_some(r.next_probe), r.reassert_due()])
+                .chain([self.writer.deadline()])
                 .flatten()
                 .min();
             let event = match wake {
@@ -188,18 +243,23 @@ impl<W: Write> Engine<W> {
         let now = Instant::now();
         match event {
             Event::Probe { round, check, outcome, elapsed } => {
+                // A round of a service removed by a reload finds no owner.
+                let Some(i) = self.services.iter().position(|r| r.round.as_ref().is_some_and(|x| x.id == round)) else {
+                    return Ok(None);
+                };
+                let rt = &mut self.services[i];
                 log::debug!(
                     "{}: {} -> {outcome} in {}",
-                    self.service.name,
-                    self.checks[check].check,
+                    rt.service.name,
+                    rt.checks[check].check,
                     crate::duration::show(elapsed)
                 );
-                let Some(r) = self.round.as_mut().filter(|r| r.id == round) else { return Ok(None) };
+                let Some(r) = rt.round.as_mut() else { return Ok(None) };
                 r.outcomes[check] = Some(outcome);
                 if r.outcomes.iter().all(Option::is_some) {
-                    let r = self.round.take().expect("checked above");
+                    let r = rt.round.take().expect("checked above");
                     let outcomes: Vec<Outcome> = r.outcomes.into_iter().flatten().collect();
-                    self.finish_round(r.started, &outcomes, now)?;
+                    self.finish_round(i, r.started, &outcomes, now)?;
                 }
             }
             Event::Stdin(Incoming::Done) => self.writer.on_ack(true, now)?,
@@ -215,9 +275,7 @@ impl<W: Write> Engine<W> {
             Event::Stdin(Incoming::Neighbor(line)) => log::info!("ExaBGP: {line}"),
             Event::Stdin(Incoming::Empty) => {}
             Event::Stdin(Incoming::Other(line)) => log::debug!("ExaBGP wrote: {line}"),
-            Event::Signal(Signal::SIGHUP) => {
-                log::info!("SIGHUP: nothing to reload (the service comes from the command line)");
-            }
+            Event::Signal(Signal::SIGHUP) => self.reload(now)?,
             Event::Signal(sig) => {
                 log::info!("{sig}: withdrawing and exiting");
                 self.withdraw_and_wait(now)?;
@@ -227,46 +285,49 @@ impl<W: Write> Engine<W> {
         Ok(None)
     }
 
-    fn start_round(&mut self, now: Instant) -> anyhow::Result<()> {
-        if let Some(file) = self.service.disable_files.iter().find(|f| f.exists()) {
+    fn start_round(&mut self, i: usize, now: Instant) -> anyhow::Result<()> {
+        let rt = &mut self.services[i];
+        if let Some(file) = rt.service.disable_files.iter().find(|f| f.exists()) {
             let reason = format!("maintenance file {} exists", file.display());
-            let before = self.fsm.asserted();
-            if let Some(advert) = self.fsm.observe_disabled(now) {
-                self.log_assert(before, advert, &reason);
-                self.assert(advert, now)?;
+            let before = rt.fsm.asserted();
+            rt.next_probe = now + rt.service.timing.interval;
+            if let Some(advert) = rt.fsm.observe_disabled(now) {
+                self.log_assert(i, before, advert, &reason);
+                self.assert(i, advert, now)?;
             }
-            self.next_probe = now + self.service.timing.interval;
             return Ok(());
         }
-        if self.checks.is_empty() {
-            return self.finish_round(now, &[], now);
+        if rt.checks.is_empty() {
+            return self.finish_round(i, now, &[], now);
         }
         self.rounds += 1;
         let id = self.rounds;
-        for (i, probe) in self.checks.iter().enumerate() {
-            let timeout = probe.timeout.unwrap_or(self.service.timing.timeout);
-            let job = Job { round: id, check: i, probe: Arc::clone(probe), timeout };
+        for (c, probe) in rt.checks.iter().enumerate() {
+            let timeout = probe.timeout.unwrap_or(rt.service.timing.timeout);
+            let job = Job { round: id, check: c, probe: Arc::clone(probe), timeout };
             self.jobs.send(job).map_err(|_| anyhow::anyhow!("probe workers are gone"))?;
         }
-        self.round = Some(Round { id, started: now, outcomes: vec![None; self.checks.len()] });
+        rt.round = Some(Round { id, started: now, outcomes: vec![None; rt.checks.len()] });
         Ok(())
     }
 
-    fn finish_round(&mut self, started: Instant, outcomes: &[Outcome], now: Instant) -> anyhow::Result<()> {
-        let before_states: Vec<State> = self.fsm.checks().iter().map(|c| c.state()).collect();
-        let before = self.fsm.asserted();
+    fn finish_round(&mut self, i: usize, started: Instant, outcomes: &[Outcome], now: Instant) -> anyhow::Result<()> {
+        let rt = &mut self.services[i];
+        let before_states: Vec<State> = rt.fsm.checks().iter().map(|c| c.state()).collect();
+        let before = rt.fsm.asserted();
         let levels: Vec<Level> = outcomes.iter().map(|o| Level::from(o.health)).collect();
-        let advert = self.fsm.observe(&levels, now);
-        let name = &self.service.name;
-        for (i, (c, o)) in self.fsm.checks().iter().zip(outcomes).enumerate() {
-            let (rise, fall) = c.thresholds();
+        let advert = rt.fsm.observe(&levels, now);
+        rt.next_probe = (started + rt.service.timing.next_delay(rt.fsm.is_settling())).max(now);
+        let name = &rt.service.name;
+        for (c, (fsm, o)) in rt.fsm.checks().iter().zip(outcomes).enumerate() {
+            let (rise, fall) = fsm.thresholds();
             let shown = |s: State| match s {
                 State::Rising(n) => format!("RISING({n}/{rise})"),
                 State::Falling(n) => format!("FALLING({n}/{fall})"),
                 other => other.to_string(),
             };
-            let (from, to) = (shown(before_states[i]), shown(c.state()));
-            let check = &self.checks[i].check;
+            let (from, to) = (shown(before_states[c]), shown(fsm.state()));
+            let check = &rt.checks[c].check;
             if from != to {
                 log::info!("{name}: {check}: {from} -> {to}: {o}");
             } else {
@@ -278,63 +339,142 @@ impl<W: Write> Engine<W> {
                 "no checks configured".to_string()
             } else {
                 let all: Vec<String> =
-                    self.checks.iter().zip(outcomes).map(|(c, o)| format!("{}: {o}", c.check)).collect();
-                format!("require {}: {}", self.service.require, all.join("; "))
+                    rt.checks.iter().zip(outcomes).map(|(c, o)| format!("{}: {o}", c.check)).collect();
+                format!("require {}: {}", rt.service.require, all.join("; "))
             };
-            self.log_assert(before, advert, &reason);
-            self.assert(advert, now)?;
+            self.log_assert(i, before, advert, &reason);
+            self.assert(i, advert, now)?;
         }
-        self.next_probe = (started + self.service.timing.next_delay(self.fsm.is_settling())).max(now);
         Ok(())
     }
 
-    fn log_assert(&self, before: Option<Advert>, advert: Advert, reason: &str) {
+    fn log_assert(&self, i: usize, before: Option<Advert>, advert: Advert, reason: &str) {
         let from = before.map_or_else(|| "INIT".to_string(), |a| a.to_string());
-        log::info!("{}: service {from} -> {advert}: {reason}", self.service.name);
+        log::info!("{}: service {from} -> {advert}: {reason}", self.services[i].service.name);
     }
 
-    fn assert(&mut self, advert: Advert, now: Instant) -> anyhow::Result<()> {
-        let lines = encoder::lines(&self.service, advert);
-        let verb = match self.service.action(advert) {
+    fn assert(&mut self, i: usize, advert: Advert, now: Instant) -> anyhow::Result<()> {
+        let rt = &mut self.services[i];
+        let verb = match rt.service.action(advert) {
             Action::Withdraw => "withdrawing",
             Action::Announce(_) => "announcing",
         };
-        let prefixes: Vec<String> = self.service.prefixes.iter().map(ToString::to_string).collect();
-        log::info!("{}: {advert}: {verb} {}", self.service.name, prefixes.join(" "));
-        // Lines of an older state that still wait to be written are stale.
-        self.writer.clear_queue();
-        for line in lines {
-            self.writer.send(line, now)?;
+        let prefixes: Vec<String> = rt.service.prefixes.iter().map(ToString::to_string).collect();
+        log::info!("{}: {advert}: {verb} {}", rt.service.name, prefixes.join(" "));
+        rt.last_assert = Some(now);
+        self.send_state(i, advert, now)
+    }
+
+    /// Writes the lines of `advert` for service `i`; each supersedes lines of
+    /// an older state of the same route that still wait in the queue.
+    fn send_state(&mut self, i: usize, advert: Advert, now: Instant) -> anyhow::Result<()> {
+        let rt = &self.services[i];
+        let lines = encoder::lines(&rt.service, advert);
+        let keys: Vec<String> = rt.service.prefixes.iter().map(|p| format!("{}/{p}", rt.service.name)).collect();
+        for (line, key) in lines.into_iter().zip(keys) {
+            self.writer.send(line, Some(key), now)?;
         }
-        self.last_assert = Some(now);
         Ok(())
     }
 
-    fn reassert_due(&self) -> Option<Instant> {
-        Some(self.last_assert? + self.service.timing.reassert?)
+    fn reassert(&mut self, i: usize, now: Instant) -> anyhow::Result<()> {
+        let Some(advert) = self.services[i].fsm.asserted() else { return Ok(()) };
+        log::debug!("{}: re-asserting {advert}", self.services[i].service.name);
+        self.services[i].last_assert = Some(now);
+        self.send_state(i, advert, now)
     }
 
-    fn reassert_if_due(&mut self, now: Instant) -> anyhow::Result<()> {
-        if let (Some(due), Some(advert)) = (self.reassert_due(), self.fsm.asserted())
-            && now >= due
-        {
-            log::debug!("{}: re-asserting {advert}", self.service.name);
-            for line in encoder::lines(&self.service, advert) {
-                self.writer.send(line, now)?;
+    fn withdraw_lines(&mut self, service: &Service, now: Instant) -> anyhow::Result<()> {
+        for line in encoder::withdraw_all(service) {
+            self.writer.send(line, None, now)?;
+        }
+        Ok(())
+    }
+
+    /// SIGHUP: apply a new config, or keep the old one if it is invalid.
+    fn reload(&mut self, now: Instant) -> anyhow::Result<()> {
+        let Some(reload) = &self.reload else {
+            log::info!("SIGHUP: nothing to reload (the service comes from the command line)");
+            return Ok(());
+        };
+        let new = match reload() {
+            Ok(s) => s,
+            Err(errors) => {
+                log::error!("SIGHUP: the new config is invalid; keeping the running one ({} errors):", errors.len());
+                for e in errors {
+                    log::error!("  {e}");
+                }
+                return Ok(());
             }
-            self.last_assert = Some(now);
+        };
+        let mut old: Vec<Runtime> = std::mem::take(&mut self.services);
+        let (mut kept, mut changed, mut added) = (0, 0, 0);
+        let mut fresh = Vec::new();
+        for service in new {
+            let Some(pos) = old.iter().position(|r| r.service.name == service.name) else {
+                fresh.push(service);
+                added += 1;
+                continue;
+            };
+            let mut rt = old.swap_remove(pos);
+            if rt.service == service {
+                kept += 1;
+                self.services.push(rt);
+                continue;
+            }
+            changed += 1;
+            let same_routes_target = rt.service.neighbors == service.neighbors && rt.service.path_id == service.path_id;
+            // Prefixes that are gone, or all of them when the selector or
+            // path id changed (new lines would not replace the old routes).
+            let mut gone = rt.service.clone();
+            if same_routes_target {
+                gone.prefixes.retain(|p| !service.prefixes.contains(p));
+            }
+            if rt.may_be_announced() && !gone.prefixes.is_empty() {
+                self.withdraw_lines(&gone, now)?;
+            }
+            let same_probing = rt.service.checks == service.checks
+                && rt.service.timing == service.timing
+                && rt.service.require == service.require
+                && rt.service.disable_files == service.disable_files;
+            let mut new_rt = Runtime::new(service, now);
+            if same_probing {
+                // Keep the state and counters; re-announce with the new attributes.
+                new_rt.fsm = rt.fsm.clone();
+                new_rt.next_probe = rt.next_probe;
+                new_rt.round = rt.round.take();
+                new_rt.last_assert = rt.last_assert;
+            }
+            self.services.push(new_rt);
+            if same_probing && let Some(advert) = self.services.last().and_then(|r| r.fsm.asserted()) {
+                let i = self.services.len() - 1;
+                self.send_state(i, advert, now)?;
+            }
         }
+        let removed = old.len();
+        for rt in old {
+            log::info!("{}: removed by reload; withdrawing", rt.service.name);
+            if rt.may_be_announced() {
+                self.withdraw_lines(&rt.service, now)?;
+            }
+        }
+        self.add_services(fresh, now);
+        log::info!("SIGHUP: config reloaded: {kept} unchanged, {changed} changed, {added} added, {removed} removed");
         Ok(())
     }
 
-    /// Withdraws every prefix that may be announced (all of them, unless the
-    /// asserted state is already a withdraw), then waits briefly for acks.
+    /// Withdraws every prefix that may be announced, then waits briefly for
+    /// acks.
     fn withdraw_and_wait(&mut self, now: Instant) -> anyhow::Result<()> {
-        let withdrawn = self.fsm.asserted().is_some_and(|a| self.service.action(a) == Action::Withdraw);
-        if withdrawn {
+        let lines: Vec<String> = self
+            .services
+            .iter()
+            .filter(|r| r.may_be_announced())
+            .flat_map(|r| encoder::withdraw_all(&r.service))
+            .collect();
+        if lines.is_empty() {
             return Ok(());
         }
-        let lines = encoder::withdraw_all(&self.service);
         self.writer.send_now(&lines, now)?;
         let until = now + FINAL_ACK_WAIT;
         while self.writer.in_flight() > 0 {

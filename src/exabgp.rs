@@ -94,7 +94,7 @@ const MISSES_BEFORE_NO_ACK: u32 = 3;
 pub struct Writer<W: Write> {
     out: W,
     mode: AckMode,
-    queue: VecDeque<String>,
+    queue: VecDeque<(Option<String>, String)>,
     in_flight: VecDeque<(String, Instant)>,
     misses_in_row: u32,
     counters: Counters,
@@ -114,16 +114,18 @@ impl<W: Write> Writer<W> {
     }
 
     /// Queues a command and writes it as soon as the channel allows.
-    pub fn send(&mut self, line: String, now: Instant) -> io::Result<()> {
+    ///
+    /// A command with a `key` supersedes queued, not yet written commands
+    /// with the same key: when a route changes state again while ExaBGP is
+    /// slow to ack, only its newest line is sent. Commands without a key are
+    /// always sent.
+    pub fn send(&mut self, line: String, key: Option<String>, now: Instant) -> io::Result<()> {
         debug_assert!(!line.contains(['\n', '\r']), "a command must be one line");
-        self.queue.push_back(line);
+        if key.is_some() {
+            self.queue.retain(|(k, _)| *k != key);
+        }
+        self.queue.push_back((key, line));
         self.pump(now)
-    }
-
-    /// Drops queued commands that were not written yet (superseded by a
-    /// newer state). Commands in flight still get their ack.
-    pub fn clear_queue(&mut self) {
-        self.queue.clear();
     }
 
     /// Writes `lines` at once, ahead of anything queued, without waiting for
@@ -206,7 +208,7 @@ impl<W: Write> Writer<W> {
 
     fn pump(&mut self, now: Instant) -> io::Result<()> {
         while self.in_flight.is_empty() || self.mode == AckMode::NoWait {
-            let Some(line) = self.queue.pop_front() else { break };
+            let Some((_, line)) = self.queue.pop_front() else { break };
             self.write(&line, now)?;
         }
         Ok(())
@@ -261,8 +263,8 @@ mod tests {
     fn one_command_in_flight_until_its_ack() {
         let t0 = Instant::now();
         let mut w = Writer::new(Vec::new(), AckMode::Wait(Duration::from_secs(2)));
-        w.send("announce route 198.51.100.1/32 next-hop self".into(), t0).unwrap();
-        w.send("announce route 198.51.100.2/32 next-hop self".into(), t0).unwrap();
+        w.send("announce route 198.51.100.1/32 next-hop self".into(), None, t0).unwrap();
+        w.send("announce route 198.51.100.2/32 next-hop self".into(), None, t0).unwrap();
         assert_eq!(written(&w).len(), 1);
         assert_eq!(w.deadline(), Some(t0 + Duration::from_secs(2)));
         w.on_ack(true, t0).unwrap();
@@ -277,8 +279,8 @@ mod tests {
         let t0 = Instant::now();
         let mut w = Writer::new(Vec::new(), AckMode::Wait(Duration::from_secs(2)));
         w.on_ack(true, t0).unwrap(); // acks do work on this ExaBGP
-        w.send("a".into(), t0).unwrap();
-        w.send("b".into(), t0).unwrap();
+        w.send("a".into(), None, t0).unwrap();
+        w.send("b".into(), None, t0).unwrap();
         w.on_tick(t0 + Duration::from_secs(1)).unwrap();
         assert_eq!(written(&w), ["a"]);
         w.on_tick(t0 + Duration::from_secs(2)).unwrap();
@@ -292,7 +294,7 @@ mod tests {
         let t0 = Instant::now();
         let mut w = Writer::new(Vec::new(), AckMode::Wait(Duration::from_secs(1)));
         for (i, l) in ["a", "b", "c", "d", "e"].into_iter().enumerate() {
-            w.send(l.into(), t0 + Duration::from_secs(i as u64)).unwrap();
+            w.send(l.into(), None, t0 + Duration::from_secs(i as u64)).unwrap();
         }
         for s in 1..=3 {
             w.on_tick(t0 + Duration::from_secs(10 * s)).unwrap();
@@ -303,15 +305,30 @@ mod tests {
     }
 
     #[test]
+    fn a_newer_line_for_the_same_key_supersedes_a_queued_one() {
+        let t0 = Instant::now();
+        let k = |s: &str| Some(s.to_string());
+        let mut w = Writer::new(Vec::new(), AckMode::Wait(Duration::from_secs(1)));
+        w.send("announce p1 med 100".into(), k("p1"), t0).unwrap();
+        w.send("announce p1 med 1000".into(), k("p1"), t0).unwrap();
+        w.send("withdraw p2".into(), None, t0).unwrap();
+        w.send("announce p1 med 100".into(), k("p1"), t0).unwrap();
+        for _ in 0..3 {
+            w.on_ack(true, t0).unwrap();
+        }
+        assert_eq!(written(&w), ["announce p1 med 100", "withdraw p2", "announce p1 med 100"]);
+    }
+
+    #[test]
     fn no_wait_writes_everything_and_send_now_jumps_the_queue() {
         let t0 = Instant::now();
         let mut w = Writer::new(Vec::new(), AckMode::NoWait);
-        w.send("a".into(), t0).unwrap();
-        w.send("b".into(), t0).unwrap();
+        w.send("a".into(), None, t0).unwrap();
+        w.send("b".into(), None, t0).unwrap();
         assert_eq!(written(&w), ["a", "b"]);
         let mut w = Writer::new(Vec::new(), AckMode::Wait(Duration::from_secs(1)));
-        w.send("a".into(), t0).unwrap();
-        w.send("stale".into(), t0).unwrap();
+        w.send("a".into(), None, t0).unwrap();
+        w.send("stale".into(), None, t0).unwrap();
         w.send_now(&["x".into(), "y".into()], t0).unwrap();
         assert_eq!(written(&w), ["a", "x", "y"]);
         assert_eq!(w.in_flight(), 3);
