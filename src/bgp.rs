@@ -123,6 +123,11 @@ impl fmt::Display for NextHop {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Community(pub u32);
 
+impl Community {
+    /// GRACEFUL_SHUTDOWN (RFC 8326): receivers lower the route's preference.
+    pub const GRACEFUL_SHUTDOWN: Community = Community(0xFFFF_0000);
+}
+
 /// Well-known community names that ExaBGP 4.2 and 5.0 both accept.
 const WELL_KNOWN: [(&str, u32); 4] = [
     ("no-export", 0xFFFF_FF01),

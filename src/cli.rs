@@ -166,6 +166,12 @@ pub struct Args {
     /// Consecutive failures needed to go DOWN.
     #[arg(long, value_name = "N", default_value_t = 3, help_heading = "Timing")]
     pub fall: u32,
+    /// Flap dampening (RFC 2439 style, half-life 15m, suppress after about 3 quick flaps, at most 1h).
+    #[arg(long, help_heading = "Timing")]
+    pub dampening: bool,
+    /// How long a drain announces GRACEFUL_SHUTDOWN (65535:0) before it withdraws (default 30s).
+    #[arg(long, value_name = "DURATION", help_heading = "Timing")]
+    pub drain_duration: Option<String>,
     /// Re-send the current state this often (ExaBGP drops identical repeats); 0 never.
     #[arg(long, value_name = "DURATION", default_value = "5m", help_heading = "Timing")]
     pub reassert: String,
@@ -176,6 +182,12 @@ pub struct Args {
     /// How long to wait for an ack before sending the next command anyway.
     #[arg(long, value_name = "DURATION", default_value = "2s", help_heading = "ExaBGP channel")]
     pub ack_timeout: String,
+    /// Serve status/drain/recheck on this Unix socket (off by default in this single-service mode).
+    #[arg(long, value_name = "PATH", help_heading = "Operating")]
+    pub control_socket: Option<PathBuf>,
+    /// Where drains are kept across restarts (default: the control socket's path + ".state").
+    #[arg(long, value_name = "FILE", help_heading = "Operating")]
+    pub state_file: Option<PathBuf>,
     /// Standalone: no ExaBGP; print the lines that would be sent, transitions on stderr.
     #[arg(long, help_heading = "ExaBGP channel")]
     pub dry_run: bool,
@@ -267,6 +279,55 @@ pub enum Sub {
         /// The origin AS of the announcements (overrides the config's origin_as).
         #[arg(long, value_name = "ASN")]
         origin_as: Option<String>,
+    },
+    /// Show what a running exaprobe thinks of each service, and why.
+    Status {
+        /// Print the raw JSON reply.
+        #[arg(long)]
+        json: bool,
+        /// The control socket of the running exaprobe.
+        #[arg(long, value_name = "PATH", default_value = crate::control::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+    /// Drain a service (or all): announce GRACEFUL_SHUTDOWN for a while, then withdraw.
+    ///
+    /// The drain survives a restart of exaprobe and ends by itself after --for.
+    Drain {
+        /// The service to drain.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        service: Option<String>,
+        /// Drain every service.
+        #[arg(long)]
+        all: bool,
+        /// End the drain after this long (default: until undrain).
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: Option<String>,
+        /// Why, shown by status.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+        /// The control socket of the running exaprobe.
+        #[arg(long, value_name = "PATH", default_value = crate::control::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+    /// End a drain.
+    Undrain {
+        /// The service to undrain.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        service: Option<String>,
+        /// Undrain every service.
+        #[arg(long)]
+        all: bool,
+        /// The control socket of the running exaprobe.
+        #[arg(long, value_name = "PATH", default_value = crate::control::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+    /// Probe a service now (the result still goes through rise/fall).
+    Recheck {
+        /// The service.
+        service: String,
+        /// The control socket of the running exaprobe.
+        #[arg(long, value_name = "PATH", default_value = crate::control::DEFAULT_SOCKET)]
+        socket: PathBuf,
     },
     /// Print a man page or shell completion script, generated from these flags.
     #[command(hide = true)]
@@ -427,6 +488,10 @@ impl Args {
             }
         };
         let down = worse(self.down_metric, down_as_path);
+        let mut drain_policy = crate::service::DrainPolicy::graceful(&up);
+        if let Some(d) = self.drain_duration.as_deref().and_then(|v| e.take("--drain-duration", duration::parse(v))) {
+            drain_policy.stage = d;
+        }
         let disabled = worse(self.disabled_metric, disabled_as_path);
 
         let mut checks = Vec::new();
@@ -449,7 +514,8 @@ impl Args {
             let program = Program::Argv(argv);
             checks.push(ServiceCheck::plain(Check::Command(CommandProbe { program, exit_codes: ExitCodes::Nagios })));
         }
-        let specs: [(&str, &Vec<String>, fn(&str) -> Result<Check, String>); 4] = [
+        type Parse = fn(&str) -> Result<Check, String>;
+        let specs: [(&str, &Vec<String>, Parse); 4] = [
             ("--tcp", &self.tcp, |s| s.parse().map(Check::Tcp)),
             ("--http", &self.http, |s| s.parse().map(Check::Http)),
             ("--dns", &self.dns, |s| s.parse().map(Check::Dns)),
@@ -539,6 +605,8 @@ impl Args {
             checks,
             require,
             disable_files: self.disable.iter().cloned().collect(),
+            drain: drain_policy,
+            dampening: self.dampening.then_some(crate::dampening::Dampening::RECOMMENDED),
             covering: None,
             timing: Timing {
                 interval,
@@ -559,10 +627,20 @@ impl Args {
         let ack = if self.no_ack { AckMode::NoWait } else { AckMode::Wait(ack_timeout) };
         Ok(Settings {
             service,
-            options: Options { ack, dry_run: self.dry_run, workers: 0 },
+            options: Options { ack, dry_run: self.dry_run, workers: 0, control: self.control_settings() },
             log_level,
             pid_file: self.pid.clone(),
         })
+    }
+
+    fn control_settings(&self) -> Option<crate::control::ControlSettings> {
+        let socket = self.control_socket.clone()?;
+        let state_file = self.state_file.clone().unwrap_or_else(|| {
+            let mut s = socket.clone().into_os_string();
+            s.push(".state");
+            PathBuf::from(s)
+        });
+        Some(crate::control::ControlSettings { socket, mode: 0o600, group: None, state_file })
     }
 
     fn refuse_unsupported(&self, e: &mut Errors) {
@@ -745,6 +823,7 @@ pub fn main() -> ExitCode {
     match &args.command {
         Some(Sub::Generate { what }) => return crate::generate::print(*what),
         Some(Sub::Check { .. }) => return fatal("exaprobe", &["check: not implemented yet".into()], exabgp),
+        Some(sub) => return client(sub),
         None => {}
     }
     let name = args.name.clone().unwrap_or_else(|| args.ips.first().cloned().unwrap_or_else(|| "exaprobe".into()));
@@ -781,6 +860,43 @@ pub fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Runs a control-socket subcommand.
+fn client(sub: &Sub) -> ExitCode {
+    use serde_json::json;
+    let (socket, request, json_out) = match sub {
+        Sub::Status { json, socket } => (socket, json!({"command": "status"}), *json),
+        Sub::Drain { service, all, duration, reason, socket } => (
+            socket,
+            json!({"command": "drain", "service": service, "all": all, "for": duration, "reason": reason}),
+            false,
+        ),
+        Sub::Undrain { service, all, socket } => {
+            (socket, json!({"command": "undrain", "service": service, "all": all}), false)
+        }
+        Sub::Recheck { service, socket } => (socket, json!({"command": "recheck", "service": service}), false),
+        Sub::Check { .. } | Sub::Generate { .. } => return ExitCode::from(2),
+    };
+    let reply = match crate::control::call(socket, &request) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("exaprobe: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
+    if reply["ok"] != true {
+        eprintln!("exaprobe: {}", reply["error"].as_str().unwrap_or("failed"));
+        return ExitCode::from(1);
+    }
+    let text = if json_out || !matches!(sub, Sub::Status { .. }) {
+        format!("{reply}\n")
+    } else {
+        crate::control::render_status(&reply)
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = std::io::Write::write_all(&mut out, text.as_bytes());
+    ExitCode::SUCCESS
 }
 
 /// Reports a fatal startup error: exit 2 when run by hand; under ExaBGP,

@@ -132,6 +132,8 @@ mod tests {
             checks: vec![],
             require: crate::fsm::Require::All,
             disable_files: vec![],
+            drain: crate::service::DrainPolicy::graceful(&Attributes { med: Some(100), ..Attributes::default() }),
+            dampening: None,
             covering: None,
             timing: Timing {
                 interval: Duration::from_secs(5),

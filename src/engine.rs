@@ -23,16 +23,19 @@
 
 use std::io::{self, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
+use serde_json::{Value, json};
 
+use crate::control::{self, Request, SavedDrain};
 use crate::encoder;
 use crate::exabgp::{AckMode, Incoming, Writer};
-use crate::fsm::{Advert, Level, ServiceFsm, State};
+use crate::fsm::{Advert, Drain, Level, ServiceFsm, State};
 use crate::probe::command::Children;
 use crate::probe::{Health, Outcome};
 use crate::service::{Action, OnFail, Service, ServiceCheck};
@@ -57,6 +60,8 @@ pub enum Event {
     StdinClosed,
     /// A signal arrived.
     Signal(Signal),
+    /// A request from the control socket.
+    Control(crate::control::Call),
 }
 
 /// Reads and validates the config again, for SIGHUP.
@@ -71,6 +76,8 @@ pub struct Options {
     pub dry_run: bool,
     /// Probe worker threads; 0 means min(32, number of checks).
     pub workers: usize,
+    /// The control socket, if any.
+    pub control: Option<crate::control::ControlSettings>,
 }
 
 /// Why the engine stopped.
@@ -115,9 +122,18 @@ pub fn run(services: Vec<Service>, opts: &Options, reload: Option<Reload>) -> an
     let writer = Writer::new(io::stdout().lock(), ack);
     let checks: usize = services.iter().map(|s| s.checks.len()).sum();
     let workers = if opts.workers == 0 { checks.clamp(1, DEFAULT_MAX_WORKERS) } else { opts.workers };
+    if let Some(control) = &opts.control {
+        let ctl_tx = Mutex::new(tx.clone());
+        crate::control::serve(control, move |call| {
+            ctl_tx.lock().unwrap_or_else(PoisonError::into_inner).send(Event::Control(call)).is_ok()
+        })?;
+        log::info!("control socket: {}", control.socket.display());
+    }
     let mut engine = Engine::new(writer, tx, rx, workers);
     engine.reload = reload;
+    engine.state_file = opts.control.as_ref().map(|c| c.state_file.clone());
     engine.add_services(services, Instant::now());
+    engine.restore_drains(Instant::now());
     engine.run()
 }
 
@@ -144,17 +160,30 @@ struct Runtime {
     round: Option<Round>,
     next_probe: Instant,
     last_assert: Option<Instant>,
+    /// Why the asserted state was entered.
+    last_reason: String,
+    /// Each check's last outcome and how long it took.
+    last_outcomes: Vec<Option<(Outcome, Duration)>>,
+    /// The last line sent for each prefix.
+    last_lines: Vec<String>,
+    /// Who drained the service and why, while drained.
+    drain_info: Option<SavedDrain>,
 }
 
 impl Runtime {
     fn new(service: Service, first_probe: Instant) -> Runtime {
         Runtime {
             checks: service.checks.iter().cloned().map(Arc::new).collect(),
-            fsm: ServiceFsm::new(&service.thresholds(), service.require, first_probe),
-            service,
+            fsm: ServiceFsm::new(&service.thresholds(), service.require, first_probe)
+                .with_dampening(service.dampening, first_probe),
             round: None,
             next_probe: first_probe,
             last_assert: None,
+            last_reason: String::new(),
+            last_outcomes: vec![None; service.checks.len()],
+            last_lines: Vec::new(),
+            drain_info: None,
+            service,
         }
     }
 
@@ -178,6 +207,7 @@ pub struct Engine<W: Write> {
     children: Children,
     rounds: u64,
     reload: Option<Reload>,
+    state_file: Option<PathBuf>,
 }
 
 impl<W: Write> Engine<W> {
@@ -186,7 +216,7 @@ impl<W: Write> Engine<W> {
     pub fn new(writer: Writer<W>, tx: Sender<Event>, events: Receiver<Event>, workers: usize) -> Self {
         let children = Children::default();
         let jobs = spawn_workers(workers.max(1), tx, children.clone());
-        Engine { services: Vec::new(), writer, events, jobs, children, rounds: 0, reload: None }
+        Engine { services: Vec::new(), writer, events, jobs, children, rounds: 0, reload: None, state_file: None }
     }
 
     /// Adds services in INIT, their first rounds spread from `now` on.
@@ -217,11 +247,14 @@ impl<W: Write> Engine<W> {
                 if self.services[i].reassert_due().is_some_and(|due| now >= due) {
                     self.reassert(i, now)?;
                 }
+                if self.services[i].fsm.next_timer().is_some_and(|t| now >= t) {
+                    self.tick(i, now)?;
+                }
             }
             let wake = self
                 .services
                 .iter()
-                .flat_map(|r| [r.round.is_none().then_some(r.next_probe), r.reassert_due()])
+                .flat_map(|r| [r.round.is_none().then_some(r.next_probe), r.reassert_due(), r.fsm.next_timer()])
                 .chain([self.writer.deadline()])
                 .flatten()
                 .min();
@@ -254,6 +287,7 @@ impl<W: Write> Engine<W> {
                     rt.checks[check].check,
                     crate::duration::show(elapsed)
                 );
+                rt.last_outcomes[check] = Some((outcome.clone(), elapsed));
                 let Some(r) = rt.round.as_mut() else { return Ok(None) };
                 r.outcomes[check] = Some(outcome);
                 if r.outcomes.iter().all(Option::is_some) {
@@ -276,6 +310,10 @@ impl<W: Write> Engine<W> {
             Event::Stdin(Incoming::Empty) => {}
             Event::Stdin(Incoming::Other(line)) => log::debug!("ExaBGP wrote: {line}"),
             Event::Signal(Signal::SIGHUP) => self.reload(now)?,
+            Event::Control(call) => {
+                let reply = self.control(call.request, now)?;
+                let _ = call.reply.send(reply);
+            }
             Event::Signal(sig) => {
                 log::info!("{sig}: withdrawing and exiting");
                 self.withdraw_and_wait(now)?;
@@ -348,9 +386,10 @@ impl<W: Write> Engine<W> {
         Ok(())
     }
 
-    fn log_assert(&self, i: usize, before: Option<Advert>, advert: Advert, reason: &str) {
+    fn log_assert(&mut self, i: usize, before: Option<Advert>, advert: Advert, reason: &str) {
         let from = before.map_or_else(|| "INIT".to_string(), |a| a.to_string());
         log::info!("{}: service {from} -> {advert}: {reason}", self.services[i].service.name);
+        self.services[i].last_reason = reason.to_string();
     }
 
     fn assert(&mut self, i: usize, advert: Advert, now: Instant) -> anyhow::Result<()> {
@@ -371,6 +410,7 @@ impl<W: Write> Engine<W> {
         let rt = &self.services[i];
         let lines = encoder::lines(&rt.service, advert);
         let keys: Vec<String> = rt.service.prefixes.iter().map(|p| format!("{}/{p}", rt.service.name)).collect();
+        self.services[i].last_lines.clone_from(&lines);
         for (line, key) in lines.into_iter().zip(keys) {
             self.writer.send(line, Some(key), now)?;
         }
@@ -389,6 +429,209 @@ impl<W: Write> Engine<W> {
             self.writer.send(line, None, now)?;
         }
         Ok(())
+    }
+
+    /// Lets time pass for service `i`: drain stages, drain expiry, the end of
+    /// a suppression.
+    fn tick(&mut self, i: usize, now: Instant) -> anyhow::Result<()> {
+        let before = self.services[i].fsm.asserted();
+        let advert = self.services[i].fsm.tick(now);
+        let rt = &self.services[i];
+        if rt.drain_info.is_some() && rt.fsm.drain().is_none() {
+            log::info!("{}: drain expired", rt.service.name);
+            self.services[i].drain_info = None;
+            self.save_state();
+        }
+        if let Some(advert) = advert {
+            let reason = match advert {
+                Advert::Drained => "drain stage over".to_string(),
+                _ => "timer".to_string(),
+            };
+            self.log_assert(i, before, advert, &reason);
+            self.assert(i, advert, now)?;
+        }
+        Ok(())
+    }
+
+    /// Answers a control request.
+    fn control(&mut self, request: Request, now: Instant) -> anyhow::Result<Value> {
+        let targets = |engine: &Self, service: &Option<String>, all: bool| -> Result<Vec<usize>, Value> {
+            match (service, all) {
+                (_, true) => Ok((0..engine.services.len()).collect()),
+                (Some(name), false) => match engine.services.iter().position(|r| r.service.name == *name) {
+                    Some(i) => Ok(vec![i]),
+                    None => Err(control::error(format!("no service {name:?}"))),
+                },
+                (None, false) => Err(control::error("name a service, or give \"all\": true")),
+            }
+        };
+        Ok(match request {
+            Request::Status {} => self.status(now),
+            Request::Recheck { service } => match targets(self, &Some(service), false) {
+                Err(e) => e,
+                Ok(is) => {
+                    for i in is {
+                        self.services[i].next_probe = now;
+                    }
+                    json!({"ok": true})
+                }
+            },
+            Request::Drain { service, all, duration, reason, by } => {
+                let is = match targets(self, &service, all) {
+                    Ok(is) => is,
+                    Err(e) => return Ok(e),
+                };
+                let until = match duration.as_deref().map(crate::duration::parse).transpose() {
+                    Ok(d) => d,
+                    Err(e) => return Ok(control::error(format!("for: {e}"))),
+                };
+                let reason = reason.unwrap_or_default();
+                if reason.chars().any(char::is_control) || reason.len() > 200 {
+                    return Ok(control::error("reason: at most 200 characters, no control characters"));
+                }
+                let wall = control::unix_now();
+                let mut names = Vec::new();
+                for i in is {
+                    let stage = self.services[i].service.drain.stage;
+                    let saved = SavedDrain {
+                        by: by.clone(),
+                        reason: reason.clone(),
+                        since: wall,
+                        until: until.map(|d| wall + d.as_secs_f64()),
+                    };
+                    self.start_drain(i, saved, Drain { since: now, stage, until: until.map(|d| now + d) }, now)?;
+                    names.push(self.services[i].service.name.clone());
+                }
+                self.save_state();
+                json!({"ok": true, "drained": names})
+            }
+            Request::Undrain { service, all } => {
+                let is = match targets(self, &service, all) {
+                    Ok(is) => is,
+                    Err(e) => return Ok(e),
+                };
+                let mut names = Vec::new();
+                for i in is {
+                    if self.services[i].drain_info.take().is_some() {
+                        let before = self.services[i].fsm.asserted();
+                        names.push(self.services[i].service.name.clone());
+                        if let Some(advert) = self.services[i].fsm.end_drain(now) {
+                            self.log_assert(i, before, advert, "undrained");
+                            self.assert(i, advert, now)?;
+                        }
+                    }
+                }
+                self.save_state();
+                json!({"ok": true, "undrained": names})
+            }
+        })
+    }
+
+    fn start_drain(&mut self, i: usize, saved: SavedDrain, drain: Drain, now: Instant) -> anyhow::Result<()> {
+        let rt = &mut self.services[i];
+        log::info!(
+            "{}: drained by {}{}{}",
+            rt.service.name,
+            saved.by,
+            if saved.reason.is_empty() { String::new() } else { format!(" ({})", saved.reason) },
+            drain.until.map_or(String::new(), |u| format!(" for {}", crate::duration::show(u - drain.since)))
+        );
+        rt.drain_info = Some(saved);
+        let before = rt.fsm.asserted();
+        if let Some(advert) = rt.fsm.start_drain(drain, now) {
+            self.log_assert(i, before, advert, "drained by the operator");
+            self.assert(i, advert, now)?;
+        }
+        Ok(())
+    }
+
+    /// Applies the drains of the state file, at start.
+    fn restore_drains(&mut self, now: Instant) {
+        let Some(path) = self.state_file.clone() else { return };
+        let state = match control::State::load(&path) {
+            Ok(s) => s,
+            Err(e) => {
+                log::warn!("{e:#}; starting without saved drains");
+                return;
+            }
+        };
+        let wall = control::unix_now();
+        for (name, saved) in state.drains {
+            if saved.until.is_some_and(|u| u <= wall) {
+                continue;
+            }
+            let Some(i) = self.services.iter().position(|r| r.service.name == name) else { continue };
+            let ago = Duration::try_from_secs_f64((wall - saved.since).max(0.0)).unwrap_or_default();
+            let since = now.checked_sub(ago).unwrap_or(now);
+            let until = saved.until.and_then(|u| Duration::try_from_secs_f64(u - wall).ok()).map(|d| now + d);
+            let drain = Drain { since, stage: self.services[i].service.drain.stage, until };
+            log::info!("{name}: drain restored from {}", path.display());
+            if let Err(e) = self.start_drain(i, saved, drain, now) {
+                log::error!("{name}: restoring its drain: {e:#}");
+            }
+        }
+        self.save_state();
+    }
+
+    fn save_state(&self) {
+        let Some(path) = &self.state_file else { return };
+        let drains =
+            self.services.iter().filter_map(|r| Some((r.service.name.clone(), r.drain_info.clone()?))).collect();
+        if let Err(e) = (control::State { drains }).save(path) {
+            log::error!("saving drains: {e:#}");
+        }
+    }
+
+    /// The status report.
+    fn status(&self, now: Instant) -> Value {
+        let wall = control::unix_now();
+        let services: Vec<Value> = self
+            .services
+            .iter()
+            .map(|rt| {
+                let checks: Vec<Value> = rt
+                    .checks
+                    .iter()
+                    .zip(rt.fsm.checks())
+                    .zip(&rt.last_outcomes)
+                    .map(|((c, fsm), last)| {
+                        let (rise, fall) = fsm.thresholds();
+                        json!({
+                            "check": c.check.to_string(),
+                            "state": fsm.state().to_string(),
+                            "rise": rise,
+                            "fall": fall,
+                            "last": last.as_ref().map(|(o, took)| json!({
+                                "health": o.health.as_str(),
+                                "reason": o.reason,
+                                "detail": o.detail,
+                                "seconds": took.as_secs_f64(),
+                            })),
+                        })
+                    })
+                    .collect();
+                let in_state = now.saturating_duration_since(rt.fsm.since()).as_secs_f64();
+                json!({
+                    "name": rt.service.name,
+                    "state": rt.fsm.asserted().map_or("INIT", Advert::name),
+                    "wanted": rt.fsm.wanted().map_or("INIT", Advert::name),
+                    "seconds_in_state": in_state,
+                    "reason": rt.last_reason,
+                    "prefixes": rt.service.prefixes.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "checks": checks,
+                    "flap_penalty": rt.fsm.penalty(now),
+                    "suppressed": rt.fsm.is_suppressed(),
+                    "drained": rt.drain_info.as_ref().map(|d| json!({
+                        "by": d.by,
+                        "reason": d.reason,
+                        "seconds_ago": wall - d.since,
+                        "seconds_left": d.until.map(|u| (u - wall).max(0.0)),
+                    })),
+                    "last_lines": rt.last_lines,
+                })
+            })
+            .collect();
+        json!({"ok": true, "services": services})
     }
 
     /// SIGHUP: apply a new config, or keep the old one if it is invalid.

@@ -14,6 +14,10 @@
 //!   should show. The maintenance file forces DISABLED at once. Lines are
 //!   written only when the asserted advert changes.
 //!
+//! On top of the checks, [`ServiceFsm`] applies an operator's staged drain
+//! (drain attributes for a while, then a withdraw) and flap dampening
+//! ([`crate::dampening`]): a suppressed service is held withdrawn.
+//!
 //! **Crash safety.** ExaBGP keeps the routes of a process that died, so a
 //! fresh exaprobe cannot know what is announced. A check with no stable level
 //! yet (INIT, or RISING from INIT) goes DOWN on its first down result, at
@@ -22,7 +26,9 @@
 //! from INIT.
 
 use std::fmt;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use crate::dampening::{Dampening, Damper};
 
 /// How healthy something is, worst first (so `Ord` compares health).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -230,6 +236,13 @@ pub enum Advert {
     Down,
     /// Withdrawn, or announced with the DISABLED attributes.
     Disabled,
+    /// Held down by flap dampening: withdrawn.
+    Suppressed,
+    /// First stage of a drain: announced with the drain attributes (the
+    /// GRACEFUL_SHUTDOWN community by default), so traffic leaves gently.
+    Draining,
+    /// Second stage of a drain: withdrawn.
+    Drained,
 }
 
 impl From<Level> for Advert {
@@ -242,25 +255,54 @@ impl From<Level> for Advert {
     }
 }
 
-impl fmt::Display for Advert {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Advert {
+    /// Upper-case name.
+    pub fn name(self) -> &'static str {
+        match self {
             Advert::Up => "UP",
             Advert::Degraded => "DEGRADED",
             Advert::Down => "DOWN",
             Advert::Disabled => "DISABLED",
-        })
+            Advert::Suppressed => "SUPPRESSED",
+            Advert::Draining => "DRAINING",
+            Advert::Drained => "DRAINED",
+        }
     }
 }
 
-/// The hysteresis of a whole service.
+impl fmt::Display for Advert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An operator's drain of a service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Drain {
+    /// When it started.
+    pub since: Instant,
+    /// How long the drain attributes are announced before the withdraw.
+    pub stage: Duration,
+    /// When it ends by itself, if ever.
+    pub until: Option<Instant>,
+}
+
+/// The hysteresis of a whole service, plus what overrides it: the
+/// maintenance file, an operator's drain, and flap dampening.
+///
+/// Precedence, strongest first: drain, maintenance file, suppression, the
+/// checks' combined level.
 #[derive(Clone, Debug)]
 pub struct ServiceFsm {
     checks: Vec<CheckFsm>,
     require: Require,
     disabled: bool,
+    /// What the checks ask for.
+    wanted: Option<Advert>,
     asserted: Option<Advert>,
     since: Instant,
+    damper: Option<Damper>,
+    drain: Option<Drain>,
 }
 
 impl ServiceFsm {
@@ -271,9 +313,18 @@ impl ServiceFsm {
             checks: thresholds.iter().map(|&(rise, fall)| CheckFsm::new(rise, fall, now)).collect(),
             require,
             disabled: false,
+            wanted: None,
             asserted: None,
             since: now,
+            damper: None,
+            drain: None,
         }
+    }
+
+    /// Turns on flap dampening.
+    pub fn with_dampening(mut self, cfg: Option<Dampening>, now: Instant) -> Self {
+        self.damper = cfg.map(|c| Damper::new(c, now));
+        self
     }
 
     /// The per-check machines.
@@ -286,14 +337,35 @@ impl ServiceFsm {
         self.asserted
     }
 
+    /// What the checks (and the maintenance file) ask for, before drain and
+    /// dampening.
+    pub fn wanted(&self) -> Option<Advert> {
+        self.wanted
+    }
+
     /// When the asserted advert last changed.
     pub fn since(&self) -> Instant {
         self.since
     }
 
+    /// The flap penalty at `now` (0 without dampening).
+    pub fn penalty(&self, now: Instant) -> f64 {
+        self.damper.as_ref().map_or(0.0, |d| d.penalty(now))
+    }
+
+    /// Whether dampening holds the service down.
+    pub fn is_suppressed(&self) -> bool {
+        self.damper.as_ref().is_some_and(Damper::is_suppressed)
+    }
+
+    /// The drain in force, if any.
+    pub fn drain(&self) -> Option<Drain> {
+        self.drain
+    }
+
     /// Whether probes should come at the fast interval.
     pub fn is_settling(&self) -> bool {
-        !self.disabled && (self.asserted.is_none() || self.checks.iter().any(CheckFsm::is_settling))
+        !self.disabled && (self.wanted.is_none() || self.checks.iter().any(CheckFsm::is_settling))
     }
 
     /// Feeds the results of one probe round (one level per check, in order).
@@ -310,18 +382,78 @@ impl ServiceFsm {
             c.observe(*r, now);
         }
         let levels: Vec<Option<Level>> = self.checks.iter().map(CheckFsm::level).collect();
-        let want = self.require.combine(&levels).map(Advert::from);
-        self.assert(want, now)
+        if let Some(want) = self.require.combine(&levels).map(Advert::from) {
+            let was_up = matches!(self.wanted, Some(Advert::Up | Advert::Degraded));
+            if was_up
+                && want == Advert::Down
+                && let Some(d) = &mut self.damper
+            {
+                d.flap(now);
+            }
+            self.wanted = Some(want);
+        }
+        self.settle(now)
     }
 
     /// The maintenance file exists: DISABLED, at once.
     pub fn observe_disabled(&mut self, now: Instant) -> Option<Advert> {
         self.disabled = true;
-        self.assert(Some(Advert::Disabled), now)
+        self.wanted = Some(Advert::Disabled);
+        self.settle(now)
     }
 
-    fn assert(&mut self, want: Option<Advert>, now: Instant) -> Option<Advert> {
-        let new = want.filter(|w| Some(*w) != self.asserted);
+    /// Starts a drain; returns the advert to assert now, if it changed.
+    pub fn start_drain(&mut self, drain: Drain, now: Instant) -> Option<Advert> {
+        self.drain = Some(drain);
+        self.settle(now)
+    }
+
+    /// Ends a drain; returns the advert to assert now, if it changed.
+    pub fn end_drain(&mut self, now: Instant) -> Option<Advert> {
+        self.drain = None;
+        self.settle(now)
+    }
+
+    /// Lets time pass: drain stages and expiry, end of a suppression.
+    pub fn tick(&mut self, now: Instant) -> Option<Advert> {
+        self.settle(now)
+    }
+
+    /// When [`Self::tick`] has something to do, if nothing else happens.
+    pub fn next_timer(&self) -> Option<Instant> {
+        let drain = self.drain.map(|d| {
+            let stage_end = d.since + d.stage;
+            match d.until {
+                Some(u) if self.asserted == Some(Advert::Drained) || u < stage_end => u,
+                _ if self.asserted == Some(Advert::Drained) => return None,
+                _ => stage_end,
+            }
+            .into()
+        });
+        [drain.flatten(), self.damper.as_ref().and_then(Damper::release_at)].into_iter().flatten().min()
+    }
+
+    fn effective(&mut self, now: Instant) -> Option<Advert> {
+        if let Some(d) = self.drain
+            && d.until.is_some_and(|u| now >= u)
+        {
+            self.drain = None;
+        }
+        let suppressed = self.damper.as_mut().is_some_and(|d| d.update(now));
+        match self.drain {
+            Some(d) if now < d.since + d.stage => return Some(Advert::Draining),
+            Some(_) => return Some(Advert::Drained),
+            None => {}
+        }
+        match self.wanted {
+            Some(Advert::Disabled) => Some(Advert::Disabled),
+            Some(_) if suppressed => Some(Advert::Suppressed),
+            w => w,
+        }
+    }
+
+    fn settle(&mut self, now: Instant) -> Option<Advert> {
+        let new = self.effective(now).filter(|w| Some(*w) != self.asserted);
         if new.is_some() {
             self.asserted = new;
             self.since = now;
@@ -431,6 +563,46 @@ mod tests {
         }
         assert_eq!(s.observe(&[D, H], t0), None);
         assert_eq!(s.observe(&[D, H], t0), Some(Advert::Down));
+    }
+
+    #[test]
+    fn a_drain_announces_drain_attributes_then_withdraws_then_expires() {
+        let t0 = Instant::now();
+        let s3 = Duration::from_secs(3);
+        let mut s = ServiceFsm::new(&[(1, 1)], Require::All, t0);
+        assert_eq!(s.observe(&[H], t0), Some(Advert::Up));
+        let drain = Drain { since: t0, stage: s3, until: Some(t0 + Duration::from_secs(10)) };
+        assert_eq!(s.start_drain(drain, t0), Some(Advert::Draining));
+        assert_eq!(s.next_timer(), Some(t0 + s3));
+        assert_eq!(s.observe(&[D], t0 + Duration::from_secs(1)), None, "a drain beats the checks");
+        assert_eq!(s.tick(t0 + s3), Some(Advert::Drained));
+        assert_eq!(s.next_timer(), Some(t0 + Duration::from_secs(10)));
+        assert_eq!(s.observe(&[H], t0 + Duration::from_secs(4)), None);
+        assert_eq!(s.tick(t0 + Duration::from_secs(10)), Some(Advert::Up));
+        assert_eq!(s.drain(), None);
+        assert_eq!(s.next_timer(), None);
+    }
+
+    #[test]
+    fn dampening_holds_a_flapping_service_down() {
+        let t0 = Instant::now();
+        let cfg = Dampening {
+            half_life: Duration::from_secs(10),
+            penalty: 1000.0,
+            suppress: 2000.0,
+            reuse: 750.0,
+            max_suppress: Duration::from_secs(60),
+        };
+        let mut s = ServiceFsm::new(&[(1, 1)], Require::All, t0).with_dampening(Some(cfg), t0);
+        let mut asserted = Vec::new();
+        for i in 0..10u64 {
+            let level = if i % 2 == 0 { H } else { D };
+            asserted.extend(s.observe(&[level], t0 + Duration::from_secs(i)));
+        }
+        assert_eq!(asserted, [Advert::Up, Advert::Down, Advert::Up, Advert::Down, Advert::Up, Advert::Suppressed]);
+        assert!(s.is_suppressed());
+        let release = s.next_timer().unwrap();
+        assert_eq!(s.tick(release), Some(Advert::Down), "released into what the checks say");
     }
 
     fn level() -> impl Strategy<Value = Level> {

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::bgp::{AsPath, Community, ExtCommunity, LargeCommunity, NextHop, Origin, Prefix};
+use crate::dampening::Dampening;
 use crate::fsm::{Advert, Require};
 use crate::probe::Check;
 
@@ -130,6 +131,31 @@ pub struct Service {
     pub covering: Option<Prefix>,
     /// Timing and thresholds.
     pub timing: Timing,
+    /// How an operator's drain looks.
+    pub drain: DrainPolicy,
+    /// Flap dampening, when on.
+    pub dampening: Option<Dampening>,
+}
+
+/// How a drain is staged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DrainPolicy {
+    /// Attributes announced first (the UP attributes plus the
+    /// GRACEFUL_SHUTDOWN community 65535:0 by default).
+    pub attributes: Attributes,
+    /// How long they are announced before the withdraw.
+    pub stage: Duration,
+}
+
+impl DrainPolicy {
+    /// The default drain: `up` plus GRACEFUL_SHUTDOWN (RFC 8326), for 30 s.
+    pub fn graceful(up: &Attributes) -> Self {
+        let mut attributes = up.clone();
+        if !attributes.communities.contains(&Community::GRACEFUL_SHUTDOWN) {
+            attributes.communities.push(Community::GRACEFUL_SHUTDOWN);
+        }
+        DrainPolicy { attributes, stage: Duration::from_secs(30) }
+    }
 }
 
 impl Timing {
@@ -159,6 +185,8 @@ impl Service {
         match advert {
             Advert::Up => Action::Announce(self.up.clone()),
             Advert::Degraded => Action::Announce(self.degraded.clone()),
+            Advert::Draining => Action::Announce(self.drain.attributes.clone()),
+            Advert::Suppressed | Advert::Drained => Action::Withdraw,
             Advert::Down => self.down.clone(),
             Advert::Disabled => self.disabled.clone(),
         }

@@ -412,3 +412,138 @@ fn a_check_marked_degrade_only_degrades_and_require_any_tolerates_one_failure() 
     assert_eq!(p.line(), "announce route 198.51.100.9/32 next-hop self med 100");
     p.wait_stderr("require any");
 }
+
+fn ctl(socket: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(EXE).args(args).arg("--socket").arg(socket).stdin(Stdio::null()).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn status_drain_with_expiry_and_undrain_over_the_control_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("ctl.sock");
+    let svc = Service::up();
+    let start = |p: &std::path::Path| {
+        Probe::start(&args(&[
+            "--dry-run",
+            "--name",
+            "web",
+            "--ip",
+            "198.51.100.1/32",
+            "--tcp",
+            &svc.addr(),
+            "--control-socket",
+            p.to_str().unwrap(),
+            "--drain-duration",
+            "300ms",
+        ]))
+    };
+    let mut p = start(&socket);
+    assert_eq!(p.line(), "announce route 198.51.100.1/32 next-hop self med 100");
+    let (code, out, _) = ctl(&socket, &["status"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("web  UP"), "{out}");
+    assert!(out.contains("sent: announce route 198.51.100.1/32 next-hop self med 100"), "{out}");
+    let (code, out, _) = ctl(&socket, &["status", "--json"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["services"][0]["checks"][0]["last"]["reason"], "connected");
+
+    // A drain: GRACEFUL_SHUTDOWN first, then the withdraw, then back when it expires.
+    let (code, _, err) = ctl(&socket, &["drain", "web", "--for", "2s", "--reason", "test"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(p.line(), "announce route 198.51.100.1/32 next-hop self med 100 community [ 65535:0 ]");
+    assert_eq!(p.line(), "withdraw route 198.51.100.1/32");
+    let (_, out, _) = ctl(&socket, &["status"]);
+    assert!(out.contains("web  DRAINED") && out.contains("(test)"), "{out}");
+    assert_eq!(p.line(), "announce route 198.51.100.1/32 next-hop self med 100");
+    p.wait_stderr("drain expired");
+
+    // A drain without end survives a restart.
+    let (code, _, _) = ctl(&socket, &["drain", "--all"]);
+    assert_eq!(code, 0);
+    assert!(p.line().contains("65535:0"));
+    assert_eq!(p.line(), "withdraw route 198.51.100.1/32");
+    p.signal("TERM");
+    assert_eq!(p.wait_exit(WAIT).0, 0);
+    drop(p);
+    let mut p = start(&socket);
+    p.wait_stderr("drain restored");
+    assert_eq!(p.line(), "withdraw route 198.51.100.1/32", "restarted drained, no drain stage again");
+    let (code, _, _) = ctl(&socket, &["undrain", "web"]);
+    assert_eq!(code, 0);
+    assert_eq!(p.line(), "announce route 198.51.100.1/32 next-hop self med 100");
+
+    // Errors: an unknown service, and a second instance on the same socket.
+    let (code, _, err) = ctl(&socket, &["recheck", "nope"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no service \"nope\""), "{err}");
+    let (code, _, _) = ctl(&socket, &["recheck", "web"]);
+    assert_eq!(code, 0);
+    let out = Command::new(EXE)
+        .args(["--dry-run", "--ip", "198.51.100.2/32", "--control-socket", socket.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("belongs to a running exaprobe"));
+}
+
+#[test]
+fn the_control_socket_refuses_bad_requests_and_other_users() {
+    use std::os::unix::net::UnixStream;
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("ctl.sock");
+    let mut p = Probe::start(&args(&[
+        "--dry-run",
+        "--ip",
+        "198.51.100.1/32",
+        "--cmd",
+        "true",
+        "--control-socket",
+        socket.to_str().unwrap(),
+    ]));
+    assert!(p.line().starts_with("announce"));
+    let mut s = UnixStream::connect(&socket).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    for bad in ["this is not json", r#"{"command":"reboot"}"#, r#"{"command":"drain"}"#] {
+        writeln!(s, "{bad}").unwrap();
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["ok"], false, "{bad} -> {line}");
+    }
+    // The same connection still works.
+    writeln!(s, r#"{{"command":"status"}}"#).unwrap();
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    assert!(line.contains(r#""ok":true"#), "{line}");
+    // Mode 0600: another user cannot connect (root bypasses file modes, so
+    // run the client as nobody, in a directory it may enter).
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = Command::new("runuser")
+        .args([
+            "-u",
+            "nobody",
+            "--",
+            "/bin/sh",
+            "-c",
+            &format!(
+                "exec 3<>/dev/null; python3 -c \"import socket; s=socket.socket(socket.AF_UNIX); s.connect('{}')\"",
+                socket.display()
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "nobody could connect");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(p.child.try_wait().unwrap().is_none(), "the daemon must keep running");
+}

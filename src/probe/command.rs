@@ -97,6 +97,18 @@ impl Children {
 const DETAIL_MAX: usize = 200;
 
 impl CommandProbe {
+    /// A command check; the error names the empty part (`argv: …`, `shell: …`).
+    pub fn new(program: Program, exit_codes: ExitCodes) -> Result<Self, String> {
+        match &program {
+            Program::Shell(s) if s.trim().is_empty() => return Err("shell: the command is empty".into()),
+            Program::Argv(v) if v.first().is_none_or(|p| p.is_empty()) => {
+                return Err("argv: give the program (and its arguments)".into());
+            }
+            _ => {}
+        }
+        Ok(CommandProbe { program, exit_codes })
+    }
+
     /// Runs the command once, killing its process group at `timeout`.
     pub fn run(&self, timeout: Duration, children: &Children) -> Outcome {
         let start = Instant::now();
