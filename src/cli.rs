@@ -17,12 +17,12 @@ use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use log::LevelFilter;
 
 use crate::bgp::{AsPath, Community, ExtCommunity, LargeCommunity, NextHop, Prefix, parse_list};
 use crate::duration;
-use crate::engine::{self, Options, Stop};
+use crate::engine::{self, Options, Reload, Stop};
 use crate::exabgp::AckMode;
 use crate::fsm::Require;
 use crate::probe::Check;
@@ -346,8 +346,6 @@ pub struct Settings {
     pub options: Options,
     /// Log level.
     pub log_level: LevelFilter,
-    /// PID file to write.
-    pub pid_file: Option<PathBuf>,
 }
 
 /// Collects errors so that all of them are reported at once.
@@ -617,20 +615,24 @@ impl Args {
                 reassert: (!reassert.is_zero()).then_some(reassert),
             },
         };
-        let log_level = if self.debug {
-            LevelFilter::Debug
-        } else if self.silent {
-            LevelFilter::Warn
-        } else {
-            self.log_level
-        };
+        let log_level = self.level();
         let ack = if self.no_ack { AckMode::NoWait } else { AckMode::Wait(ack_timeout) };
         Ok(Settings {
             service,
             options: Options { ack, dry_run: self.dry_run, workers: 0, control: self.control_settings() },
             log_level,
-            pid_file: self.pid.clone(),
         })
+    }
+
+    /// The log level the flags ask for.
+    pub fn level(&self) -> LevelFilter {
+        if self.debug {
+            LevelFilter::Debug
+        } else if self.silent {
+            LevelFilter::Warn
+        } else {
+            self.log_level
+        }
     }
 
     fn control_settings(&self) -> Option<crate::control::ControlSettings> {
@@ -806,7 +808,8 @@ pub fn main() -> ExitCode {
         Ok(a) => a,
         Err(msg) => return fatal("exaprobe", &[msg], exabgp),
     };
-    let args = match Args::try_parse_from(argv) {
+    let parsed = Args::command().try_get_matches_from(argv).and_then(|m| Args::from_arg_matches(&m).map(|a| (a, m)));
+    let (args, matches) = match parsed {
         Ok(a) => a,
         Err(err) => {
             use clap::error::ErrorKind;
@@ -822,44 +825,148 @@ pub fn main() -> ExitCode {
     };
     match &args.command {
         Some(Sub::Generate { what }) => return crate::generate::print(*what),
-        Some(Sub::Check { .. }) => return fatal("exaprobe", &["check: not implemented yet".into()], exabgp),
+        Some(Sub::Check { config, vrps, origin_as }) => return check(config, vrps.as_deref(), origin_as.as_deref()),
         Some(sub) => return client(sub),
         None => {}
     }
     let name = args.name.clone().unwrap_or_else(|| args.ips.first().cloned().unwrap_or_else(|| "exaprobe".into()));
     crate::logger::init(if args.debug { LevelFilter::Debug } else { args.log_level });
-    let settings = match args.settings() {
-        Ok(s) => s,
-        Err(errors) => return fatal(&name, &errors, exabgp),
+    let (services, options, reload, log_level) = if let Some(path) = args.config.clone() {
+        match config_mode(&args, &matches, &path) {
+            Ok((services, options, reload)) => (services, options, Some(reload), args.level()),
+            Err(errors) => return fatal("exaprobe", &errors, exabgp),
+        }
+    } else {
+        match args.settings() {
+            Ok(s) => (vec![s.service], s.options, None, s.log_level),
+            Err(errors) => return fatal(&name, &errors, exabgp),
+        }
     };
-    log::set_max_level(settings.log_level);
-    if exabgp && settings.options.dry_run {
+    log::set_max_level(log_level);
+    if exabgp && options.dry_run {
         log::warn!("--dry-run under ExaBGP: the lines go to ExaBGP all the same, but acks are not read");
     }
-    let _pid = match settings.pid_file.as_deref().map(PidFile::create).transpose() {
+    let _pid = match args.pid.as_deref().map(PidFile::create).transpose() {
         Ok(p) => p,
         Err(msg) => return fatal(&name, &[msg], exabgp),
     };
-    let s = &settings.service;
-    log::info!(
-        "starting: {} prefix(es) {}, checks [{}], interval {}, fast-interval {}, timeout {}, rise {}, fall {}{}",
-        s.prefixes.len(),
-        s.prefixes.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "),
-        s.checks.iter().map(|c| c.check.to_string()).collect::<Vec<_>>().join(", "),
-        duration::show(s.timing.interval),
-        duration::show(s.timing.fast_interval),
-        duration::show(s.timing.timeout),
-        s.timing.rise,
-        s.timing.fall,
-        if settings.options.dry_run { ", dry run" } else { "" },
-    );
-    match engine::run(vec![settings.service], &settings.options, None) {
+    for s in &services {
+        log::info!(
+            "{}: {} prefix(es) {}, checks [{}], interval {}, fast-interval {}, timeout {}, rise {}, fall {}{}",
+            s.name,
+            s.prefixes.len(),
+            s.prefixes.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "),
+            s.checks.iter().map(|c| c.check.to_string()).collect::<Vec<_>>().join(", "),
+            duration::show(s.timing.interval),
+            duration::show(s.timing.fast_interval),
+            duration::show(s.timing.timeout),
+            s.timing.rise,
+            s.timing.fall,
+            if options.dry_run { ", dry run" } else { "" },
+        );
+    }
+    match engine::run(services, &options, reload) {
         Ok(Stop::ExabgpGone | Stop::Signalled) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("{e:#}");
             ExitCode::from(1)
         }
     }
+}
+
+/// Flags that go with `--config` (a JSON file); the others describe a
+/// single service and are refused with it.
+const CONFIG_MODE_FLAGS: [&str; 15] = [
+    "config", "dry_run", "no_ack", "ack_timeout", "log_level", "debug", "silent", "pid", "no_syslog", "no_ip_setup",
+    "debounce", "control_socket", "state_file", "name", "command",
+];
+
+/// The services and options of a JSON config, and how to reload it.
+fn config_mode(args: &Args, matches: &clap::ArgMatches, path: &Path) -> Result<(Vec<Service>, Options, Reload), Vec<String>> {
+    use clap::parser::ValueSource;
+    let cmd = Args::command();
+    let extra: Vec<String> = cmd
+        .get_arguments()
+        .filter(|a| {
+            let id = a.get_id().as_str();
+            matches.value_source(id) == Some(ValueSource::CommandLine) && !CONFIG_MODE_FLAGS.contains(&id)
+        })
+        .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+        .collect();
+    if !extra.is_empty() {
+        return Err(vec![format!(
+            "--config {} describes the services; the single-service flags {} go in that file instead",
+            path.display(),
+            extra.join(" ")
+        )]);
+    }
+    let show = |errors: Vec<crate::config::ConfigError>| -> Vec<String> {
+        errors.iter().map(|e| format!("{}: {e}", path.display())).collect()
+    };
+    let config = crate::config::load_file(path).map_err(show)?;
+    for w in &config.warnings {
+        log::warn!("{}: {w}", path.display());
+    }
+    let ack_timeout = duration::parse(&args.ack_timeout).map_err(|e| vec![format!("--ack-timeout: {e}")])?;
+    let c = &config.control;
+    let mut control = crate::control::ControlSettings {
+        socket: c.socket.clone(),
+        mode: c.mode,
+        group: c.group.clone(),
+        state_file: c.state_file.clone(),
+    };
+    if let Some(s) = &args.control_socket {
+        control.socket.clone_from(s);
+    }
+    if let Some(s) = &args.state_file {
+        control.state_file.clone_from(s);
+    }
+    let options = Options {
+        ack: if args.no_ack { AckMode::NoWait } else { AckMode::Wait(ack_timeout) },
+        dry_run: args.dry_run,
+        workers: config.workers,
+        control: Some(control),
+    };
+    let file = path.to_path_buf();
+    let reload: Reload = Box::new(move || {
+        let shown = |errors: Vec<crate::config::ConfigError>| -> Vec<String> {
+            errors.iter().map(|e| format!("{}: {e}", file.display())).collect()
+        };
+        crate::config::load_file(&file).map(|c| c.services).map_err(shown)
+    });
+    Ok((config.services, options, reload))
+}
+
+/// `exaprobe check`: validate, lint, report.
+fn check(path: &Path, vrps: Option<&Path>, origin_as: Option<&str>) -> ExitCode {
+    let config = match crate::config::load_file(path) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{}: error: {e}", path.display());
+            }
+            eprintln!("{}: {} error(s); the config is not valid", path.display(), errors.len());
+            return ExitCode::from(2);
+        }
+    };
+    let vrps = match vrps.map(crate::lint::load_vrps).transpose() {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("--vrps: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let origin = match origin_as.map(crate::config::parse_asn).transpose() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("--origin-as: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let report = crate::lint::report(&config, vrps.as_ref(), origin);
+    let mut out = std::io::stdout().lock();
+    let _ = std::io::Write::write_all(&mut out, report.text.as_bytes());
+    if report.errors > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS }
 }
 
 /// Runs a control-socket subcommand.
