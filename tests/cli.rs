@@ -547,3 +547,91 @@ fn the_control_socket_refuses_bad_requests_and_other_users() {
     );
     assert!(p.child.try_wait().unwrap().is_none(), "the daemon must keep running");
 }
+
+fn write_config(path: &std::path::Path, dir: &std::path::Path, services: &str) {
+    let text = format!(
+        r#"{{"control": {{"socket": "{0}/ctl.sock", "state_file": "{0}/state.json"}}, "services": [{services}]}}"#,
+        dir.display()
+    );
+    std::fs::write(path, text).unwrap();
+}
+
+fn svc_json(name: &str, prefix: &str, med: u32, check: &str) -> String {
+    format!(
+        r#"{{"name": "{name}", "prefixes": ["{prefix}"], "checks": [{check}], "interval": "300ms",
+            "fast_interval": "100ms", "timeout": "200ms", "rise": 2, "fall": 2, "attributes": {{"med": {med}}}}}"#
+    )
+}
+
+#[test]
+fn sighup_reload_keeps_unchanged_services_and_applies_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("exaprobe.json");
+    let ok = r#"{"type": "command", "shell": "true"}"#;
+    let a = svc_json("a", "198.51.100.1/32", 100, ok);
+    let b = svc_json("b", "198.51.100.2/32", 100, ok);
+    write_config(&conf, dir.path(), &format!("{a}, {b}"));
+    let mut p = Probe::start(&["--dry-run", "--config", conf.to_str().unwrap()]);
+    let mut first = vec![p.line(), p.line()];
+    first.sort();
+    assert_eq!(
+        first,
+        [
+            "announce route 198.51.100.1/32 next-hop self med 100",
+            "announce route 198.51.100.2/32 next-hop self med 100"
+        ]
+    );
+
+    // An invalid file changes nothing.
+    std::fs::write(&conf, r#"{"services": [{"name": "a", "prefixes": ["198.51.100.1/24"]}]}"#).unwrap();
+    p.signal("HUP");
+    p.wait_stderr("the new config is invalid; keeping the running one");
+    p.wait_stderr("host bits");
+
+    // a unchanged, b's MED changed, c added; then b removed.
+    let b2 = svc_json("b", "198.51.100.2/32", 150, ok);
+    let c = svc_json("c", "198.51.100.3/32", 100, ok);
+    write_config(&conf, dir.path(), &format!("{a}, {b2}, {c}"));
+    p.signal("HUP");
+    assert_eq!(p.line(), "announce route 198.51.100.2/32 next-hop self med 150");
+    assert_eq!(p.line(), "announce route 198.51.100.3/32 next-hop self med 100");
+    p.wait_stderr("1 unchanged, 1 changed, 1 added, 0 removed");
+    write_config(&conf, dir.path(), &format!("{a}, {c}"));
+    p.signal("HUP");
+    assert_eq!(p.line(), "withdraw route 198.51.100.2/32");
+    p.wait_stderr("2 unchanged, 0 changed, 0 added, 1 removed");
+    // Nothing for the unchanged services: the next line is the final withdraw.
+    p.signal("TERM");
+    let mut last = vec![p.line(), p.line()];
+    last.sort();
+    assert_eq!(last, ["withdraw route 198.51.100.1/32", "withdraw route 198.51.100.3/32"]);
+}
+
+#[test]
+fn a_hanging_check_does_not_delay_another_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("exaprobe.json");
+    let state = dir.path().join("state");
+    std::fs::write(&state, "0").unwrap();
+    let hang = r#"{"name": "hang", "prefixes": ["198.51.100.1/32"], "interval": "90s", "timeout": "80s",
+                   "checks": [{"type": "command", "shell": "sleep 60"}]}"#;
+    let flip = format!(
+        r#"{{"name": "flip", "prefixes": ["198.51.100.2/32"], "interval": "200ms", "fast_interval": "100ms",
+             "timeout": "100ms", "rise": 1, "fall": 1,
+             "checks": [{{"type": "command", "shell": "exit $(cat {})"}}]}}"#,
+        state.display()
+    );
+    write_config(&conf, dir.path(), &format!("{hang}, {flip}"));
+    let mut p = Probe::start(&["--dry-run", "--config", conf.to_str().unwrap()]);
+    assert_eq!(p.line(), "announce route 198.51.100.2/32 next-hop self med 100");
+    for (code, line) in
+        [("2", "withdraw route 198.51.100.2/32"), ("0", "announce route 198.51.100.2/32 next-hop self med 100")]
+    {
+        std::fs::write(&state, code).unwrap();
+        let t = Instant::now();
+        assert_eq!(p.line(), line);
+        // Generous: the service probes every 200 ms; a blocked engine or pool would take a minute.
+        assert!(t.elapsed() < Duration::from_secs(5), "took {:?}", t.elapsed());
+    }
+    assert!(p.stderr_text().contains("hang") && !p.stderr_text().contains("hang: service"), "hang has no result yet");
+}
