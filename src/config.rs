@@ -844,7 +844,7 @@ impl<'t> Cx<'t> {
         let workers = match top.workers {
             None => checks.clamp(1, DEFAULT_MAX_WORKERS),
             Some(raw) => match self.parse::<u64>(raw.get(), "workers") {
-                Some(n @ 1..=256) => n as usize,
+                Some(n) if n >= 1 && n <= MAX_WORKERS as u64 => n as usize,
                 Some(n) => {
                     self.err("workers", format!("{n} is not between 1 and {MAX_WORKERS}"));
                     1
@@ -854,11 +854,15 @@ impl<'t> Cx<'t> {
         };
         let control = match top.control {
             None => ControlSettings::default(),
-            Some(raw) => self.parse::<RawControl>(raw.get(), "control").map(|c| self.control(c)).unwrap_or_default(),
+            Some(raw) => {
+                self.parse::<Obj<RawControl>>(raw.get(), "control").map(|c| self.control(c.0)).unwrap_or_default()
+            }
         };
         let metrics = match top.metrics {
             None => MetricsSettings::default(),
-            Some(raw) => self.parse::<RawMetrics>(raw.get(), "metrics").map(|m| self.metrics(m)).unwrap_or_default(),
+            Some(raw) => {
+                self.parse::<Obj<RawMetrics>>(raw.get(), "metrics").map(|m| self.metrics(m.0)).unwrap_or_default()
+            }
         };
         Some(Config { services, origin_as, workers, control, metrics, warnings: Vec::new() })
     }
@@ -1555,5 +1559,11 @@ fn serde_message(e: &serde_json::Error) -> String {
         let keys = expected.trim_start_matches("one of ").replace('`', "").replace(" or ", ", ");
         return format!("unknown key {key}; the keys here are: {keys}");
     }
-    msg.replacen("unknown field", "unknown key", 1).replacen("missing field", "missing key", 1)
+    let mut msg = msg.to_string();
+    for (field, key) in
+        [("unknown field", "unknown key"), ("missing field", "missing key"), ("duplicate field", "duplicate key")]
+    {
+        msg = msg.replacen(field, key, 1);
+    }
+    msg
 }

@@ -15,8 +15,9 @@
 //! When the socket of the chosen target is absent (in a container, say), one
 //! warning goes to stderr and stderr is used. A send that fails later is
 //! retried once on a fresh connection (the daemon may have restarted); if
-//! that fails too the line goes to stderr, with one warning the first time.
-//! Sends time out after a short while: a wedged log daemon must not stall the
+//! that fails too the line goes to stderr, with one warning the first time,
+//! and so do the lines of the next few seconds before the socket is tried
+//! again. Sends time out after 100 ms: a wedged log daemon must not stall the
 //! engine.
 //!
 //! Messages about a service start with its name.
@@ -27,7 +28,7 @@ use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Mutex, OnceLock, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
@@ -45,6 +46,11 @@ const FACILITY_DAEMON: u8 = 3;
 
 /// How long one send to a log socket may block.
 const SEND_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// After a send failed (twice: as is, then on a fresh connection), lines go
+/// straight to stderr for this long before the socket is tried again, so a
+/// wedged daemon costs two send timeouts per period, not per line.
+const BACKOFF: Duration = Duration::from_secs(5);
 
 /// Longest message sent to a socket (bytes); longer ones are cut. Unix
 /// datagrams larger than the socket buffer (about 200 KiB by default) fail,
@@ -149,12 +155,22 @@ struct Logger {
     pid: u32,
     state: Mutex<State>,
     stderr: StderrSink,
+    /// [`BACKOFF`], shorter in tests.
+    backoff: Duration,
 }
 
 struct State {
     sink: Sink,
     /// Whether the warning about failed sends was given.
     warned: bool,
+    /// Until when lines skip the socket, after a failed send.
+    skip_until: Option<Instant>,
+}
+
+impl State {
+    fn new(sink: Sink) -> State {
+        State { sink, warned: false, skip_until: None }
+    }
 }
 
 /// Where lines go now.
@@ -211,7 +227,7 @@ fn open_journal(path: &Path) -> io::Result<UnixDatagram> {
 
 impl Logger {
     fn new(stderr: StderrSink) -> Logger {
-        Logger { pid: std::process::id(), state: Mutex::new(State { sink: Sink::Stderr, warned: false }), stderr }
+        Logger { pid: std::process::id(), state: Mutex::new(State::new(Sink::Stderr)), stderr, backoff: BACKOFF }
     }
 
     /// Switches to `target`, with its socket at `syslog` or `journal`.
@@ -231,7 +247,7 @@ impl Logger {
                 (Sink::Stderr, Target::Stderr, Some(warning))
             }
         };
-        *self.state.lock().unwrap_or_else(PoisonError::into_inner) = State { sink, warned: false };
+        *self.state.lock().unwrap_or_else(PoisonError::into_inner) = State::new(sink);
         (used, warning)
     }
 
@@ -244,6 +260,10 @@ impl Logger {
     /// Writes one record, whatever the level.
     fn write(&self, record: &Record<'_>) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.skip_until.is_some_and(|t| Instant::now() < t) {
+            self.stderr_line(record.level(), record.args());
+            return;
+        }
         let sent = match &mut state.sink {
             Sink::Stderr => {
                 self.stderr_line(record.level(), record.args());
@@ -265,6 +285,7 @@ impl Logger {
                 })
             }
         };
+        state.skip_until = sent.is_err().then(|| Instant::now() + self.backoff);
         if let Err(e) = sent {
             if !state.warned {
                 state.warned = true;
@@ -273,7 +294,7 @@ impl Logger {
                     Sink::Journald { path, .. } => (Target::Journald, path.display().to_string()),
                     Sink::Stderr => (Target::Stderr, String::new()),
                 };
-                let warning = format!("cannot log to {target} through {path}: {e}; lines that fail go to stderr");
+                let warning = format!("cannot log to {target} through {path}: {e}; lines go to stderr while it fails");
                 self.stderr_line(Level::Warn, &format_args!("{warning}"));
             }
             self.stderr_line(record.level(), record.args());
@@ -372,6 +393,7 @@ mod tests {
     use super::*;
     use std::os::unix::net::UnixListener;
     use std::sync::Arc;
+    use std::thread;
 
     /// A logger whose stderr is captured.
     fn captured() -> (Logger, Arc<Mutex<Vec<u8>>>) {
@@ -459,30 +481,49 @@ mod tests {
         }
     }
 
+    /// A daemon that stops reading: its queue fills up, sends time out, lines
+    /// go to stderr with one warning, without a timeout per line; once the
+    /// daemon reads again and the backoff is over, lines go to it again.
     #[test]
-    fn failing_sends_go_to_stderr_with_one_warning() {
+    fn a_wedged_daemon_sends_lines_to_stderr_with_one_warning() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log");
         let server = UnixDatagram::bind(&path).unwrap();
-        let (logger, out) = captured();
+        let (mut logger, out) = captured();
+        logger.backoff = Duration::from_secs(1);
         logger.switch(Target::Syslog, &path, Path::new(NOWHERE));
-        log_at(&logger, Level::Info, "sent");
-        assert!(String::from_utf8(recv(&server)).unwrap().ends_with("]: sent"));
-        // The daemon goes away.
-        drop(server);
-        std::fs::remove_file(&path).unwrap();
-        log_at(&logger, Level::Info, "lost 1");
-        log_at(&logger, Level::Info, "lost 2");
+        // Linux queues at most net.unix.max_dgram_qlen (10) datagrams per
+        // socket; well past that, sends fail.
+        let started = Instant::now();
+        let n = 40;
+        for i in 0..n {
+            log_at(&logger, Level::Info, &format!("line {i}"));
+        }
+        let elapsed = started.elapsed();
         let lines = text(&out);
         let lines: Vec<&str> = lines.lines().collect();
-        assert_eq!(lines.len(), 3, "{lines:?}");
-        assert!(lines[0].contains(" WARN cannot log to syslog through "), "{lines:?}");
-        assert!(lines[1].ends_with(" INFO lost 1"));
-        assert!(lines[2].ends_with(" INFO lost 2"));
-        // It comes back: the next line reconnects.
-        let server = UnixDatagram::bind(&path).unwrap();
+        let warnings = lines.iter().filter(|l| l.contains(" WARN cannot log to syslog through ")).count();
+        assert_eq!(warnings, 1, "{lines:?}");
+        assert!(lines[0].contains(" WARN "), "the warning comes first: {lines:?}");
+        let on_stderr = lines.len() - 1;
+        assert!(on_stderr >= 1);
+        assert!(lines.last().unwrap().ends_with(&format!(" INFO line {}", n - 1)));
+        // One failed send (and its retry: 200 ms) per backoff period, not per
+        // line (which would take seconds).
+        assert!(elapsed < Duration::from_millis(900), "{elapsed:?} for {on_stderr} lines on stderr");
+        let mut received = 0;
+        server.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 1024];
+        while server.recv(&mut buf).is_ok() {
+            received += 1;
+        }
+        assert_eq!(received + on_stderr, n, "every line went somewhere, once");
+        // The daemon reads again; after the backoff, lines reach it.
+        server.set_nonblocking(false).unwrap();
+        thread::sleep(Duration::from_millis(1100));
         log_at(&logger, Level::Info, "back");
         assert!(String::from_utf8(recv(&server)).unwrap().ends_with("]: back"));
+        assert_eq!(text(&out).lines().count(), lines.len(), "nothing more on stderr");
     }
 
     /// Decodes the native journal protocol, strictly.

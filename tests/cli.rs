@@ -252,7 +252,7 @@ fn end_of_stdin_makes_it_exit_and_kill_its_checks() {
     let marker = format!("exaprobe-test-marker-{}", std::process::id());
     let cmd = format!("sleep 30 & exec sleep 31 # {marker}");
     let mut p = Probe::start(&["--cmd", &cmd, "--timeout", "60", "--ip", "198.51.100.1/32"]);
-    p.wait_stderr("starting");
+    p.wait_stderr("prefix(es)");
     // Wait until the check runs, then close stdin.
     let running = || {
         std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
