@@ -188,6 +188,12 @@ pub struct Args {
     /// Where drains are kept across restarts (default: the control socket's path + ".state").
     #[arg(long, value_name = "FILE", help_heading = "Operating")]
     pub state_file: Option<PathBuf>,
+    /// Serve Prometheus metrics on http://ADDR/metrics (loopback advised).
+    #[arg(long, value_name = "ADDR:PORT", help_heading = "Operating")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Write the metrics to FILE every 15 s, for node_exporter's textfile collector.
+    #[arg(long, value_name = "FILE", help_heading = "Operating")]
+    pub metrics_textfile: Option<PathBuf>,
     /// Standalone: no ExaBGP; print the lines that would be sent, transitions on stderr.
     #[arg(long, help_heading = "ExaBGP channel")]
     pub dry_run: bool,
@@ -195,6 +201,9 @@ pub struct Args {
     /// Name of the service in logs (default: its first prefix).
     #[arg(short = 'n', long, help_heading = "Logging")]
     pub name: Option<String>,
+    /// Where logs go: stderr (ExaBGP copies it into its log), syslog (/dev/log) or journald.
+    #[arg(long, value_name = "TARGET", default_value = "stderr", help_heading = "Logging")]
+    pub log_target: crate::logger::Target,
     /// Log level: error, warn, info, debug or trace.
     #[arg(long, value_name = "LEVEL", default_value = "info", help_heading = "Logging")]
     pub log_level: LevelFilter,
@@ -217,7 +226,7 @@ pub struct Args {
     /// Accepted for compatibility: exaprobe never touches addresses.
     #[arg(long, hide = true)]
     pub no_ip_setup: bool,
-    /// Accepted for compatibility: exaprobe never logs to syslog.
+    /// Accepted for compatibility: exaprobe logs to syslog only with --log-target syslog.
     #[arg(long, hide = true)]
     pub no_syslog: bool,
 
@@ -619,7 +628,14 @@ impl Args {
         let ack = if self.no_ack { AckMode::NoWait } else { AckMode::Wait(ack_timeout) };
         Ok(Settings {
             service,
-            options: Options { ack, dry_run: self.dry_run, workers: 0, control: self.control_settings() },
+            options: Options {
+                ack,
+                dry_run: self.dry_run,
+                workers: 0,
+                control: self.control_settings(),
+                metrics: engine::MetricsOptions { listen: self.metrics_listen, textfile: self.metrics_textfile.clone() },
+                notify: false,
+            },
             log_level,
         })
     }
@@ -658,8 +674,8 @@ impl Args {
             (
                 self.syslog_facility.is_some(),
                 "--syslog-facility",
-                "exaprobe logs to stderr, which ExaBGP copies into its own log (and systemd into the journal); \
-                 remove this flag",
+                "exaprobe logs to stderr, which ExaBGP copies into its own log; use --log-target syslog (facility \
+                 daemon) or journald instead of this flag",
             ),
             (
                 self.user.is_some(),
@@ -842,7 +858,11 @@ pub fn main() -> ExitCode {
             Err(errors) => return fatal(&name, &errors, exabgp),
         }
     };
-    log::set_max_level(log_level);
+    let mut options = options;
+    crate::logger::init_with(log_level, args.log_target);
+    // systemd notification only when standalone: under ExaBGP a
+    // NOTIFY_SOCKET in the environment would be ExaBGP's own unit's.
+    options.notify = !exabgp;
     if exabgp && options.dry_run {
         log::warn!("--dry-run under ExaBGP: the lines go to ExaBGP all the same, but acks are not read");
     }
@@ -876,9 +896,9 @@ pub fn main() -> ExitCode {
 
 /// Flags that go with `--config` (a JSON file); the others describe a
 /// single service and are refused with it.
-const CONFIG_MODE_FLAGS: [&str; 15] = [
-    "config", "dry_run", "no_ack", "ack_timeout", "log_level", "debug", "silent", "pid", "no_syslog", "no_ip_setup",
-    "debounce", "control_socket", "state_file", "name", "command",
+const CONFIG_MODE_FLAGS: [&str; 18] = [
+    "config", "dry_run", "no_ack", "ack_timeout", "log_level", "log_target", "debug", "silent", "pid", "no_syslog",
+    "no_ip_setup", "debounce", "control_socket", "state_file", "metrics_listen", "metrics_textfile", "name", "command",
 ];
 
 /// The services and options of a JSON config, and how to reload it.
@@ -926,6 +946,11 @@ fn config_mode(args: &Args, matches: &clap::ArgMatches, path: &Path) -> Result<(
         dry_run: args.dry_run,
         workers: config.workers,
         control: Some(control),
+        metrics: engine::MetricsOptions {
+            listen: args.metrics_listen.or(config.metrics.listen),
+            textfile: args.metrics_textfile.clone().or_else(|| config.metrics.textfile.clone()),
+        },
+        notify: false,
     };
     let file = path.to_path_buf();
     let reload: Reload = Box::new(move || {

@@ -34,7 +34,8 @@ use serde_json::{Value, json};
 
 use crate::control::{self, Request, SavedDrain};
 use crate::encoder;
-use crate::exabgp::{AckMode, Incoming, Writer};
+use crate::exabgp::{AckMode, Counters, Incoming, Writer};
+use crate::metrics::{Live, Registry, ServiceGauges};
 use crate::fsm::{Advert, Drain, Level, ServiceFsm, State};
 use crate::probe::command::Children;
 use crate::probe::{Health, Outcome};
@@ -62,6 +63,8 @@ pub enum Event {
     Signal(Signal),
     /// A request from the control socket.
     Control(crate::control::Call),
+    /// A scrape: render the metrics and send them back.
+    Metrics(Sender<String>),
 }
 
 /// Reads and validates the config again, for SIGHUP.
@@ -78,7 +81,24 @@ pub struct Options {
     pub workers: usize,
     /// The control socket, if any.
     pub control: Option<crate::control::ControlSettings>,
+    /// Prometheus listener and textfile.
+    pub metrics: MetricsOptions,
+    /// Tell systemd we are ready and keep its watchdog fed (standalone mode
+    /// only: under ExaBGP the notify socket would be ExaBGP's).
+    pub notify: bool,
 }
+
+/// Where metrics go.
+#[derive(Clone, Debug, Default)]
+pub struct MetricsOptions {
+    /// Address of the HTTP listener for `/metrics`.
+    pub listen: Option<std::net::SocketAddr>,
+    /// node_exporter textfile, rewritten every [`TEXTFILE_EVERY`].
+    pub textfile: Option<PathBuf>,
+}
+
+/// How often the metrics textfile is rewritten.
+pub const TEXTFILE_EVERY: Duration = Duration::from_secs(15);
 
 /// Why the engine stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,11 +149,28 @@ pub fn run(services: Vec<Service>, opts: &Options, reload: Option<Reload>) -> an
         })?;
         log::info!("control socket: {}", control.socket.display());
     }
+    if let Some(addr) = opts.metrics.listen {
+        let m_tx = Mutex::new(tx.clone());
+        let bound = crate::metrics::serve(addr, move || {
+            let (reply, answer) = mpsc::channel();
+            m_tx.lock().unwrap_or_else(PoisonError::into_inner).send(Event::Metrics(reply)).ok()?;
+            answer.recv_timeout(Duration::from_secs(5)).ok()
+        })?;
+        log::info!("metrics: http://{bound}/metrics");
+    }
     let mut engine = Engine::new(writer, tx, rx, workers);
     engine.reload = reload;
+    engine.mode = if opts.dry_run { "dry-run" } else { "exabgp" };
+    engine.textfile = opts.metrics.textfile.clone();
+    if opts.notify {
+        engine.watchdog = crate::sdnotify::watchdog_interval().map(|t| t / 2);
+    }
     engine.state_file = opts.control.as_ref().map(|c| c.state_file.clone());
     engine.add_services(services, Instant::now());
     engine.restore_drains(Instant::now());
+    if opts.notify {
+        crate::sdnotify::ready();
+    }
     engine.run()
 }
 
@@ -208,6 +245,16 @@ pub struct Engine<W: Write> {
     rounds: u64,
     reload: Option<Reload>,
     state_file: Option<PathBuf>,
+    metrics: Registry,
+    /// Writer counters already copied into `metrics`.
+    counted: Counters,
+    mode: &'static str,
+    stdin_open: bool,
+    textfile: Option<PathBuf>,
+    /// How often to ping systemd's watchdog, when it watches us.
+    watchdog: Option<Duration>,
+    /// When the textfile and the watchdog were last served.
+    last_periodic: Instant,
 }
 
 impl<W: Write> Engine<W> {
@@ -216,7 +263,23 @@ impl<W: Write> Engine<W> {
     pub fn new(writer: Writer<W>, tx: Sender<Event>, events: Receiver<Event>, workers: usize) -> Self {
         let children = Children::default();
         let jobs = spawn_workers(workers.max(1), tx, children.clone());
-        Engine { services: Vec::new(), writer, events, jobs, children, rounds: 0, reload: None, state_file: None }
+        Engine {
+            services: Vec::new(),
+            writer,
+            events,
+            jobs,
+            children,
+            rounds: 0,
+            reload: None,
+            state_file: None,
+            metrics: Registry::new(),
+            counted: Counters::default(),
+            mode: "exabgp",
+            stdin_open: true,
+            textfile: None,
+            watchdog: None,
+            last_periodic: Instant::now(),
+        }
     }
 
     /// Adds services in INIT, their first rounds spread from `now` on.
@@ -251,11 +314,15 @@ impl<W: Write> Engine<W> {
                     self.tick(i, now)?;
                 }
             }
+            let periodic = self.periodic_due();
+            if periodic.is_some_and(|t| now >= t) {
+                self.periodic(now);
+            }
             let wake = self
                 .services
                 .iter()
                 .flat_map(|r| [r.round.is_none().then_some(r.next_probe), r.reassert_due(), r.fsm.next_timer()])
-                .chain([self.writer.deadline()])
+                .chain([self.writer.deadline(), self.periodic_due()])
                 .flatten()
                 .min();
             let event = match wake {
@@ -288,6 +355,8 @@ impl<W: Write> Engine<W> {
                     crate::duration::show(elapsed)
                 );
                 rt.last_outcomes[check] = Some((outcome.clone(), elapsed));
+                let c = &rt.checks[check].check;
+                self.metrics.record_probe(&rt.service.name, &c.to_string(), c.kind(), &outcome, elapsed);
                 let Some(r) = rt.round.as_mut() else { return Ok(None) };
                 r.outcomes[check] = Some(outcome);
                 if r.outcomes.iter().all(Option::is_some) {
@@ -303,6 +372,7 @@ impl<W: Write> Engine<W> {
                 return Ok(Some(Stop::ExabgpGone));
             }
             Event::StdinClosed => {
+                self.stdin_open = false;
                 log::info!("stdin closed: ExaBGP is gone; exiting");
                 return Ok(Some(Stop::ExabgpGone));
             }
@@ -310,6 +380,9 @@ impl<W: Write> Engine<W> {
             Event::Stdin(Incoming::Empty) => {}
             Event::Stdin(Incoming::Other(line)) => log::debug!("ExaBGP wrote: {line}"),
             Event::Signal(Signal::SIGHUP) => self.reload(now)?,
+            Event::Metrics(reply) => {
+                let _ = reply.send(self.render_metrics(now));
+            }
             Event::Control(call) => {
                 let reply = self.control(call.request, now)?;
                 let _ = call.reply.send(reply);
@@ -388,6 +461,7 @@ impl<W: Write> Engine<W> {
 
     fn log_assert(&mut self, i: usize, before: Option<Advert>, advert: Advert, reason: &str) {
         let from = before.map_or_else(|| "INIT".to_string(), |a| a.to_string());
+        self.metrics.record_transition(&self.services[i].service.name, &from, advert.name());
         log::info!("{}: service {from} -> {advert}: {reason}", self.services[i].service.name);
         self.services[i].last_reason = reason.to_string();
     }
@@ -634,6 +708,61 @@ impl<W: Write> Engine<W> {
         json!({"ok": true, "services": services})
     }
 
+    /// The metrics in the text exposition format.
+    fn render_metrics(&mut self, now: Instant) -> String {
+        // The writer counts lines and acks; copy what is new since last time.
+        let c = self.writer.counters();
+        for _ in self.counted.lines..c.lines {
+            self.metrics.record_line();
+        }
+        for (result, from, to) in
+            [("done", self.counted.done, c.done), ("error", self.counted.error, c.error), ("missing", self.counted.missing, c.missing)]
+        {
+            for _ in from..to {
+                self.metrics.record_ack(result);
+            }
+        }
+        self.counted = c;
+        let services = self
+            .services
+            .iter()
+            .map(|rt| ServiceGauges {
+                name: rt.service.name.clone(),
+                state: rt.fsm.asserted().map_or("INIT", Advert::name).to_string(),
+                penalty: rt.fsm.penalty(now),
+                drained: rt.drain_info.is_some(),
+                suppressed: rt.fsm.is_suppressed(),
+                prefixes: rt.service.prefixes.len(),
+            })
+            .collect();
+        self.metrics.render(&Live { services, channel_up: self.stdin_open, mode: self.mode })
+    }
+
+    fn periodic_due(&self) -> Option<Instant> {
+        let every = match (self.textfile.is_some(), self.watchdog) {
+            (false, None) => return None,
+            (true, Some(w)) => w.min(TEXTFILE_EVERY),
+            (true, None) => TEXTFILE_EVERY,
+            (false, Some(w)) => w,
+        };
+        Some(self.last_periodic + every)
+    }
+
+    /// Rewrites the metrics textfile and feeds systemd's watchdog: the engine
+    /// thread doing this proves it is not stuck.
+    fn periodic(&mut self, now: Instant) {
+        self.last_periodic = now;
+        if self.watchdog.is_some() {
+            crate::sdnotify::watchdog_ping();
+        }
+        if let Some(path) = self.textfile.clone() {
+            let text = self.render_metrics(now);
+            if let Err(e) = crate::metrics::write_textfile(&path, &text) {
+                log::warn!("metrics textfile {}: {e}", path.display());
+            }
+        }
+    }
+
     /// SIGHUP: apply a new config, or keep the old one if it is invalid.
     fn reload(&mut self, now: Instant) -> anyhow::Result<()> {
         let Some(reload) = &self.reload else {
@@ -696,6 +825,7 @@ impl<W: Write> Engine<W> {
         }
         let removed = old.len();
         for rt in old {
+            self.metrics.forget_service(&rt.service.name);
             log::info!("{}: removed by reload; withdrawing", rt.service.name);
             if rt.may_be_announced() {
                 self.withdraw_lines(&rt.service, now)?;

@@ -132,6 +132,10 @@ impl CommandProbe {
             Ok(w) => w,
             Err(e) => return Outcome::down("spawn-failed").with_detail(e.to_string()),
         };
+        // systemd's notify and watchdog variables are for exaprobe alone.
+        for var in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"] {
+            cmd.env_remove(var);
+        }
         cmd.stdin(Stdio::null()).stdout(writer).stderr(writer2).process_group(0);
         let mut child = match cmd.spawn() {
             Ok(c) => c,

@@ -139,6 +139,19 @@ impl Check {
     }
 }
 
+impl Check {
+    /// The probe kind: `tcp`, `http`, `dns`, `ntp` or `command`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Check::Tcp(_) => "tcp",
+            Check::Command(_) => "command",
+            Check::Http(_) => "http",
+            Check::Dns(_) => "dns",
+            Check::Ntp(_) => "ntp",
+        }
+    }
+}
+
 impl fmt::Display for Check {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
