@@ -278,7 +278,8 @@ impl<W: Write> Engine<W> {
             stdin_open: true,
             textfile: None,
             watchdog: None,
-            last_periodic: Instant::now(),
+            // Due at once: the textfile exists from the start.
+            last_periodic: Instant::now().checked_sub(TEXTFILE_EVERY).unwrap_or_else(Instant::now),
         }
     }
 

@@ -635,3 +635,47 @@ fn a_hanging_check_does_not_delay_another_service() {
     }
     assert!(p.stderr_text().contains("hang") && !p.stderr_text().contains("hang: service"), "hang has no result yet");
 }
+
+#[test]
+fn metrics_are_served_over_http() {
+    let svc = Service::up();
+    let dir = tempfile::tempdir().unwrap();
+    let textfile = dir.path().join("exaprobe.prom");
+    let mut p = Probe::start(&args(&[
+        "--dry-run",
+        "--name",
+        "web",
+        "--ip",
+        "198.51.100.1/32",
+        "--tcp",
+        &svc.addr(),
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--metrics-textfile",
+        textfile.to_str().unwrap(),
+    ]));
+    assert!(p.line().starts_with("announce"));
+    p.wait_stderr("metrics: http://");
+    let text = p.stderr_text();
+    let url = text.split("metrics: http://").nth(1).unwrap().split('/').next().unwrap().to_string();
+    let mut s = std::net::TcpStream::connect(&url).unwrap();
+    write!(s, "GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    assert!(body.starts_with("HTTP/1.0 200") || body.starts_with("HTTP/1.1 200"), "{body}");
+    for needle in [
+        r#"exaprobe_service_state{service="web",state="UP"} 1"#,
+        r#"exaprobe_transitions_total{service="web",from="INIT",to="UP"} 1"#,
+        "exaprobe_probe_duration_seconds_count{service=\"web\"",
+        "exaprobe_exabgp_lines_total 1",
+    ] {
+        assert!(body.contains(needle), "missing {needle} in:\n{body}");
+    }
+    // The textfile is written at start, then every 15 s.
+    let until = Instant::now() + WAIT;
+    while !textfile.exists() {
+        assert!(Instant::now() < until, "no metrics textfile");
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(std::fs::read_to_string(&textfile).unwrap().contains("exaprobe_build_info"));
+}
