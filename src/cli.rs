@@ -633,7 +633,10 @@ impl Args {
                 dry_run: self.dry_run,
                 workers: 0,
                 control: self.control_settings(),
-                metrics: engine::MetricsOptions { listen: self.metrics_listen, textfile: self.metrics_textfile.clone() },
+                metrics: engine::MetricsOptions {
+                    listen: self.metrics_listen,
+                    textfile: self.metrics_textfile.clone(),
+                },
                 notify: false,
             },
             log_level,
@@ -897,12 +900,32 @@ pub fn main() -> ExitCode {
 /// Flags that go with `--config` (a JSON file); the others describe a
 /// single service and are refused with it.
 const CONFIG_MODE_FLAGS: [&str; 18] = [
-    "config", "dry_run", "no_ack", "ack_timeout", "log_level", "log_target", "debug", "silent", "pid", "no_syslog",
-    "no_ip_setup", "debounce", "control_socket", "state_file", "metrics_listen", "metrics_textfile", "name", "command",
+    "config",
+    "dry_run",
+    "no_ack",
+    "ack_timeout",
+    "log_level",
+    "log_target",
+    "debug",
+    "silent",
+    "pid",
+    "no_syslog",
+    "no_ip_setup",
+    "debounce",
+    "control_socket",
+    "state_file",
+    "metrics_listen",
+    "metrics_textfile",
+    "name",
+    "command",
 ];
 
 /// The services and options of a JSON config, and how to reload it.
-fn config_mode(args: &Args, matches: &clap::ArgMatches, path: &Path) -> Result<(Vec<Service>, Options, Reload), Vec<String>> {
+fn config_mode(
+    args: &Args,
+    matches: &clap::ArgMatches,
+    path: &Path,
+) -> Result<(Vec<Service>, Options, Reload), Vec<String>> {
     use clap::parser::ValueSource;
     let cmd = Args::command();
     let extra: Vec<String> = cmd

@@ -35,8 +35,8 @@ use serde_json::{Value, json};
 use crate::control::{self, Request, SavedDrain};
 use crate::encoder;
 use crate::exabgp::{AckMode, Counters, Incoming, Writer};
-use crate::metrics::{Live, Registry, ServiceGauges};
 use crate::fsm::{Advert, Drain, Level, ServiceFsm, State};
+use crate::metrics::{Live, Registry, ServiceGauges};
 use crate::probe::command::Children;
 use crate::probe::{Health, Outcome};
 use crate::service::{Action, OnFail, Service, ServiceCheck};
@@ -716,9 +716,11 @@ impl<W: Write> Engine<W> {
         for _ in self.counted.lines..c.lines {
             self.metrics.record_line();
         }
-        for (result, from, to) in
-            [("done", self.counted.done, c.done), ("error", self.counted.error, c.error), ("missing", self.counted.missing, c.missing)]
-        {
+        for (result, from, to) in [
+            ("done", self.counted.done, c.done),
+            ("error", self.counted.error, c.error),
+            ("missing", self.counted.missing, c.missing),
+        ] {
             for _ in from..to {
                 self.metrics.record_ack(result);
             }
