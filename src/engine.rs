@@ -306,6 +306,7 @@ impl<W: Write> Engine<W> {
             self.writer.on_tick(now)?;
             for i in 0..self.services.len() {
                 if self.services[i].round.is_none() && now >= self.services[i].next_probe {
+                    self.metrics.record_lateness(now - self.services[i].next_probe);
                     self.start_round(i, now)?;
                 }
                 if self.services[i].reassert_due().is_some_and(|due| now >= due) {

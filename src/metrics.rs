@@ -125,6 +125,8 @@ pub struct Registry {
     transitions: BTreeMap<(String, String, String), u64>,
     lines: u64,
     acks: BTreeMap<String, u64>,
+    /// How late probe rounds started against their plan.
+    lateness: Histogram,
     /// Start time, seconds since the epoch.
     started: f64,
 }
@@ -143,6 +145,7 @@ impl Registry {
             checks: BTreeMap::new(),
             transitions: BTreeMap::new(),
             lines: 0,
+            lateness: Histogram::default(),
             acks: ACK_RESULTS.iter().map(|r| (r.to_string(), 0)).collect(),
             started,
         }
@@ -168,6 +171,11 @@ impl Registry {
     /// `service` went from state `from` to state `to`.
     pub fn record_transition(&mut self, service: &str, from: &str, to: &str) {
         *self.transitions.entry((service.to_string(), from.to_string(), to.to_string())).or_default() += 1;
+    }
+
+    /// A probe round started `late` after its planned time.
+    pub fn record_lateness(&mut self, late: Duration) {
+        self.lateness.observe(late.as_secs_f64());
     }
 
     /// One command line was written to ExaBGP.
@@ -276,6 +284,21 @@ impl Registry {
                 out.sample("exaprobe_probe_failures_total", &labels, &n.to_string());
             }
         }
+
+        out.family(
+            "exaprobe_schedule_lateness_seconds",
+            "histogram",
+            "How late probe rounds started against their planned time, in seconds.",
+        );
+        let h = &self.lateness;
+        let mut cumulative = 0;
+        for (bound, n) in BUCKETS.iter().zip(h.counts) {
+            cumulative += n;
+            out.sample_le("exaprobe_schedule_lateness_seconds_bucket", &[], &float(*bound), cumulative);
+        }
+        out.sample_le("exaprobe_schedule_lateness_seconds_bucket", &[], "+Inf", h.count());
+        out.sample("exaprobe_schedule_lateness_seconds_sum", &[], &float(h.sum));
+        out.sample("exaprobe_schedule_lateness_seconds_count", &[], &h.count().to_string());
 
         out.family("exaprobe_exabgp_lines_total", "counter", "Command lines written to ExaBGP.");
         out.sample("exaprobe_exabgp_lines_total", &[], &self.lines.to_string());
