@@ -172,6 +172,9 @@ pub struct Args {
     /// How long a drain announces GRACEFUL_SHUTDOWN (65535:0) before it withdraws (default 30s).
     #[arg(long, value_name = "DURATION", help_heading = "Timing")]
     pub drain_duration: Option<String>,
+    /// On SIGTERM, drain first (GRACEFUL_SHUTDOWN for --drain-duration), then withdraw and exit.
+    #[arg(long, help_heading = "Timing")]
+    pub drain_on_shutdown: bool,
     /// Re-send the current state this often (ExaBGP drops identical repeats); 0 never.
     #[arg(long, value_name = "DURATION", default_value = "5m", help_heading = "Timing")]
     pub reassert: String,
@@ -499,6 +502,7 @@ impl Args {
         if let Some(d) = self.drain_duration.as_deref().and_then(|v| e.take("--drain-duration", duration::parse(v))) {
             drain_policy.stage = d;
         }
+        drain_policy.on_shutdown = self.drain_on_shutdown;
         let disabled = worse(self.disabled_metric, disabled_as_path);
 
         let mut checks = Vec::new();

@@ -79,7 +79,8 @@
 //! - `drain`: `{"communities": ["65535:0"], "med", "as_path", "duration":
 //!   "30s"}`: while draining, the UP attributes plus these communities (and
 //!   this MED and AS path, when given) are announced for `duration`, then
-//!   the prefixes are withdrawn.
+//!   the prefixes are withdrawn. `"on_shutdown": true` drains that way on
+//!   SIGTERM too, before exiting.
 //!
 //! Checks: `{"type": …}` with the keys of their probe, plus `timeout`,
 //! `rise`, `fall` and `on_fail` (`"down"` or `"degrade"`) on every type but
@@ -398,6 +399,7 @@ struct RawDrain {
     med: Option<u32>,
     as_path: Option<RawAsPath>,
     duration: Option<RawDuration>,
+    on_shutdown: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -1481,7 +1483,8 @@ impl<'t> Cx<'t> {
             attributes.as_path = self.as_path(a, &format!("{path}.as_path"));
         }
         let stage = self.duration(d.duration.as_ref(), &format!("{path}.duration"), graceful.stage)?;
-        (self.errors.len() == before).then_some(DrainPolicy { attributes, stage })
+        let on_shutdown = d.on_shutdown.unwrap_or(false);
+        (self.errors.len() == before).then_some(DrainPolicy { attributes, stage, on_shutdown })
     }
 
     fn control(&mut self, c: RawControl) -> ControlSettings {

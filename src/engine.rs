@@ -841,8 +841,26 @@ impl<W: Write> Engine<W> {
     }
 
     /// Withdraws every prefix that may be announced, then waits briefly for
-    /// acks.
+    /// acks. Services with `drain.on_shutdown` that are announced drain
+    /// first: drain attributes for their stage, then the withdraw.
     fn withdraw_and_wait(&mut self, now: Instant) -> anyhow::Result<()> {
+        let draining: Vec<usize> = (0..self.services.len())
+            .filter(|&i| {
+                let rt = &self.services[i];
+                rt.service.drain.on_shutdown && matches!(rt.fsm.asserted(), Some(Advert::Up | Advert::Degraded))
+            })
+            .collect();
+        if let Some(stage) = draining.iter().map(|&i| self.services[i].service.drain.stage).max() {
+            for &i in &draining {
+                log::info!("{}: draining before exit", self.services[i].service.name);
+                self.send_state(i, Advert::Draining, now)?;
+            }
+            crate::sdnotify::status("draining before exit");
+            if !self.wait_acks(now + stage, true)? {
+                return Ok(());
+            }
+        }
+        let now = Instant::now();
         let lines: Vec<String> = self
             .services
             .iter()
@@ -853,18 +871,31 @@ impl<W: Write> Engine<W> {
             return Ok(());
         }
         self.writer.send_now(&lines, now)?;
-        let until = now + FINAL_ACK_WAIT;
-        while self.writer.in_flight() > 0 {
-            let left = until.saturating_duration_since(Instant::now());
-            match self.events.recv_timeout(left) {
+        self.wait_acks(now + FINAL_ACK_WAIT, false)?;
+        Ok(())
+    }
+
+    /// Handles acks until `until` (or, unless `full`, until nothing waits for
+    /// an ack). Returns false when ExaBGP went away meanwhile.
+    fn wait_acks(&mut self, until: Instant, full: bool) -> anyhow::Result<bool> {
+        while full || self.writer.in_flight() > 0 {
+            let now = Instant::now();
+            self.writer.on_tick(now)?;
+            if now >= until {
+                break;
+            }
+            let wake = self.writer.deadline().map_or(until, |d| d.min(until));
+            match self.events.recv_timeout(wake.saturating_duration_since(now)) {
                 Ok(Event::Stdin(Incoming::Done)) => self.writer.on_ack(true, Instant::now())?,
                 Ok(Event::Stdin(Incoming::Error)) => self.writer.on_ack(false, Instant::now())?,
-                Ok(Event::StdinClosed | Event::Stdin(Incoming::Shutdown)) => break,
-                Ok(_) => {}
-                Err(_) => break,
+                Ok(Event::StdinClosed | Event::Stdin(Incoming::Shutdown)) => return Ok(false),
+                // A second SIGTERM or SIGINT cuts a drain short.
+                Ok(Event::Signal(sig)) if sig != Signal::SIGHUP => break,
+                Ok(_) | Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
             }
         }
-        Ok(())
+        Ok(true)
     }
 }
 

@@ -145,6 +145,9 @@ pub struct DrainPolicy {
     pub attributes: Attributes,
     /// How long they are announced before the withdraw.
     pub stage: Duration,
+    /// On SIGTERM, drain (stage, then withdraw) instead of withdrawing at
+    /// once; exiting then takes up to `stage`.
+    pub on_shutdown: bool,
 }
 
 impl DrainPolicy {
@@ -154,7 +157,7 @@ impl DrainPolicy {
         if !attributes.communities.contains(&Community::GRACEFUL_SHUTDOWN) {
             attributes.communities.push(Community::GRACEFUL_SHUTDOWN);
         }
-        DrainPolicy { attributes, stage: Duration::from_secs(30) }
+        DrainPolicy { attributes, stage: Duration::from_secs(30), on_shutdown: false }
     }
 }
 

@@ -679,3 +679,25 @@ fn metrics_are_served_over_http() {
     }
     assert!(std::fs::read_to_string(&textfile).unwrap().contains("exaprobe_build_info"));
 }
+
+#[test]
+fn drain_on_shutdown_announces_graceful_shutdown_before_the_withdraw() {
+    let mut p = Probe::start(&args(&[
+        "--dry-run",
+        "--ip",
+        "198.51.100.1/32",
+        "--cmd",
+        "true",
+        "--drain-on-shutdown",
+        "--drain-duration",
+        "500ms",
+    ]));
+    assert_eq!(p.line(), "announce route 198.51.100.1/32 next-hop self med 100");
+    p.wait_stderr("UP: announcing");
+    p.signal("TERM");
+    assert_eq!(p.line(), "announce route 198.51.100.1/32 next-hop self med 100 community [ 65535:0 ]");
+    let t = Instant::now();
+    assert_eq!(p.line(), "withdraw route 198.51.100.1/32");
+    assert!(t.elapsed() >= Duration::from_millis(400), "the drain stage was cut short: {:?}", t.elapsed());
+    assert_eq!(p.wait_exit(WAIT).0, 0);
+}
