@@ -955,13 +955,7 @@ fn config_mode(
         log::warn!("{}: {w}", path.display());
     }
     let ack_timeout = duration::parse(&args.ack_timeout).map_err(|e| vec![format!("--ack-timeout: {e}")])?;
-    let c = &config.control;
-    let mut control = crate::control::ControlSettings {
-        socket: c.socket.clone(),
-        mode: c.mode,
-        group: c.group.clone(),
-        state_file: c.state_file.clone(),
-    };
+    let mut control = config.control.clone();
     if let Some(s) = &args.control_socket {
         control.socket.clone_from(s);
     }

@@ -115,6 +115,7 @@ use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::bgp::{AsPath, Community, ExtCommunity, LargeCommunity, NextHop, Origin, Prefix};
+use crate::control::ControlSettings;
 use crate::dampening::Dampening;
 use crate::duration;
 use crate::fsm::Require;
@@ -126,10 +127,7 @@ use crate::probe::ntp::NtpProbe;
 use crate::probe::tcp::{TcpProbe, parse_socket_addr};
 use crate::service::{Action, Attributes, DrainPolicy, OnFail, Service, ServiceCheck, Timing};
 
-/// Where the control socket goes by default.
-pub const DEFAULT_SOCKET: &str = "/run/exaprobe/exaprobe.sock";
-/// Where the state file goes by default.
-pub const DEFAULT_STATE_FILE: &str = "/var/lib/exaprobe/state.json";
+pub use crate::control::{DEFAULT_SOCKET, DEFAULT_STATE_FILE};
 /// Most probe worker threads.
 pub const MAX_WORKERS: usize = 256;
 /// Worker threads when `workers` is not given and there are many checks.
@@ -186,30 +184,6 @@ pub struct Config {
     /// Things that work but are probably not what was meant, each prefixed
     /// with its JSON path.
     pub warnings: Vec<String>,
-}
-
-/// The control socket and the state file.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ControlSettings {
-    /// Path of the Unix control socket.
-    pub socket: PathBuf,
-    /// Its permission bits: `0o600` or `0o660`.
-    pub mode: u32,
-    /// Its group, when not the process's.
-    pub group: Option<String>,
-    /// Where drains and other operator state survive a restart.
-    pub state_file: PathBuf,
-}
-
-impl Default for ControlSettings {
-    fn default() -> Self {
-        ControlSettings {
-            socket: PathBuf::from(DEFAULT_SOCKET),
-            mode: 0o600,
-            group: None,
-            state_file: PathBuf::from(DEFAULT_STATE_FILE),
-        }
-    }
 }
 
 /// The metrics exporters; both off by default.

@@ -49,6 +49,20 @@ pub struct ControlSettings {
 /// The default socket path.
 pub const DEFAULT_SOCKET: &str = "/run/exaprobe/exaprobe.sock";
 
+/// The default state file.
+pub const DEFAULT_STATE_FILE: &str = "/var/lib/exaprobe/state.json";
+
+impl Default for ControlSettings {
+    fn default() -> Self {
+        ControlSettings {
+            socket: PathBuf::from(DEFAULT_SOCKET),
+            mode: 0o600,
+            group: None,
+            state_file: PathBuf::from(DEFAULT_STATE_FILE),
+        }
+    }
+}
+
 /// A request, as parsed.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(tag = "command", rename_all = "lowercase", deny_unknown_fields)]

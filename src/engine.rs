@@ -812,7 +812,8 @@ impl<W: Write> Engine<W> {
             let same_probing = rt.service.checks == service.checks
                 && rt.service.timing == service.timing
                 && rt.service.require == service.require
-                && rt.service.disable_files == service.disable_files;
+                && rt.service.disable_files == service.disable_files
+                && rt.service.dampening == service.dampening;
             let mut new_rt = Runtime::new(service, now);
             if same_probing {
                 // Keep the state and counters; re-announce with the new attributes.
@@ -820,10 +821,16 @@ impl<W: Write> Engine<W> {
                 new_rt.next_probe = rt.next_probe;
                 new_rt.round = rt.round.take();
                 new_rt.last_assert = rt.last_assert;
+                new_rt.last_outcomes = std::mem::take(&mut rt.last_outcomes);
+                new_rt.last_reason = std::mem::take(&mut rt.last_reason);
+            } else if let Some(drain) = rt.fsm.drain() {
+                // New checks start in INIT, but an operator's drain stays.
+                new_rt.fsm.start_drain(Drain { stage: new_rt.service.drain.stage, ..drain }, now);
             }
+            new_rt.drain_info = rt.drain_info.take();
             self.services.push(new_rt);
-            if same_probing && let Some(advert) = self.services.last().and_then(|r| r.fsm.asserted()) {
-                let i = self.services.len() - 1;
+            let i = self.services.len() - 1;
+            if let Some(advert) = self.services[i].fsm.asserted() {
                 self.send_state(i, advert, now)?;
             }
         }

@@ -338,7 +338,7 @@ fn severity(level: Level) -> u8 {
 
 /// The longest prefix of `s` of at most `max` bytes that ends on a character
 /// boundary.
-fn truncate(s: &str, max: usize) -> &str {
+pub(crate) fn truncate(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
     }

@@ -323,18 +323,7 @@ fn health_index(h: Health) -> usize {
     }
 }
 
-/// The longest prefix of `s` of at most `max` bytes that ends on a character
-/// boundary.
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
+use crate::logger::truncate;
 
 fn bit(b: bool) -> &'static str {
     if b { "1" } else { "0" }
