@@ -493,10 +493,17 @@ impl<W: Write> Engine<W> {
         Ok(())
     }
 
+    /// Writes the current announcements again. Withdrawn states are not
+    /// re-sent: ExaBGP deduplicates identical announcements, but it sends a
+    /// withdraw UPDATE every time it is told to withdraw.
     fn reassert(&mut self, i: usize, now: Instant) -> anyhow::Result<()> {
-        let Some(advert) = self.services[i].fsm.asserted() else { return Ok(()) };
-        log::debug!("{}: re-asserting {advert}", self.services[i].service.name);
-        self.services[i].last_assert = Some(now);
+        let rt = &mut self.services[i];
+        rt.last_assert = Some(now);
+        let Some(advert) = rt.fsm.asserted() else { return Ok(()) };
+        if rt.service.action(advert) == Action::Withdraw {
+            return Ok(());
+        }
+        log::debug!("{}: re-asserting {advert}", rt.service.name);
         self.send_state(i, advert, now)
     }
 

@@ -701,3 +701,32 @@ fn drain_on_shutdown_announces_graceful_shutdown_before_the_withdraw() {
     assert!(t.elapsed() >= Duration::from_millis(400), "the drain stage was cut short: {:?}", t.elapsed());
     assert_eq!(p.wait_exit(WAIT).0, 0);
 }
+
+#[test]
+fn reassertion_repeats_announcements_but_not_withdraws() {
+    let mut svc = Service::up();
+    let addr = svc.addr();
+    let mut p = Probe::start(&args(&[
+        "--dry-run",
+        "--ip",
+        "198.51.100.1/32",
+        "--tcp",
+        &addr,
+        "--reassert",
+        "300ms",
+        "--withdraw-on-down",
+    ]));
+    let up = "announce route 198.51.100.1/32 next-hop self med 100";
+    assert_eq!(p.line(), up);
+    assert_eq!(p.line(), up, "re-asserted");
+    assert_eq!(p.line(), up, "re-asserted again");
+    svc.stop();
+    // Skip re-assertions still in flight, up to the withdraw.
+    let mut line = p.line();
+    while line == up {
+        line = p.line();
+    }
+    assert_eq!(line, "withdraw route 198.51.100.1/32");
+    // Several re-assertion periods pass: no second withdraw.
+    assert!(p.stdout.recv_timeout(Duration::from_millis(1200)).is_err(), "a withdraw was re-sent");
+}
