@@ -6,6 +6,7 @@
 //! wobbling service does not flap its route.
 //!
 //! Module map:
+//! - [`app`]: the program: mode selection, subcommands, startup errors under ExaBGP;
 //! - [`cli`]: command-line flags (a drop-in for the bundled healthcheck) and
 //!   their conversion into a validated [`service::Service`];
 //! - [`bgp`]: validated BGP values (prefixes, next hops, communities, …);
@@ -25,6 +26,7 @@
 //! - [`metrics`]: Prometheus metrics: registry, exposition, HTTP listener, textfile;
 //! - [`sdnotify`]: systemd readiness and watchdog notifications.
 
+pub mod app;
 pub mod bgp;
 pub mod cli;
 pub mod config;

@@ -1,0 +1,326 @@
+//! The program: reads argv, picks the mode (a subcommand, a JSON config, or
+//! one service from flags), and runs it.
+//!
+//! Under ExaBGP (stdin and stdout are both pipes) a fatal startup error must
+//! not make exaprobe exit: ExaBGP respawns an exiting process and shuts
+//! itself down after 5 respawns in 64 s. exaprobe then reports the error on
+//! stderr, and idles until ExaBGP closes stdin or sends SIGTERM, repeating
+//! the error every minute so the operator finds it in the log.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use clap::{CommandFactory, FromArgMatches};
+use log::LevelFilter;
+
+use crate::cli::{Args, Sub, expand_config};
+use crate::duration;
+use crate::engine::{self, Options, Reload, Stop};
+use crate::exabgp::AckMode;
+use crate::service::Service;
+
+/// How often the idle mode repeats its error.
+const IDLE_REPEAT: Duration = Duration::from_secs(60);
+
+/// True when stdin and stdout are both pipes: ExaBGP started us.
+fn under_exabgp() -> bool {
+    use nix::sys::stat::{SFlag, fstat};
+    use std::os::fd::AsFd;
+    let is_pipe = |fd: std::os::fd::BorrowedFd<'_>| {
+        fstat(fd).is_ok_and(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFIFO)
+    };
+    is_pipe(std::io::stdin().as_fd()) && is_pipe(std::io::stdout().as_fd())
+}
+
+/// The program: parse, validate, run. Returns the process exit code.
+pub fn main() -> ExitCode {
+    // Before any thread exists, so that every thread inherits the mask.
+    if let Err(e) = crate::signals::block() {
+        eprintln!("exaprobe: cannot block signals: {e}");
+        return ExitCode::from(1);
+    }
+    let exabgp = under_exabgp();
+    let argv = match expand_config(std::env::args_os().collect()) {
+        Ok(a) => a,
+        Err(msg) => return fatal("exaprobe", &[msg], exabgp),
+    };
+    let parsed = Args::command().try_get_matches_from(argv).and_then(|m| Args::from_arg_matches(&m).map(|a| (a, m)));
+    let (args, matches) = match parsed {
+        Ok(a) => a,
+        Err(err) => {
+            use clap::error::ErrorKind;
+            let text = err.render().to_string();
+            return match err.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion if !exabgp => {
+                    let _ = err.print();
+                    ExitCode::SUCCESS
+                }
+                _ => fatal("exaprobe", &[text.trim_end().to_string()], exabgp),
+            };
+        }
+    };
+    match &args.command {
+        Some(Sub::Generate { what }) => return crate::generate::print(*what),
+        Some(Sub::Check { config, vrps, origin_as }) => return check(config, vrps.as_deref(), origin_as.as_deref()),
+        Some(sub) => return client(sub),
+        None => {}
+    }
+    let name = args.name.clone().unwrap_or_else(|| args.ips.first().cloned().unwrap_or_else(|| "exaprobe".into()));
+    crate::logger::init(if args.debug { LevelFilter::Debug } else { args.log_level });
+    let (services, options, reload, log_level) = if let Some(path) = args.config.clone() {
+        match config_mode(&args, &matches, &path) {
+            Ok((services, options, reload)) => (services, options, Some(reload), args.level()),
+            Err(errors) => return fatal("exaprobe", &errors, exabgp),
+        }
+    } else {
+        match args.settings() {
+            Ok(s) => (vec![s.service], s.options, None, s.log_level),
+            Err(errors) => return fatal(&name, &errors, exabgp),
+        }
+    };
+    let mut options = options;
+    crate::logger::init_with(log_level, args.log_target);
+    // systemd notification only when standalone: under ExaBGP a
+    // NOTIFY_SOCKET in the environment would be ExaBGP's own unit's.
+    options.notify = !exabgp;
+    if exabgp && options.dry_run {
+        log::warn!("--dry-run under ExaBGP: the lines go to ExaBGP all the same, but acks are not read");
+    }
+    let _pid = match args.pid.as_deref().map(PidFile::create).transpose() {
+        Ok(p) => p,
+        Err(msg) => return fatal(&name, &[msg], exabgp),
+    };
+    for s in &services {
+        log::info!(
+            "{}: {} prefix(es) {}, checks [{}], interval {}, fast-interval {}, timeout {}, rise {}, fall {}{}",
+            s.name,
+            s.prefixes.len(),
+            s.prefixes.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "),
+            s.checks.iter().map(|c| c.check.to_string()).collect::<Vec<_>>().join(", "),
+            duration::show(s.timing.interval),
+            duration::show(s.timing.fast_interval),
+            duration::show(s.timing.timeout),
+            s.timing.rise,
+            s.timing.fall,
+            if options.dry_run { ", dry run" } else { "" },
+        );
+    }
+    match engine::run(services, &options, reload) {
+        Ok(Stop::ExabgpGone | Stop::Signalled) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Flags that go with `--config` (a JSON file); the others describe a
+/// single service and are refused with it.
+const CONFIG_MODE_FLAGS: [&str; 18] = [
+    "config",
+    "dry_run",
+    "no_ack",
+    "ack_timeout",
+    "log_level",
+    "log_target",
+    "debug",
+    "silent",
+    "pid",
+    "no_syslog",
+    "no_ip_setup",
+    "debounce",
+    "control_socket",
+    "state_file",
+    "metrics_listen",
+    "metrics_textfile",
+    "name",
+    "command",
+];
+
+/// The services and options of a JSON config, and how to reload it.
+fn config_mode(
+    args: &Args,
+    matches: &clap::ArgMatches,
+    path: &Path,
+) -> Result<(Vec<Service>, Options, Reload), Vec<String>> {
+    use clap::parser::ValueSource;
+    let cmd = Args::command();
+    let extra: Vec<String> = cmd
+        .get_arguments()
+        .filter(|a| {
+            let id = a.get_id().as_str();
+            matches.value_source(id) == Some(ValueSource::CommandLine) && !CONFIG_MODE_FLAGS.contains(&id)
+        })
+        .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+        .collect();
+    if !extra.is_empty() {
+        return Err(vec![format!(
+            "--config {} describes the services; the single-service flags {} go in that file instead",
+            path.display(),
+            extra.join(" ")
+        )]);
+    }
+    let show = |errors: Vec<crate::config::ConfigError>| -> Vec<String> {
+        errors.iter().map(|e| format!("{}: {e}", path.display())).collect()
+    };
+    let config = crate::config::load_file(path).map_err(show)?;
+    for w in &config.warnings {
+        log::warn!("{}: {w}", path.display());
+    }
+    let ack_timeout = duration::parse(&args.ack_timeout).map_err(|e| vec![format!("--ack-timeout: {e}")])?;
+    let mut control = config.control.clone();
+    if let Some(s) = &args.control_socket {
+        control.socket.clone_from(s);
+    }
+    if let Some(s) = &args.state_file {
+        control.state_file.clone_from(s);
+    }
+    let options = Options {
+        ack: if args.no_ack { AckMode::NoWait } else { AckMode::Wait(ack_timeout) },
+        dry_run: args.dry_run,
+        workers: config.workers,
+        control: Some(control),
+        metrics: engine::MetricsOptions {
+            listen: args.metrics_listen.or(config.metrics.listen),
+            textfile: args.metrics_textfile.clone().or_else(|| config.metrics.textfile.clone()),
+        },
+        notify: false,
+    };
+    let file = path.to_path_buf();
+    let reload: Reload = Box::new(move || {
+        let shown = |errors: Vec<crate::config::ConfigError>| -> Vec<String> {
+            errors.iter().map(|e| format!("{}: {e}", file.display())).collect()
+        };
+        crate::config::load_file(&file).map(|c| c.services).map_err(shown)
+    });
+    Ok((config.services, options, reload))
+}
+
+/// `exaprobe check`: validate, lint, report.
+fn check(path: &Path, vrps: Option<&Path>, origin_as: Option<&str>) -> ExitCode {
+    let config = match crate::config::load_file(path) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{}: error: {e}", path.display());
+            }
+            eprintln!("{}: {} error(s); the config is not valid", path.display(), errors.len());
+            return ExitCode::from(2);
+        }
+    };
+    let vrps = match vrps.map(crate::lint::load_vrps).transpose() {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("--vrps: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let origin = match origin_as.map(crate::config::parse_asn).transpose() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("--origin-as: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let report = crate::lint::report(&config, vrps.as_ref(), origin);
+    let mut out = std::io::stdout().lock();
+    let _ = std::io::Write::write_all(&mut out, report.text.as_bytes());
+    if report.errors > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS }
+}
+
+/// Runs a control-socket subcommand.
+fn client(sub: &Sub) -> ExitCode {
+    use serde_json::json;
+    let (socket, request, json_out) = match sub {
+        Sub::Status { json, socket } => (socket, json!({"command": "status"}), *json),
+        Sub::Drain { service, all, duration, reason, socket } => (
+            socket,
+            json!({"command": "drain", "service": service, "all": all, "for": duration, "reason": reason}),
+            false,
+        ),
+        Sub::Undrain { service, all, socket } => {
+            (socket, json!({"command": "undrain", "service": service, "all": all}), false)
+        }
+        Sub::Recheck { service, socket } => (socket, json!({"command": "recheck", "service": service}), false),
+        Sub::Check { .. } | Sub::Generate { .. } => return ExitCode::from(2),
+    };
+    let reply = match crate::control::call(socket, &request) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("exaprobe: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
+    if reply["ok"] != true {
+        eprintln!("exaprobe: {}", reply["error"].as_str().unwrap_or("failed"));
+        return ExitCode::from(1);
+    }
+    let text = if json_out || !matches!(sub, Sub::Status { .. }) {
+        format!("{reply}\n")
+    } else {
+        crate::control::render_status(&reply)
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = std::io::Write::write_all(&mut out, text.as_bytes());
+    ExitCode::SUCCESS
+}
+
+/// Reports a fatal startup error: exit 2 when run by hand; under ExaBGP,
+/// idle (see the module docs).
+fn fatal(name: &str, errors: &[String], exabgp: bool) -> ExitCode {
+    let report = || {
+        for e in errors {
+            for line in e.lines() {
+                eprintln!("exaprobe[{name}]: error: {line}");
+            }
+        }
+    };
+    report();
+    if !exabgp {
+        return ExitCode::from(2);
+    }
+    eprintln!(
+        "exaprobe[{name}]: not exiting, so that ExaBGP does not respawn exaprobe until it shuts itself down; \
+         idle until ExaBGP stops us. Fix the flags and reload ExaBGP."
+    );
+    let (tx, rx) = mpsc::channel::<()>();
+    let sig_tx = tx.clone();
+    let started = crate::signals::spawn(move |sig| {
+        if sig != nix::sys::signal::Signal::SIGHUP {
+            let _ = sig_tx.send(());
+        }
+    });
+    let stdin = std::thread::Builder::new().name("stdin".into()).spawn(move || {
+        crate::exabgp::read_lines(std::io::stdin().lock(), |line| {
+            if matches!(line, None | Some(crate::exabgp::Incoming::Shutdown)) {
+                let _ = tx.send(());
+            }
+        });
+    });
+    if started.is_err() || stdin.is_err() {
+        return ExitCode::from(2);
+    }
+    while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(IDLE_REPEAT) {
+        report();
+    }
+    ExitCode::from(2)
+}
+
+/// A PID file, removed when dropped.
+struct PidFile(PathBuf);
+
+impl PidFile {
+    fn create(path: &Path) -> Result<PidFile, String> {
+        std::fs::write(path, format!("{}\n", std::process::id()))
+            .map_err(|e| format!("--pid: cannot write {}: {e}", path.display()))?;
+        Ok(PidFile(path.to_path_buf()))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
