@@ -1006,3 +1006,260 @@ pub(crate) fn exabgp_config(title: &str, run: &str, respawn: bool, bird: Ipv4Add
          }}\n"
     )
 }
+
+// ---------------------------------------------------------------------------
+// Additions for tests/e2e_ops.rs (the operating features: degraded, drain,
+// reload, dampening). tests/e2e.rs compiles this module too and uses none of
+// them, hence the `allow(dead_code)`s.
+
+/// The process under test, from `EXAPROBE_E2E_PROCESS` (so that a scenario
+/// that only exaprobe can pass is skipped before anything is started).
+#[allow(dead_code)]
+pub(crate) fn flavor_from_env() -> Flavor {
+    Flavor::from_env()
+}
+
+/// A loopback TCP listener that a test owns (it accepts and drops
+/// connections), for checks other than the harness's own service. It is
+/// stopped when dropped.
+#[allow(dead_code)]
+pub(crate) struct Listener {
+    addr: SocketAddr,
+    service: Option<Service>,
+}
+
+#[allow(dead_code)]
+impl Listener {
+    /// Starts listening on `addr`; returns when it accepts.
+    pub(crate) fn start(addr: SocketAddr) -> Listener {
+        Listener { addr, service: Some(Service::start(addr)) }
+    }
+
+    /// The `IP:PORT` it listens on.
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops listening; returns the instant from which connections are refused.
+    pub(crate) fn stop(&mut self) -> Instant {
+        self.service.take().expect("listener not running").stop();
+        Instant::now()
+    }
+
+    /// Listens again; returns when it accepts.
+    pub(crate) fn restart(&mut self) -> Instant {
+        assert!(self.service.is_none(), "listener already running");
+        self.service = Some(Service::start(self.addr));
+        Instant::now()
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Some(s) = self.service.take() {
+            s.stop();
+        }
+    }
+}
+
+/// The import counters of a BGP protocol (`received` column of `Import
+/// updates` and `Import withdraws`), summed over its channels.
+#[allow(dead_code)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ImportStats {
+    /// Routes received in UPDATEs (announcements).
+    pub(crate) updates: u64,
+    /// Withdrawals received.
+    pub(crate) withdraws: u64,
+}
+
+#[allow(dead_code)]
+impl ImportStats {
+    /// What was counted since `before`.
+    pub(crate) fn since(self, before: ImportStats) -> ImportStats {
+        ImportStats { updates: self.updates - before.updates, withdraws: self.withdraws - before.withdraws }
+    }
+
+    /// Announcements plus withdrawals.
+    pub(crate) fn changes(self) -> u64 {
+        self.updates + self.withdraws
+    }
+}
+
+/// Parses the import counters out of `birdc show protocols all PROTO` (BIRD 2.0):
+///
+/// ```text
+///     Route change stats:     received   rejected   filtered    ignored   accepted
+///       Import updates:              3          0          0          0          3
+///       Import withdraws:            2          0        ---          0          2
+/// ```
+#[allow(dead_code)]
+pub(crate) fn parse_import_stats(text: &str) -> ImportStats {
+    let received = |rest: &str| rest.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+    let mut stats = ImportStats::default();
+    for line in text.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("Import updates:") {
+            stats.updates += received(rest);
+        } else if let Some(rest) = line.strip_prefix("Import withdraws:") {
+            stats.withdraws += received(rest);
+        }
+    }
+    stats
+}
+
+/// The time BIRD shows for the best path of `prefix` in `birdc show route
+/// all` (`03:43:34.961` in `[exa 03:43:34.961 from 127.66.1.2] *`): when the
+/// route was last imported, so it only changes when the route is replaced.
+#[allow(dead_code)]
+pub(crate) fn parse_route_stamp(text: &str, prefix: &str) -> Option<String> {
+    let mut current = String::new();
+    for line in text.lines() {
+        let trimmed = line.trim();
+        let rest = if line.starts_with(char::is_whitespace) {
+            trimmed
+        } else {
+            let mut words = trimmed.splitn(2, char::is_whitespace);
+            current = words.next().unwrap_or_default().to_owned();
+            words.next().unwrap_or_default()
+        };
+        if current != prefix || trimmed.starts_with("Type:") {
+            continue;
+        }
+        let Some((_, inner)) = rest.split_once('[') else { continue };
+        let Some((inside, after)) = inner.split_once(']') else { continue };
+        if after.trim_start().starts_with('*') {
+            return inside.split_whitespace().nth(1).map(str::to_owned);
+        }
+    }
+    None
+}
+
+/// What a client run of the exaprobe binary printed.
+#[allow(dead_code)]
+#[derive(Debug)]
+pub(crate) struct ClientRun {
+    /// Its exit status.
+    pub(crate) status: ExitStatus,
+    /// Its standard output.
+    pub(crate) stdout: String,
+    /// Its standard error.
+    pub(crate) stderr: String,
+}
+
+#[allow(dead_code)]
+impl Harness {
+    /// Another address of this harness's /24 (`host` 4 and up: 1 to 3 are
+    /// BIRD, ExaBGP and the harness's service).
+    pub(crate) fn host_addr(&self, host: u8) -> Ipv4Addr {
+        assert!((4..255).contains(&host), "host {host}: .1-.3 are taken, .255 is broadcast");
+        self.net.addr(host)
+    }
+
+    /// BIRD's import counters for the ExaBGP session.
+    pub(crate) fn import_stats(&self) -> ImportStats {
+        parse_import_stats(&self.birdc(&["show", "protocols", "all", "exa"]))
+    }
+
+    /// The time BIRD shows on the best path of `prefix` (see [`parse_route_stamp`]).
+    pub(crate) fn route_stamp(&self, prefix: &str) -> Option<String> {
+        parse_route_stamp(&self.birdc(&["show", "route", "all"]), prefix)
+    }
+
+    /// Records a measured figure that is not a delay (a count, say), like
+    /// [`Harness::timing`]: on stderr and in `EXAPROBE_E2E_TIMINGS`.
+    pub(crate) fn figure(&mut self, what: &str, value: &str) {
+        let line = format!(
+            "{:<11} {:<9} {:<44} {what}: {value}",
+            self.version.label(),
+            format!("{:?}", self.flavor).to_lowercase(),
+            self.test,
+        );
+        self.note(&format!("figure: {what}: {value}"));
+        eprintln!("{line}");
+        if let Some(file) = std::env::var_os("EXAPROBE_E2E_TIMINGS")
+            && let Ok(mut f) = fs::OpenOptions::new().create(true).append(true).open(file)
+        {
+            let _ = f.write_all(format!("{line}\n").as_bytes());
+        }
+    }
+
+    /// Runs the exaprobe binary as a client (`status`, `drain`, …), with a
+    /// bound on its run time; the child is killed (by its own handle) if it
+    /// overruns.
+    pub(crate) fn exaprobe_client(&mut self, args: &[&str], timeout: Duration) -> ClientRun {
+        let mut child = Command::new(exaprobe_bin())
+            .args(args)
+            .current_dir(&self.run)
+            .env(MARKER_VAR, &self.run)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run the exaprobe client");
+        let start = Instant::now();
+        let status = loop {
+            match child.try_wait().expect("wait for the exaprobe client") {
+                Some(status) => break status,
+                None if start.elapsed() < timeout => thread::sleep(POLL),
+                None => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("`exaprobe {}` did not finish within {:.1} s", args.join(" "), timeout.as_secs_f64());
+                }
+            }
+        };
+        let read = |pipe: Option<&mut dyn std::io::Read>| {
+            let mut s = String::new();
+            if let Some(p) = pipe {
+                let _ = p.read_to_string(&mut s);
+            }
+            s
+        };
+        let stdout = read(child.stdout.as_mut().map(|p| p as &mut dyn std::io::Read));
+        let stderr = read(child.stderr.as_mut().map(|p| p as &mut dyn std::io::Read));
+        self.note(&format!("ran `exaprobe {}`: {status}; stdout {stdout:?}; stderr {stderr:?}", args.join(" ")));
+        ClientRun { status, stdout, stderr }
+    }
+
+    /// The length of ExaBGP's log so far (an offset for [`Harness::wait_log`]).
+    pub(crate) fn exabgp_log_len(&self) -> usize {
+        self.exabgp_log().len()
+    }
+
+    /// Waits until ExaBGP's log (which has exaprobe's stderr too), from byte
+    /// `from` on, contains `needle`.
+    pub(crate) fn wait_log(&mut self, from: usize, needle: &str, timeout: Duration) -> Instant {
+        let label = format!("{needle:?} in ExaBGP's log");
+        let (at, ()) = self.wait_for(&label, timeout, |h| {
+            h.exabgp_log().get(from..).is_some_and(|tail| tail.contains(needle)).then_some(())
+        });
+        self.note(&format!("seen {label}"));
+        at
+    }
+
+    /// Polls `check` every 20 ms for `period`; panics with its message as
+    /// soon as it reports something (a route that came back, say), or when
+    /// ExaBGP exits meanwhile.
+    pub(crate) fn hold_for(&mut self, what: &str, period: Duration, mut check: impl FnMut(&Self) -> Option<String>) {
+        let start = Instant::now();
+        while start.elapsed() < period {
+            if let Some(problem) = check(self) {
+                self.note(&format!("while holding ({what}): {problem}"));
+                panic!(
+                    "{what}: {problem}, {:.3} s into the {:.1} s hold ({} {})",
+                    start.elapsed().as_secs_f64(),
+                    period.as_secs_f64(),
+                    self.version.label(),
+                    self.test
+                );
+            }
+            if let Some(exa) = self.exabgp.as_mut()
+                && let Ok(Some(status)) = exa.try_wait()
+            {
+                panic!("ExaBGP exited ({status}) while holding: {what}");
+            }
+            thread::sleep(POLL);
+        }
+        self.note(&format!("held for {:.1} s: {what}", period.as_secs_f64()));
+    }
+}
