@@ -31,9 +31,11 @@ use crate::probe::{Health, Outcome};
 /// Every service state, in the order `exaprobe_service_state` lists them.
 pub const STATES: [&str; 8] = ["UP", "DEGRADED", "DOWN", "DISABLED", "INIT", "DRAINING", "DRAINED", "SUPPRESSED"];
 
-/// Upper bounds (seconds) of the probe duration buckets: 1 ms to 10 s, the
-/// range between a local TCP connect and the longest sensible probe timeout.
-pub const BUCKETS: [f64; 13] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+/// Upper bounds (seconds) of the probe duration and schedule lateness
+/// buckets: 100 µs (a loopback TCP connect, a round started on time) to 10 s
+/// (the longest sensible probe timeout).
+pub const BUCKETS: [f64; 16] =
+    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 /// The ack results that always appear, at 0 before the first.
 const ACK_RESULTS: [&str; 3] = ["done", "error", "missing"];

@@ -465,7 +465,7 @@ fn scrape_is_a_valid_exposition() {
         .filter(|s| s.name.ends_with("_bucket") && s.labels["service"] == "dns")
         .map(|s| s.labels["le"].clone())
         .collect();
-    assert_eq!(les.first().map(String::as_str), Some("0.001"));
+    assert_eq!(les.first().map(String::as_str), Some("0.0001"));
     assert_eq!(les[les.len() - 2..], ["10", "+Inf"]);
     let ntp = [
         ("service", "ntp"),
