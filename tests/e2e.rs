@@ -14,6 +14,7 @@
 //! same scenarios against ExaBGP's bundled healthcheck (the reference exaprobe
 //! is a drop-in for). See `tests/e2e_support/mod.rs` for the harness.
 
+#[macro_use]
 mod e2e_support;
 
 use std::fs;
@@ -21,34 +22,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use e2e_support::{
-    ExaOptions, Flavor, Harness, Route, Version, exabgp_config, exaprobe_bin, parse_routes, random_phase, run_line,
-    secs,
+    DOWN_BOUND, ExaOptions, Flavor, Harness, Route, V4_PREFIX, Version, exabgp_config, exaprobe_bin, parse_routes,
+    random_phase, run_line, secs,
 };
 use nix::sys::signal::Signal;
 
-/// Declares a scenario `fn name(v: Version)` and its two tests, one per ExaBGP version.
-macro_rules! e2e {
-    ($(#[doc = $doc:literal])* fn $name:ident($v:ident: Version) $body:block) => {
-        $(#[doc = $doc])*
-        fn $name($v: Version) $body
-
-        mod $name {
-            #[test]
-            #[ignore = "needs ExaBGP and BIRD: run scripts/test"]
-            fn exabgp4() {
-                super::$name(super::Version::V4)
-            }
-
-            #[test]
-            #[ignore = "needs ExaBGP and BIRD: run scripts/test"]
-            fn exabgp5() {
-                super::$name(super::Version::V5)
-            }
-        }
-    };
-}
-
-const V4_PREFIX: &str = "198.51.100.1/32";
 const V6_PREFIX: &str = "2001:db8:0:1::1/128";
 const V6_NEXT_HOP: &str = "2001:db8:ffff::1";
 
@@ -71,9 +49,6 @@ fn poll_until(timeout: Duration, mut f: impl FnMut() -> bool) -> Option<Instant>
 fn fast_probe(svc: &str) -> Vec<&str> {
     vec!["--tcp", svc, "--interval", "1", "--fast-interval", "0.5", "--rise", "2", "--fall", "2", "--timeout", "1"]
 }
-
-/// Upper bound for detecting a dead service: fall × fast-interval + interval + 2 s.
-const DOWN_BOUND: f64 = 2.0 * 0.5 + 1.0 + 2.0;
 
 e2e! {
     /// 1. The route is in BIRD while the service is up, leaves within the

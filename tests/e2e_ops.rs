@@ -16,6 +16,7 @@
 //! `EXAPROBE_E2E_PROCESS=healthcheck` they are skipped.
 
 #[allow(dead_code)]
+#[macro_use]
 mod e2e_support;
 #[allow(dead_code)]
 mod fixtures;
@@ -30,39 +31,11 @@ use std::time::{Duration, Instant};
 
 use domain::base::iana::Rcode;
 use e2e_support::{
-    ExaOptions, Flavor, Harness, Listener, SERVICE_PORT, Version, flavor_from_env, parse_import_stats,
-    parse_route_stamp, secs,
+    DOWN_BOUND, ExaOptions, Flavor, Harness, Listener, SERVICE_PORT, V4_PREFIX, Version, flavor_from_env,
+    parse_import_stats, parse_route_stamp, secs,
 };
 use nix::sys::signal::Signal;
 use serde_json::json;
-
-/// Declares a scenario `fn name(v: Version)` and its two tests, one per ExaBGP version.
-macro_rules! e2e {
-    ($(#[doc = $doc:literal])* fn $name:ident($v:ident: Version) $body:block) => {
-        $(#[doc = $doc])*
-        fn $name($v: Version) $body
-
-        mod $name {
-            #[test]
-            #[ignore = "needs ExaBGP and BIRD: run scripts/test"]
-            fn exabgp4() {
-                super::$name(super::Version::V4)
-            }
-
-            #[test]
-            #[ignore = "needs ExaBGP and BIRD: run scripts/test"]
-            fn exabgp5() {
-                super::$name(super::Version::V5)
-            }
-        }
-    };
-}
-
-const V4_PREFIX: &str = "198.51.100.1/32";
-
-/// Upper bound for a check's failure to show in BIRD with the fast timing
-/// (`interval 1, fast-interval 0.5, fall 2`): fall × fast-interval + interval + 2 s.
-const DOWN_BOUND: f64 = 2.0 * 0.5 + 1.0 + 2.0;
 
 /// BIRD's rendering of the GRACEFUL_SHUTDOWN community (RFC 8326).
 const GSHUT: &str = "(65535,0)";

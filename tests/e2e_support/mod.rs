@@ -22,6 +22,35 @@
 //! - `EXAPROBE_E2E_KEEP=1`: keep run directories (they are always kept, and
 //!   their logs printed, when a test fails).
 
+/// Declares a scenario `fn name(v: Version)` and its two tests, one per ExaBGP version.
+macro_rules! e2e {
+    ($(#[doc = $doc:literal])* fn $name:ident($v:ident: Version) $body:block) => {
+        $(#[doc = $doc])*
+        fn $name($v: Version) $body
+
+        mod $name {
+            #[test]
+            #[ignore = "needs ExaBGP and BIRD: run scripts/test"]
+            fn exabgp4() {
+                super::$name(super::Version::V4)
+            }
+
+            #[test]
+            #[ignore = "needs ExaBGP and BIRD: run scripts/test"]
+            fn exabgp5() {
+                super::$name(super::Version::V5)
+            }
+        }
+    };
+}
+
+/// The IPv4 route payload of the scenarios.
+pub(crate) const V4_PREFIX: &str = "198.51.100.1/32";
+
+/// Upper bound for a check's failure to show in BIRD with the fast timing
+/// (`interval 1, fast-interval 0.5, fall 2`): fall × fast-interval + interval + 2 s.
+pub(crate) const DOWN_BOUND: f64 = 2.0 * 0.5 + 1.0 + 2.0;
+
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::fs;
