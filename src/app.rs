@@ -107,7 +107,13 @@ pub fn main() -> ExitCode {
             if options.dry_run { ", dry run" } else { "" },
         );
     }
-    match engine::run(services, &options, reload) {
+    // A socket that is taken, say, must not make exaprobe exit under ExaBGP
+    // any more than a bad flag.
+    let engine = match engine::start(services, &options, reload) {
+        Ok(e) => e,
+        Err(e) => return fatal(&name, &[format!("{e:#}")], exabgp),
+    };
+    match engine.run() {
         Ok(Stop::ExabgpGone | Stop::Signalled) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("{e:#}");

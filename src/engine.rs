@@ -29,6 +29,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
@@ -119,10 +120,33 @@ const MAX_SPREAD: Duration = Duration::from_secs(1);
 /// Most probe workers by default.
 const DEFAULT_MAX_WORKERS: usize = 32;
 
-/// Runs `services` until ExaBGP goes away or a signal stops it. Signals must
-/// already be blocked ([`crate::signals::block`]).
-pub fn run(services: Vec<Service>, opts: &Options, reload: Option<Reload>) -> anyhow::Result<Stop> {
+/// Sets up the engine for `services`: the control socket and the metrics
+/// listener first (the setup that can fail on a bad config or a busy
+/// socket), then the signal and stdin threads. Signals must already be
+/// blocked ([`crate::signals::block`]). [`Engine::run`] then runs it.
+pub fn start(
+    services: Vec<Service>,
+    opts: &Options,
+    reload: Option<Reload>,
+) -> anyhow::Result<Engine<io::StdoutLock<'static>>> {
     let (tx, rx) = mpsc::channel();
+    if let Some(control) = &opts.control {
+        let ctl_tx = Mutex::new(tx.clone());
+        crate::control::serve(control, move |call| {
+            ctl_tx.lock().unwrap_or_else(PoisonError::into_inner).send(Event::Control(call)).is_ok()
+        })?;
+        log::info!("control socket: {}", control.socket.display());
+    }
+    if let Some(addr) = opts.metrics.listen {
+        let m_tx = Mutex::new(tx.clone());
+        let bound = crate::metrics::serve(addr, move || {
+            let (reply, answer) = mpsc::channel();
+            m_tx.lock().unwrap_or_else(PoisonError::into_inner).send(Event::Metrics(reply)).ok()?;
+            answer.recv_timeout(Duration::from_secs(5)).ok()
+        })
+        .with_context(|| format!("metrics listener on {addr}"))?;
+        log::info!("metrics: http://{bound}/metrics");
+    }
     let sig_tx = tx.clone();
     crate::signals::spawn(move |sig| {
         let _ = sig_tx.send(Event::Signal(sig));
@@ -142,22 +166,6 @@ pub fn run(services: Vec<Service>, opts: &Options, reload: Option<Reload>) -> an
     let writer = Writer::new(io::stdout().lock(), ack);
     let checks: usize = services.iter().map(|s| s.checks.len()).sum();
     let workers = if opts.workers == 0 { checks.clamp(1, DEFAULT_MAX_WORKERS) } else { opts.workers };
-    if let Some(control) = &opts.control {
-        let ctl_tx = Mutex::new(tx.clone());
-        crate::control::serve(control, move |call| {
-            ctl_tx.lock().unwrap_or_else(PoisonError::into_inner).send(Event::Control(call)).is_ok()
-        })?;
-        log::info!("control socket: {}", control.socket.display());
-    }
-    if let Some(addr) = opts.metrics.listen {
-        let m_tx = Mutex::new(tx.clone());
-        let bound = crate::metrics::serve(addr, move || {
-            let (reply, answer) = mpsc::channel();
-            m_tx.lock().unwrap_or_else(PoisonError::into_inner).send(Event::Metrics(reply)).ok()?;
-            answer.recv_timeout(Duration::from_secs(5)).ok()
-        })?;
-        log::info!("metrics: http://{bound}/metrics");
-    }
     let mut engine = Engine::new(writer, tx, rx, workers);
     engine.reload = reload;
     engine.mode = if opts.dry_run { "dry-run" } else { "exabgp" };
@@ -171,7 +179,7 @@ pub fn run(services: Vec<Service>, opts: &Options, reload: Option<Reload>) -> an
     if opts.notify {
         crate::sdnotify::ready();
     }
-    engine.run()
+    Ok(engine)
 }
 
 /// One probe round in progress.

@@ -489,8 +489,16 @@ fn status_drain_with_expiry_and_undrain_over_the_control_socket() {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("belongs to a running exaprobe"));
+    // Under ExaBGP the same error must not make it exit (ExaBGP would respawn it).
+    let mut second =
+        Probe::start(&["--ip", "198.51.100.2/32", "--cmd", "true", "--control-socket", socket.to_str().unwrap()]);
+    second.wait_stderr("belongs to a running exaprobe");
+    second.wait_stderr("not exiting");
+    assert_eq!(second.rest_of_stdout(), Vec::<String>::new());
+    second.stdin = None;
+    assert_eq!(second.wait_exit(WAIT).0, 2);
 }
 
 #[test]
