@@ -85,8 +85,9 @@ pub fn main() -> ExitCode {
     // systemd notification only when standalone: under ExaBGP a
     // NOTIFY_SOCKET in the environment would be ExaBGP's own unit's.
     options.notify = !exabgp;
+    options.read_stdin |= exabgp;
     if exabgp && options.dry_run {
-        log::warn!("--dry-run under ExaBGP: the lines go to ExaBGP all the same, but acks are not read");
+        log::warn!("--dry-run under ExaBGP: the lines go to ExaBGP all the same, without waiting for acks");
     }
     let _pid = match args.pid.as_deref().map(PidFile::create).transpose() {
         Ok(p) => p,
@@ -186,6 +187,7 @@ fn config_mode(
     let options = Options {
         ack: if args.no_ack { AckMode::NoWait } else { AckMode::Wait(ack_timeout) },
         dry_run: args.dry_run,
+        read_stdin: !args.dry_run,
         workers: config.workers,
         control: Some(control),
         metrics: engine::MetricsOptions {

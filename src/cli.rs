@@ -624,6 +624,7 @@ impl Args {
             options: Options {
                 ack,
                 dry_run: self.dry_run,
+                read_stdin: !self.dry_run,
                 workers: 0,
                 control: self.control_settings(),
                 metrics: engine::MetricsOptions {

@@ -76,8 +76,12 @@ pub type Reload = Box<dyn Fn() -> Result<Vec<Service>, Vec<String>> + Send>;
 pub struct Options {
     /// Ack handling of the ExaBGP channel.
     pub ack: AckMode,
-    /// Standalone mode: lines go to stdout for a human, stdin is not read.
+    /// Standalone mode: lines go to stdout for a human, acks are not awaited.
     pub dry_run: bool,
+    /// Read ExaBGP's lines on stdin (and exit at its end). Always so under
+    /// ExaBGP, even with `dry_run`: a child that does not drain its stdin
+    /// freezes ExaBGP once the pipe fills.
+    pub read_stdin: bool,
     /// Probe worker threads; 0 means min(32, number of checks).
     pub workers: usize,
     /// The control socket, if any.
@@ -151,7 +155,7 @@ pub fn start(
     crate::signals::spawn(move |sig| {
         let _ = sig_tx.send(Event::Signal(sig));
     })?;
-    if !opts.dry_run {
+    if opts.read_stdin {
         let stdin_tx = tx.clone();
         thread::Builder::new().name("stdin".into()).spawn(move || {
             crate::exabgp::read_lines(io::stdin().lock(), |line| {

@@ -738,3 +738,14 @@ fn reassertion_repeats_announcements_but_not_withdraws() {
     // Several re-assertion periods pass: no second withdraw.
     assert!(p.stdout.recv_timeout(Duration::from_millis(1200)).is_err(), "a withdraw was re-sent");
 }
+
+#[test]
+fn dry_run_under_exabgp_still_drains_stdin_and_exits_at_its_end() {
+    let mut p = Probe::start(&args(&["--dry-run", "--ip", "198.51.100.1/32", "--cmd", "true"]));
+    assert!(p.line().starts_with("announce"));
+    p.wait_stderr("--dry-run under ExaBGP");
+    p.stdin = None;
+    let (code, _) = p.wait_exit(WAIT);
+    assert_eq!(code, 0);
+    p.wait_stderr("stdin closed");
+}
