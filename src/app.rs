@@ -62,6 +62,12 @@ pub fn main() -> ExitCode {
         }
     };
     match &args.command {
+        // A subcommand prints for a human; in a `run` line its output would
+        // reach ExaBGP as commands and its exit would start a respawn loop.
+        Some(_) if exabgp => {
+            let msg = "subcommands (check, status, drain, …) are for a shell, not for ExaBGP's process stanza";
+            return fatal("exaprobe", &[msg.to_string()], exabgp);
+        }
         Some(Sub::Generate { what }) => return crate::generate::print(*what),
         Some(Sub::Check { config, vrps, origin_as }) => return check(config, vrps.as_deref(), origin_as.as_deref()),
         Some(sub) => return client(sub),

@@ -749,3 +749,12 @@ fn dry_run_under_exabgp_still_drains_stdin_and_exits_at_its_end() {
     assert_eq!(code, 0);
     p.wait_stderr("stdin closed");
 }
+
+#[test]
+fn a_subcommand_under_exabgp_idles_and_prints_nothing() {
+    let mut p = Probe::start(&["status"]);
+    p.wait_stderr("subcommands (check, status, drain, …) are for a shell");
+    assert_eq!(p.rest_of_stdout(), Vec::<String>::new());
+    p.stdin = None;
+    assert_eq!(p.wait_exit(WAIT).0, 2);
+}
