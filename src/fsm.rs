@@ -440,10 +440,11 @@ impl ServiceFsm {
             self.drain = None;
         }
         let suppressed = self.damper.as_mut().is_some_and(|d| d.update(now));
-        match self.drain {
-            Some(d) if now < d.since + d.stage => return Some(Advert::Draining),
-            Some(_) => return Some(Advert::Drained),
-            None => {}
+        if let Some(d) = self.drain {
+            // Only an announced service has traffic to move away gently; a
+            // down (or unknown) one is withdrawn at once.
+            let announced = matches!(self.wanted, Some(Advert::Up | Advert::Degraded)) && !suppressed;
+            return Some(if announced && now < d.since + d.stage { Advert::Draining } else { Advert::Drained });
         }
         match self.wanted {
             Some(Advert::Disabled) => Some(Advert::Disabled),
@@ -574,13 +575,27 @@ mod tests {
         let drain = Drain { since: t0, stage: s3, until: Some(t0 + Duration::from_secs(10)) };
         assert_eq!(s.start_drain(drain, t0), Some(Advert::Draining));
         assert_eq!(s.next_timer(), Some(t0 + s3));
-        assert_eq!(s.observe(&[D], t0 + Duration::from_secs(1)), None, "a drain beats the checks");
+        assert_eq!(s.observe(&[H], t0 + Duration::from_secs(1)), None, "healthy results do not end a drain");
         assert_eq!(s.tick(t0 + s3), Some(Advert::Drained));
         assert_eq!(s.next_timer(), Some(t0 + Duration::from_secs(10)));
         assert_eq!(s.observe(&[H], t0 + Duration::from_secs(4)), None);
         assert_eq!(s.tick(t0 + Duration::from_secs(10)), Some(Advert::Up));
         assert_eq!(s.drain(), None);
         assert_eq!(s.next_timer(), None);
+    }
+
+    #[test]
+    fn draining_a_down_service_withdraws_without_announcing() {
+        let t0 = Instant::now();
+        let mut s = ServiceFsm::new(&[(1, 1)], Require::All, t0);
+        assert_eq!(s.observe(&[D], t0), Some(Advert::Down));
+        let drain = Drain { since: t0, stage: Duration::from_secs(3), until: None };
+        assert_eq!(s.start_drain(drain, t0), Some(Advert::Drained));
+        // A service that fails while draining leaves at once too.
+        let mut s = ServiceFsm::new(&[(1, 1)], Require::All, t0);
+        s.observe(&[H], t0);
+        assert_eq!(s.start_drain(drain, t0), Some(Advert::Draining));
+        assert_eq!(s.observe(&[D], t0 + Duration::from_secs(1)), Some(Advert::Drained));
     }
 
     #[test]
