@@ -733,17 +733,12 @@ impl<W: Write> Engine<W> {
     fn render_metrics(&mut self, now: Instant) -> String {
         // The writer counts lines and acks; copy what is new since last time.
         let c = self.writer.counters();
-        for _ in self.counted.lines..c.lines {
-            self.metrics.record_line();
-        }
-        for (result, from, to) in [
-            ("done", self.counted.done, c.done),
-            ("error", self.counted.error, c.error),
-            ("missing", self.counted.missing, c.missing),
-        ] {
-            for _ in from..to {
-                self.metrics.record_ack(result);
-            }
+        let was = self.counted;
+        self.metrics.record_lines(c.lines - was.lines);
+        for (result, from, to) in
+            [("done", was.done, c.done), ("error", was.error, c.error), ("missing", was.missing, c.missing)]
+        {
+            self.metrics.record_acks(result, to - from);
         }
         self.counted = c;
         let services = self

@@ -180,14 +180,14 @@ impl Registry {
         self.lateness.observe(late.as_secs_f64());
     }
 
-    /// One command line was written to ExaBGP.
-    pub fn record_line(&mut self) {
-        self.lines += 1;
+    /// `n` command lines were written to ExaBGP.
+    pub fn record_lines(&mut self, n: u64) {
+        self.lines += n;
     }
 
-    /// ExaBGP answered a line (`done`, `error`) or did not (`missing`).
-    pub fn record_ack(&mut self, result: &str) {
-        *self.acks.entry(result.to_string()).or_default() += 1;
+    /// ExaBGP answered `n` lines (`done`, `error`) or did not (`missing`).
+    pub fn record_acks(&mut self, result: &str, n: u64) {
+        *self.acks.entry(result.to_string()).or_default() += n;
     }
 
     /// Drops every series of `service`, for a service removed by a reload
@@ -810,10 +810,9 @@ mod tests {
         r.record_transition("web", "UP", "DOWN");
         r.record_transition("web", "UP", "DOWN");
         r.record_transition("db", "INIT", "DOWN");
-        r.record_line();
-        r.record_line();
-        r.record_ack("done");
-        r.record_ack("missing");
+        r.record_lines(2);
+        r.record_acks("done", 1);
+        r.record_acks("missing", 1);
         let text = r.render(&Live::default());
         assert!(text.contains("exaprobe_transitions_total{service=\"web\",from=\"UP\",to=\"DOWN\"} 2\n"));
         assert!(text.contains("exaprobe_transitions_total{service=\"db\",from=\"INIT\",to=\"DOWN\"} 1\n"));

@@ -419,7 +419,7 @@ fn parses_birdc_show_route_all() {
         198.51.100.1/32      unreachable [exa 03:43:34.961 from 127.66.1.2] * (100) [AS65001i]\n\
         \tType: BGP univ\n\
         \tBGP.origin: IGP\n\
-        \tBGP.as_path: 65001 65010 65020\n\
+        \tBGP.as_path: 65010 65020\n\
         \tBGP.next_hop: 127.66.1.2\n\
         \tBGP.med: 100\n\
         \tBGP.local_pref: 100\n\
@@ -444,7 +444,7 @@ fn parses_birdc_show_route_all() {
                 best: true,
                 next_hop: Some("127.66.1.2".into()),
                 med: Some(100),
-                as_path: Some("65001 65010 65020".into()),
+                as_path: Some("65010 65020".into()),
                 community: Some("(65000,1) (65000,2)".into()),
             },
             Route {

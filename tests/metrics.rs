@@ -355,13 +355,10 @@ fn populated() -> (Registry, Live) {
     r.record_transition("web", "INIT", "UP");
     r.record_transition("web", "UP", "DOWN");
     r.record_transition("odd \"name\"\\ with\nnewline", "INIT", "DOWN");
-    for _ in 0..5 {
-        r.record_line();
-    }
-    r.record_ack("done");
-    r.record_ack("done");
-    r.record_ack("error");
-    r.record_ack("missing");
+    r.record_lines(5);
+    r.record_acks("done", 2);
+    r.record_acks("error", 1);
+    r.record_acks("missing", 1);
     let gauges = |name: &str, state: &str| ServiceGauges {
         name: name.into(),
         state: state.into(),
