@@ -5,43 +5,27 @@
 //! `withdraw route …`) on stdout, with rise/fall hysteresis so that a
 //! wobbling service does not flap its route.
 //!
-//! Module map:
-//! - [`app`]: the program: mode selection, subcommands, startup errors under ExaBGP;
-//! - [`cli`]: command-line flags (a drop-in for the bundled healthcheck) and
-//!   their conversion into a validated [`service::Service`];
-//! - [`bgp`]: validated BGP values (prefixes, next hops, communities, …);
-//! - [`service`]: the validated description of one service;
-//! - [`config`]: the JSON config file (`--config`): schema and validation;
+//! The folders follow the data, from what the user types to what ExaBGP reads:
+//! - [`cli`]: command-line flags (a drop-in for the bundled healthcheck), the
+//!   man page and completions;
+//! - [`model`]: the validated domain: BGP values, durations, the one
+//!   [`model::service::Service`], the JSON config and its validator;
+//! - [`core`]: the pure decision logic: rise/fall state machines, dampening;
+//! - [`engine`]: the scheduler that runs probes and turns their results into
+//!   ExaBGP commands;
+//! - [`exabgp`]: the channel to ExaBGP: encoder, stdout writer, stdin lines;
+//! - [`probe`]: the probes, one module per protocol;
+//! - [`ops`]: what operators touch: the control socket and state file,
+//!   metrics, logs, systemd notifications, signals;
 //! - [`lint`]: the report of `exaprobe check`: lines per state, lints, RPKI;
-//! - [`control`]: the control socket (status, drain, recheck) and its state file;
-//! - [`dampening`]: RFC 2439-style flap dampening, pure;
-//! - [`fsm`]: the rise/fall state machine, pure, with time passed in;
-//! - [`encoder`]: renders ExaBGP command lines, pure;
-//! - [`exabgp`]: the channel to ExaBGP: stdout writer, ack tracking, stdin lines;
-//! - [`probe`]: the probes;
-//! - [`engine`]: the scheduler that ties it all together;
-//! - [`signals`]: signal delivery as events;
-//! - [`generate`]: man page and completions from the clap definition;
-//! - [`logger`]: the logger: stderr, syslog or journald;
-//! - [`metrics`]: Prometheus metrics: registry, exposition, HTTP listener, textfile;
-//! - [`sdnotify`]: systemd readiness and watchdog notifications.
+//! - [`app`]: the program: mode selection, subcommands, startup errors under ExaBGP.
 
 pub mod app;
-pub mod bgp;
 pub mod cli;
-pub mod config;
-pub mod control;
-pub mod dampening;
-pub mod duration;
-pub mod encoder;
+pub mod core;
 pub mod engine;
 pub mod exabgp;
-pub mod fsm;
-pub mod generate;
 pub mod lint;
-pub mod logger;
-pub mod metrics;
+pub mod model;
+pub mod ops;
 pub mod probe;
-pub mod sdnotify;
-pub mod service;
-pub mod signals;

@@ -5,12 +5,12 @@
 
 use std::time::Duration;
 
-use exaprobe::bgp::{Community, NextHop};
-use exaprobe::config::{self, Config, ConfigError};
-use exaprobe::dampening::Dampening;
-use exaprobe::fsm::{Advert, Require};
+use exaprobe::core::dampening::Dampening;
+use exaprobe::core::fsm::{Advert, Require};
 use exaprobe::lint::{self, Validity};
-use exaprobe::service::{Action, OnFail};
+use exaprobe::model::bgp::{Community, NextHop};
+use exaprobe::model::config::{self, Config, ConfigError};
+use exaprobe::model::service::{Action, OnFail};
 
 /// One service with the given extra keys (a JSON fragment, may be empty).
 fn one(extra: &str) -> String {
@@ -372,7 +372,7 @@ fn states_and_checks() {
     assert_eq!(s.checks[1].timeout, Some(secs(1)));
     let files: Vec<_> = s.disable_files.iter().map(|p| p.to_str().unwrap()).collect();
     assert_eq!(files, ["/run/maint", "/run/maint2"]);
-    let up = exaprobe::encoder::lines(s, Advert::Up);
+    let up = exaprobe::exabgp::encoder::lines(s, Advert::Up);
     assert_eq!(
         up,
         [
@@ -430,7 +430,7 @@ fn the_examples_load_and_lint_clean() {
     assert_eq!(c.services.len(), 3);
     let ingress = &c.services[2];
     assert_eq!(ingress.checks[1].on_fail, OnFail::Degrade, "http-ingress degrades before it withdraws");
-    let degraded = exaprobe::encoder::lines(ingress, Advert::Degraded);
+    let degraded = exaprobe::exabgp::encoder::lines(ingress, Advert::Degraded);
     assert!(degraded[0].contains("as-path [ 64500 64500 ]") && degraded[0].contains("64500:200"), "{degraded:?}");
     let r = lint::report(&c, None, None);
     for needle in [

@@ -1,5 +1,5 @@
 //! The metrics endpoint as Prometheus sees it: a real HTTP scrape of
-//! `/metrics` from [`exaprobe::metrics::serve`] on loopback, checked by a
+//! `/metrics` from [`exaprobe::ops::metrics::serve`] on loopback, checked by a
 //! strict parser of the text format (and by `promtool check metrics` when it
 //! is installed); the HTTP error answers; and the atomicity of the
 //! node_exporter textfile.
@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use exaprobe::metrics::{self, Live, Registry, STATES, ServiceGauges};
+use exaprobe::ops::metrics::{self, Live, Registry, STATES, ServiceGauges};
 use exaprobe::probe::Outcome;
 
 // ---------------------------------------------------------------------------

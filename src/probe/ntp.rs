@@ -38,7 +38,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::tcp::{parse_socket_addr, remaining};
 use super::{Outcome, io_reason};
-use crate::duration;
+use crate::model::duration;
 
 /// The NTP port.
 pub const NTP_PORT: u16 = 123;

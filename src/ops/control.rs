@@ -215,7 +215,7 @@ pub fn render_status(reply: &Value) -> String {
     let empty = Vec::new();
     for s in reply["services"].as_array().unwrap_or(&empty) {
         let secs = s["seconds_in_state"].as_f64().unwrap_or(0.0);
-        let shown = crate::duration::show(Duration::from_secs(secs as u64));
+        let shown = crate::model::duration::show(Duration::from_secs(secs as u64));
         let _ =
             writeln!(out, "{}  {}  for {shown}", s["name"].as_str().unwrap_or("?"), s["state"].as_str().unwrap_or("?"));
         let _ = writeln!(out, "  reason: {}", s["reason"].as_str().unwrap_or(""));

@@ -9,9 +9,9 @@ use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::bgp::{AsPath, Community, ExtCommunity, LargeCommunity, NextHop, Origin, Prefix};
-use crate::dampening::Dampening;
-use crate::fsm::{Advert, Require};
+use crate::core::dampening::Dampening;
+use crate::core::fsm::{Advert, Require};
+use crate::model::bgp::{AsPath, Community, ExtCommunity, LargeCommunity, NextHop, Origin, Prefix};
 use crate::probe::Check;
 
 /// BGP path attributes of an announcement.

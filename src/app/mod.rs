@@ -16,10 +16,10 @@ use clap::{CommandFactory, FromArgMatches};
 use log::LevelFilter;
 
 use crate::cli::{Args, Sub, expand_config};
-use crate::duration;
 use crate::engine::{self, Options, Reload, Stop};
 use crate::exabgp::AckMode;
-use crate::service::Service;
+use crate::model::duration;
+use crate::model::service::Service;
 
 /// How often the idle mode repeats its error.
 const IDLE_REPEAT: Duration = Duration::from_secs(60);
@@ -37,7 +37,7 @@ fn under_exabgp() -> bool {
 /// The program: parse, validate, run. Returns the process exit code.
 pub fn main() -> ExitCode {
     // Before any thread exists, so that every thread inherits the mask.
-    if let Err(e) = crate::signals::block() {
+    if let Err(e) = crate::ops::signals::block() {
         eprintln!("exaprobe: cannot block signals: {e}");
         return ExitCode::from(1);
     }
@@ -68,13 +68,13 @@ pub fn main() -> ExitCode {
             let msg = "subcommands (check, status, drain, …) are for a shell, not for ExaBGP's process stanza";
             return fatal("exaprobe", &[msg.to_string()], exabgp);
         }
-        Some(Sub::Generate { what }) => return crate::generate::print(*what),
+        Some(Sub::Generate { what }) => return crate::cli::generate::print(*what),
         Some(Sub::Check { config, vrps, origin_as }) => return check(config, vrps.as_deref(), origin_as.as_deref()),
         Some(sub) => return client(sub),
         None => {}
     }
     let name = args.name.clone().unwrap_or_else(|| args.ips.first().cloned().unwrap_or_else(|| "exaprobe".into()));
-    crate::logger::init(if args.debug { LevelFilter::Debug } else { args.log_level });
+    crate::ops::logger::init(if args.debug { LevelFilter::Debug } else { args.log_level });
     let (services, options, reload, log_level) = if let Some(path) = args.config.clone() {
         match config_mode(&args, &matches, &path) {
             Ok((services, options, reload)) => (services, options, Some(reload), args.level()),
@@ -87,7 +87,7 @@ pub fn main() -> ExitCode {
         }
     };
     let mut options = options;
-    crate::logger::init_with(log_level, args.log_target);
+    crate::ops::logger::init_with(log_level, args.log_target);
     // systemd notification only when standalone: under ExaBGP a
     // NOTIFY_SOCKET in the environment would be ExaBGP's own unit's.
     options.notify = !exabgp;
@@ -175,10 +175,10 @@ fn config_mode(
             extra.join(" ")
         )]);
     }
-    let show = |errors: Vec<crate::config::ConfigError>| -> Vec<String> {
+    let show = |errors: Vec<crate::model::config::ConfigError>| -> Vec<String> {
         errors.iter().map(|e| format!("{}: {e}", path.display())).collect()
     };
-    let config = crate::config::load_file(path).map_err(show)?;
+    let config = crate::model::config::load_file(path).map_err(show)?;
     for w in &config.warnings {
         log::warn!("{}: {w}", path.display());
     }
@@ -204,17 +204,17 @@ fn config_mode(
     };
     let file = path.to_path_buf();
     let reload: Reload = Box::new(move || {
-        let shown = |errors: Vec<crate::config::ConfigError>| -> Vec<String> {
+        let shown = |errors: Vec<crate::model::config::ConfigError>| -> Vec<String> {
             errors.iter().map(|e| format!("{}: {e}", file.display())).collect()
         };
-        crate::config::load_file(&file).map(|c| c.services).map_err(shown)
+        crate::model::config::load_file(&file).map(|c| c.services).map_err(shown)
     });
     Ok((config.services, options, reload))
 }
 
 /// `exaprobe check`: validate, lint, report.
 fn check(path: &Path, vrps: Option<&Path>, origin_as: Option<&str>) -> ExitCode {
-    let config = match crate::config::load_file(path) {
+    let config = match crate::model::config::load_file(path) {
         Ok(c) => c,
         Err(errors) => {
             for e in &errors {
@@ -231,7 +231,7 @@ fn check(path: &Path, vrps: Option<&Path>, origin_as: Option<&str>) -> ExitCode 
             return ExitCode::from(2);
         }
     };
-    let origin = match origin_as.map(crate::config::parse_asn).transpose() {
+    let origin = match origin_as.map(crate::model::config::parse_asn).transpose() {
         Ok(o) => o,
         Err(e) => {
             eprintln!("--origin-as: {e}");
@@ -260,7 +260,7 @@ fn client(sub: &Sub) -> ExitCode {
         Sub::Recheck { service, socket } => (socket, json!({"command": "recheck", "service": service}), false),
         Sub::Check { .. } | Sub::Generate { .. } => return ExitCode::from(2),
     };
-    let reply = match crate::control::call(socket, &request) {
+    let reply = match crate::ops::control::call(socket, &request) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("exaprobe: {e:#}");
@@ -274,7 +274,7 @@ fn client(sub: &Sub) -> ExitCode {
     let text = if json_out || !matches!(sub, Sub::Status { .. }) {
         format!("{reply}\n")
     } else {
-        crate::control::render_status(&reply)
+        crate::ops::control::render_status(&reply)
     };
     let mut out = std::io::stdout().lock();
     let _ = std::io::Write::write_all(&mut out, text.as_bytes());
@@ -301,7 +301,7 @@ fn fatal(name: &str, errors: &[String], exabgp: bool) -> ExitCode {
     );
     let (tx, rx) = mpsc::channel::<()>();
     let sig_tx = tx.clone();
-    let started = crate::signals::spawn(move |sig| {
+    let started = crate::ops::signals::spawn(move |sig| {
         if sig != nix::sys::signal::Signal::SIGHUP {
             let _ = sig_tx.send(());
         }

@@ -6,7 +6,7 @@
 //! How: the file is read into raw serde structs with
 //! `deny_unknown_fields` (so a misspelt key is an error, not a silently
 //! ignored setting), then converted field by field into the validated types
-//! of [`crate::bgp`], [`crate::probe`] and [`crate::service`], collecting
+//! of [`crate::model::bgp`], [`crate::probe`] and [`crate::model::service`], collecting
 //! errors instead of stopping at the first. Each service and each check is
 //! deserialized on its own, from its own slice of the file, so a bad key in
 //! one does not hide the errors in the others.
@@ -114,20 +114,20 @@ use serde::de::value::MapAccessDeserializer;
 use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
-use crate::bgp::{AsPath, Community, ExtCommunity, LargeCommunity, NextHop, Origin, Prefix};
-use crate::control::ControlSettings;
-use crate::dampening::Dampening;
-use crate::duration;
-use crate::fsm::Require;
+use crate::core::dampening::Dampening;
+use crate::core::fsm::Require;
+use crate::model::bgp::{AsPath, Community, ExtCommunity, LargeCommunity, NextHop, Origin, Prefix};
+use crate::model::duration;
+use crate::model::service::{Action, Attributes, DrainPolicy, OnFail, Service, ServiceCheck, Timing};
+use crate::ops::control::ControlSettings;
 use crate::probe::Check;
 use crate::probe::command::{CommandProbe, ExitCodes, Program};
 use crate::probe::dns::DnsProbe;
 use crate::probe::http::HttpProbe;
 use crate::probe::ntp::NtpProbe;
 use crate::probe::tcp::{TcpProbe, parse_socket_addr};
-use crate::service::{Action, Attributes, DrainPolicy, OnFail, Service, ServiceCheck, Timing};
 
-pub use crate::control::{DEFAULT_SOCKET, DEFAULT_STATE_FILE};
+pub use crate::ops::control::{DEFAULT_SOCKET, DEFAULT_STATE_FILE};
 /// Most probe worker threads.
 pub const MAX_WORKERS: usize = 256;
 /// Worker threads when `workers` is not given and there are many checks.

@@ -2,7 +2,7 @@
 //! sends to ExaBGP in each state, and what is probably wrong although valid.
 //!
 //! Per service: its prefixes, checks and timing, and the exact lines of each
-//! state (rendered by [`crate::encoder::lines`], as the engine would send
+//! state (rendered by [`crate::exabgp::encoder::lines`], as the engine would send
 //! them). Then:
 //! - warnings (the config's own, plus lints): prefixes longer than /24 (IPv4)
 //!   or /48 (IPv6), which most networks filter unless a covering prefix is
@@ -22,14 +22,14 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Deserialize;
 
-use crate::bgp::Prefix;
-use crate::config::{Config, covers, parse_asn};
-use crate::duration;
-use crate::encoder;
-use crate::fsm::Advert;
+use crate::core::fsm::Advert;
+use crate::exabgp::encoder;
+use crate::model::bgp::Prefix;
+use crate::model::config::{Config, covers, parse_asn};
+use crate::model::duration;
+use crate::model::service::{OnFail, Service, ServiceCheck};
 use crate::probe::Check;
 use crate::probe::command::Program;
-use crate::service::{OnFail, Service, ServiceCheck};
 
 /// The outcome of `check`.
 #[derive(Clone, Debug, PartialEq, Eq)]

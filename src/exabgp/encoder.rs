@@ -15,9 +15,9 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use crate::bgp::{NextHop, Prefix};
-use crate::fsm::Advert;
-use crate::service::{Action, Attributes, Service};
+use crate::core::fsm::Advert;
+use crate::model::bgp::{NextHop, Prefix};
+use crate::model::service::{Action, Attributes, Service};
 
 /// The lines that put every prefix of `service` into the `advert` state.
 pub fn lines(service: &Service, advert: Advert) -> Vec<String> {
@@ -106,8 +106,8 @@ fn list<T: std::fmt::Display>(s: &mut String, keyword: &str, items: &[T]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bgp::parse_list;
-    use crate::service::Timing;
+    use crate::model::bgp::parse_list;
+    use crate::model::service::Timing;
     use std::num::NonZeroU32;
     use std::time::Duration;
 
@@ -130,9 +130,12 @@ mod tests {
             down: Action::Announce(Attributes { med: Some(1000), ..Attributes::default() }),
             disabled: Action::Withdraw,
             checks: vec![],
-            require: crate::fsm::Require::All,
+            require: crate::core::fsm::Require::All,
             disable_files: vec![],
-            drain: crate::service::DrainPolicy::graceful(&Attributes { med: Some(100), ..Attributes::default() }),
+            drain: crate::model::service::DrainPolicy::graceful(&Attributes {
+                med: Some(100),
+                ..Attributes::default()
+            }),
             dampening: None,
             covering: None,
             timing: Timing {

@@ -325,7 +325,7 @@ fn health_index(h: Health) -> usize {
     }
 }
 
-use crate::logger::truncate;
+use crate::ops::logger::truncate;
 
 fn bit(b: bool) -> &'static str {
     if b { "1" } else { "0" }

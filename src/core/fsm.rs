@@ -16,7 +16,7 @@
 //!
 //! On top of the checks, [`ServiceFsm`] applies an operator's staged drain
 //! (drain attributes for a while, then a withdraw) and flap dampening
-//! ([`crate::dampening`]): a suppressed service is held withdrawn.
+//! ([`crate::core::dampening`]): a suppressed service is held withdrawn.
 //!
 //! **Crash safety.** ExaBGP keeps the routes of a process that died, so a
 //! fresh exaprobe cannot know what is announced. A check with no stable level
@@ -28,7 +28,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::dampening::{Dampening, Damper};
+use crate::core::dampening::{Dampening, Damper};
 
 /// How healthy something is, worst first (so `Ord` compares health).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -33,14 +33,14 @@ use anyhow::Context;
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
-use crate::control::{self, Request, SavedDrain};
-use crate::encoder;
+use crate::core::fsm::{Advert, Drain, Level, ServiceFsm, State};
+use crate::exabgp::encoder;
 use crate::exabgp::{AckMode, Counters, Incoming, Writer};
-use crate::fsm::{Advert, Drain, Level, ServiceFsm, State};
-use crate::metrics::{Live, Registry, ServiceGauges};
+use crate::model::service::{Action, OnFail, Service, ServiceCheck};
+use crate::ops::control::{self, Request, SavedDrain};
+use crate::ops::metrics::{Live, Registry, ServiceGauges};
 use crate::probe::command::Children;
 use crate::probe::{Health, Outcome};
-use crate::service::{Action, OnFail, Service, ServiceCheck};
 
 /// Something that happened, for the engine to handle.
 #[derive(Debug)]
@@ -63,7 +63,7 @@ pub enum Event {
     /// A signal arrived.
     Signal(Signal),
     /// A request from the control socket.
-    Control(crate::control::Call),
+    Control(crate::ops::control::Call),
     /// A scrape: render the metrics and send them back.
     Metrics(Sender<String>),
 }
@@ -85,7 +85,7 @@ pub struct Options {
     /// Probe worker threads; 0 means min(32, number of checks).
     pub workers: usize,
     /// The control socket, if any.
-    pub control: Option<crate::control::ControlSettings>,
+    pub control: Option<crate::ops::control::ControlSettings>,
     /// Prometheus listener and textfile.
     pub metrics: MetricsOptions,
     /// Tell systemd we are ready and keep its watchdog fed (standalone mode
@@ -127,7 +127,7 @@ const DEFAULT_MAX_WORKERS: usize = 32;
 /// Sets up the engine for `services`: the control socket and the metrics
 /// listener first (the setup that can fail on a bad config or a busy
 /// socket), then the signal and stdin threads. Signals must already be
-/// blocked ([`crate::signals::block`]). [`Engine::run`] then runs it.
+/// blocked ([`crate::ops::signals::block`]). [`Engine::run`] then runs it.
 pub fn start(
     services: Vec<Service>,
     opts: &Options,
@@ -136,14 +136,14 @@ pub fn start(
     let (tx, rx) = mpsc::channel();
     if let Some(control) = &opts.control {
         let ctl_tx = Mutex::new(tx.clone());
-        crate::control::serve(control, move |call| {
+        crate::ops::control::serve(control, move |call| {
             ctl_tx.lock().unwrap_or_else(PoisonError::into_inner).send(Event::Control(call)).is_ok()
         })?;
         log::info!("control socket: {}", control.socket.display());
     }
     if let Some(addr) = opts.metrics.listen {
         let m_tx = Mutex::new(tx.clone());
-        let bound = crate::metrics::serve(addr, move || {
+        let bound = crate::ops::metrics::serve(addr, move || {
             let (reply, answer) = mpsc::channel();
             m_tx.lock().unwrap_or_else(PoisonError::into_inner).send(Event::Metrics(reply)).ok()?;
             answer.recv_timeout(Duration::from_secs(5)).ok()
@@ -152,7 +152,7 @@ pub fn start(
         log::info!("metrics: http://{bound}/metrics");
     }
     let sig_tx = tx.clone();
-    crate::signals::spawn(move |sig| {
+    crate::ops::signals::spawn(move |sig| {
         let _ = sig_tx.send(Event::Signal(sig));
     })?;
     if opts.read_stdin {
@@ -175,13 +175,13 @@ pub fn start(
     engine.mode = if opts.dry_run { "dry-run" } else { "exabgp" };
     engine.textfile = opts.metrics.textfile.clone();
     if opts.notify {
-        engine.watchdog = crate::sdnotify::watchdog_interval().map(|t| t / 2);
+        engine.watchdog = crate::ops::sdnotify::watchdog_interval().map(|t| t / 2);
     }
     engine.state_file = opts.control.as_ref().map(|c| c.state_file.clone());
     engine.add_services(services, Instant::now());
     engine.restore_drains(Instant::now());
     if opts.notify {
-        crate::sdnotify::ready();
+        crate::ops::sdnotify::ready();
     }
     Ok(engine)
 }
@@ -366,7 +366,7 @@ impl<W: Write> Engine<W> {
                     "{}: {} -> {outcome} in {}",
                     rt.service.name,
                     rt.checks[check].check,
-                    crate::duration::show(elapsed)
+                    crate::model::duration::show(elapsed)
                 );
                 rt.last_outcomes[check] = Some((outcome.clone(), elapsed));
                 let c = &rt.checks[check].check;
@@ -576,7 +576,7 @@ impl<W: Write> Engine<W> {
                     Ok(is) => is,
                     Err(e) => return Ok(e),
                 };
-                let until = match duration.as_deref().map(crate::duration::parse).transpose() {
+                let until = match duration.as_deref().map(crate::model::duration::parse).transpose() {
                     Ok(d) => d,
                     Err(e) => return Ok(control::error(format!("for: {e}"))),
                 };
@@ -629,7 +629,7 @@ impl<W: Write> Engine<W> {
             rt.service.name,
             saved.by,
             if saved.reason.is_empty() { String::new() } else { format!(" ({})", saved.reason) },
-            drain.until.map_or(String::new(), |u| format!(" for {}", crate::duration::show(u - drain.since)))
+            drain.until.map_or(String::new(), |u| format!(" for {}", crate::model::duration::show(u - drain.since)))
         );
         rt.drain_info = Some(saved);
         let before = rt.fsm.asserted();
@@ -771,11 +771,11 @@ impl<W: Write> Engine<W> {
     fn periodic(&mut self, now: Instant) {
         self.last_periodic = now;
         if self.watchdog.is_some() {
-            crate::sdnotify::watchdog_ping();
+            crate::ops::sdnotify::watchdog_ping();
         }
         if let Some(path) = self.textfile.clone() {
             let text = self.render_metrics(now);
-            if let Err(e) = crate::metrics::write_textfile(&path, &text) {
+            if let Err(e) = crate::ops::metrics::write_textfile(&path, &text) {
                 log::warn!("metrics textfile {}: {e}", path.display());
             }
         }
@@ -876,7 +876,7 @@ impl<W: Write> Engine<W> {
                 log::info!("{}: draining before exit", self.services[i].service.name);
                 self.send_state(i, Advert::Draining, now)?;
             }
-            crate::sdnotify::status("draining before exit");
+            crate::ops::sdnotify::status("draining before exit");
             if !self.wait_acks(now + stage, true)? {
                 return Ok(());
             }

@@ -3,6 +3,8 @@
 //! validated [`Service`]. Every error names the flag and why; all of them
 //! are reported at once. What runs with them is [`crate::app`]'s business.
 
+pub mod generate;
+
 use std::ffi::OsString;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -12,14 +14,14 @@ use std::time::Duration;
 use clap::Parser;
 use log::LevelFilter;
 
-use crate::bgp::{AsPath, Community, ExtCommunity, LargeCommunity, NextHop, Prefix, parse_list};
-use crate::duration;
+use crate::core::fsm::Require;
 use crate::engine::{self, Options};
 use crate::exabgp::AckMode;
-use crate::fsm::Require;
+use crate::model::bgp::{AsPath, Community, ExtCommunity, LargeCommunity, NextHop, Prefix, parse_list};
+use crate::model::duration;
+use crate::model::service::{Action, Attributes, OnFail, Service, ServiceCheck, Timing};
 use crate::probe::Check;
 use crate::probe::command::{CommandProbe, ExitCodes, Program};
-use crate::service::{Action, Attributes, OnFail, Service, ServiceCheck, Timing};
 
 /// Most host routes `--deaggregate-networks` may expand one prefix into.
 const DEAGGREGATE_MAX: usize = 1024;
@@ -195,7 +197,7 @@ pub struct Args {
     pub name: Option<String>,
     /// Where logs go: stderr (ExaBGP copies it into its log), syslog (/dev/log) or journald.
     #[arg(long, value_name = "TARGET", default_value = "stderr", help_heading = "Logging")]
-    pub log_target: crate::logger::Target,
+    pub log_target: crate::ops::logger::Target,
     /// Log level: error, warn, info, debug or trace.
     #[arg(long, value_name = "LEVEL", default_value = "info", help_heading = "Logging")]
     pub log_level: LevelFilter,
@@ -287,7 +289,7 @@ pub enum Sub {
         #[arg(long)]
         json: bool,
         /// The control socket of the running exaprobe.
-        #[arg(long, value_name = "PATH", default_value = crate::control::DEFAULT_SOCKET)]
+        #[arg(long, value_name = "PATH", default_value = crate::ops::control::DEFAULT_SOCKET)]
         socket: PathBuf,
     },
     /// Drain a service (or all): announce GRACEFUL_SHUTDOWN for a while, then withdraw.
@@ -307,7 +309,7 @@ pub enum Sub {
         #[arg(long, value_name = "TEXT")]
         reason: Option<String>,
         /// The control socket of the running exaprobe.
-        #[arg(long, value_name = "PATH", default_value = crate::control::DEFAULT_SOCKET)]
+        #[arg(long, value_name = "PATH", default_value = crate::ops::control::DEFAULT_SOCKET)]
         socket: PathBuf,
     },
     /// End a drain.
@@ -319,7 +321,7 @@ pub enum Sub {
         #[arg(long)]
         all: bool,
         /// The control socket of the running exaprobe.
-        #[arg(long, value_name = "PATH", default_value = crate::control::DEFAULT_SOCKET)]
+        #[arg(long, value_name = "PATH", default_value = crate::ops::control::DEFAULT_SOCKET)]
         socket: PathBuf,
     },
     /// Probe a service now (the result still goes through rise/fall).
@@ -327,14 +329,14 @@ pub enum Sub {
         /// The service.
         service: String,
         /// The control socket of the running exaprobe.
-        #[arg(long, value_name = "PATH", default_value = crate::control::DEFAULT_SOCKET)]
+        #[arg(long, value_name = "PATH", default_value = crate::ops::control::DEFAULT_SOCKET)]
         socket: PathBuf,
     },
     /// Print a man page or shell completion script, generated from these flags.
     #[command(hide = true)]
     Generate {
         /// What to print.
-        what: crate::generate::Artefact,
+        what: crate::cli::generate::Artefact,
     },
 }
 
@@ -487,7 +489,7 @@ impl Args {
             }
         };
         let down = worse(self.down_metric, down_as_path);
-        let mut drain_policy = crate::service::DrainPolicy::graceful(&up);
+        let mut drain_policy = crate::model::service::DrainPolicy::graceful(&up);
         if let Some(d) = self.drain_duration.as_deref().and_then(|v| e.take("--drain-duration", duration::parse(v))) {
             drain_policy.stage = d;
         }
@@ -606,7 +608,7 @@ impl Args {
             require,
             disable_files: self.disable.iter().cloned().collect(),
             drain: drain_policy,
-            dampening: self.dampening.then_some(crate::dampening::Dampening::RECOMMENDED),
+            dampening: self.dampening.then_some(crate::core::dampening::Dampening::RECOMMENDED),
             covering: None,
             timing: Timing {
                 interval,
@@ -648,14 +650,14 @@ impl Args {
         }
     }
 
-    fn control_settings(&self) -> Option<crate::control::ControlSettings> {
+    fn control_settings(&self) -> Option<crate::ops::control::ControlSettings> {
         let socket = self.control_socket.clone()?;
         let state_file = self.state_file.clone().unwrap_or_else(|| {
             let mut s = socket.clone().into_os_string();
             s.push(".state");
             PathBuf::from(s)
         });
-        Some(crate::control::ControlSettings { socket, mode: 0o600, group: None, state_file })
+        Some(crate::ops::control::ControlSettings { socket, mode: 0o600, group: None, state_file })
     }
 
     fn refuse_unsupported(&self, e: &mut Errors) {

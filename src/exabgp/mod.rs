@@ -9,6 +9,8 @@
 //! feeds acks and clock ticks to [`Writer`], which is therefore testable
 //! without threads or sleeps.
 
+pub mod encoder;
+
 use std::collections::VecDeque;
 use std::io::{self, BufRead, Write};
 use std::time::{Duration, Instant};
@@ -174,7 +176,7 @@ impl<W: Write> Writer<W> {
             log::warn!(
                 "no ack from ExaBGP within {} for: {line} (ExaBGP 4.2 does not answer some malformed commands; \
                  see its log)",
-                crate::duration::show(timeout)
+                crate::model::duration::show(timeout)
             );
             self.in_flight.pop_front();
             self.counters.missing += 1;

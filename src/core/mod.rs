@@ -1,0 +1,4 @@
+//! The pure decision logic: state machines with time passed in, no I/O.
+
+pub mod dampening;
+pub mod fsm;

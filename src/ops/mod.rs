@@ -1,0 +1,8 @@
+//! What operators touch while exaprobe runs: the control socket and its
+//! state file, metrics, logs, systemd notifications and signals.
+
+pub mod control;
+pub mod logger;
+pub mod metrics;
+pub mod sdnotify;
+pub mod signals;
