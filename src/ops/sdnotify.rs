@@ -152,7 +152,7 @@ mod tests {
         let path = dir.path().join("notify");
         let server = UnixDatagram::bind(&path).unwrap();
         let status = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "sdnotify::tests::child_notifies", "--test-threads=1"])
+            .args(["--exact", "ops::sdnotify::tests::child_notifies", "--test-threads=1"])
             .env(CHILD, "1")
             .env(NOTIFY_SOCKET, &path)
             .env("WATCHDOG_USEC", "2000000")
