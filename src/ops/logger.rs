@@ -605,7 +605,7 @@ mod tests {
         };
         for (stream, expect) in [(id(&stderr), "yes"), (id(&other), "no"), ("garbage".into(), "no")] {
             let status = std::process::Command::new(std::env::current_exe().unwrap())
-                .args(["--exact", "logger::tests::child_checks_journal_stream", "--test-threads=1"])
+                .args(["--exact", "ops::logger::tests::child_checks_journal_stream", "--test-threads=1"])
                 .env(CHILD, expect)
                 .env("JOURNAL_STREAM", &stream)
                 .stdout(std::process::Stdio::null())
