@@ -1,0 +1,839 @@
+//! The engine's pure core: all run-time state of the services, and one
+//! method per event. Time is passed in; nothing here reads a clock, sleeps,
+//! spawns or touches a file. What the shell must do (start probe rounds,
+//! log, save the drains) comes back as [`Effects`]; ExaBGP commands go
+//! through the one [`Writer`], which the core owns and which only queues and
+//! hands lines to its sink.
+//!
+//! Services live in slots addressed by a stable id (their index); a probe
+//! round finds its service through the round id, timers through a heap
+//! ([`super::timers`]), so an event costs work in proportion to what it
+//! changes. Every route line goes through the route table
+//! ([`super::routes`]), which decides what is written: only changes, the
+//! withdraws of a reload before anything else, and on shutdown every route
+//! that may be announced.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::events::LogEvent;
+use super::routes::{Routes, Want};
+use super::timers::{Kind, Timers};
+use crate::core::fsm::{Advert, Drain, Level, ServiceFsm, State};
+use crate::exabgp::encoder;
+use crate::exabgp::{Counters, Incoming, Writer};
+use crate::model::service::{Action, Service, ServiceCheck};
+use crate::ops::control::{self, Request, SavedDrain};
+use crate::ops::metrics::{Live, Registry, ServiceGauges};
+use crate::probe::Outcome;
+
+/// First rounds are spread over at most this long.
+const MAX_SPREAD: Duration = Duration::from_secs(1);
+
+/// A probe round for the shell to run: first the maintenance files, then the
+/// checks.
+#[derive(Clone, Debug)]
+pub struct RoundJob {
+    /// The round's id (unique for the life of the core).
+    pub round: u64,
+    /// The service (its maintenance files, its name for worker limits).
+    pub service: Arc<Service>,
+    /// The checks to run, unless a maintenance file exists.
+    pub probes: Vec<ProbeJob>,
+}
+
+/// One check of a round.
+#[derive(Clone, Debug)]
+pub struct ProbeJob {
+    /// The round it belongs to.
+    pub round: u64,
+    /// Index of the check in its service.
+    pub check: usize,
+    /// The check.
+    pub probe: Arc<ServiceCheck>,
+    /// How long it may take.
+    pub timeout: Duration,
+}
+
+/// What the shell must do after an event.
+#[derive(Debug, Default)]
+pub struct Effects {
+    /// Probe rounds to start.
+    pub rounds: Vec<RoundJob>,
+    /// Log lines.
+    pub events: Vec<LogEvent>,
+    /// The drains changed: save [`Core::saved_drains`].
+    pub save_drains: bool,
+}
+
+/// Why the core wants to stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// ExaBGP said `shutdown` or closed stdin: nothing more may be written.
+    ExabgpGone,
+    /// SIGTERM or SIGINT: the announced prefixes were withdrawn.
+    Signalled,
+}
+
+/// One probe round in progress.
+#[derive(Clone, Debug)]
+struct Round {
+    id: u64,
+    started: Instant,
+    outcomes: Vec<Option<Outcome>>,
+}
+
+/// The run-time state of one service.
+#[derive(Debug)]
+struct Runtime {
+    service: Arc<Service>,
+    checks: Vec<Arc<ServiceCheck>>,
+    fsm: ServiceFsm,
+    round: Option<Round>,
+    next_probe: Instant,
+    last_assert: Option<Instant>,
+    /// Why the asserted state was entered.
+    last_reason: String,
+    /// Each check's last outcome and how long it took.
+    last_outcomes: Vec<Option<(Outcome, Duration)>>,
+    /// The lines last asserted for this service.
+    last_lines: Vec<String>,
+    /// Who drained the service and why, while drained.
+    drain_info: Option<SavedDrain>,
+    /// The route keys (withdraw lines) of its prefixes, in prefix order.
+    keys: Vec<String>,
+}
+
+impl Runtime {
+    fn new(service: Service, first_probe: Instant) -> Runtime {
+        let service = Arc::new(service);
+        Runtime {
+            checks: service.checks.iter().cloned().map(Arc::new).collect(),
+            fsm: ServiceFsm::new(&service.thresholds(), service.require, first_probe)
+                .with_dampening(service.dampening, first_probe),
+            round: None,
+            next_probe: first_probe,
+            last_assert: None,
+            last_reason: String::new(),
+            last_outcomes: vec![None; service.checks.len()],
+            last_lines: Vec::new(),
+            drain_info: None,
+            keys: encoder::withdraw_all(&service),
+            service,
+        }
+    }
+
+    fn reassert_due(&self) -> Option<Instant> {
+        self.fsm.asserted()?;
+        Some(self.last_assert? + self.service.timing.reassert?)
+    }
+
+    /// The wanted state of each route of the service, in prefix order;
+    /// `None` while the service has no state yet (INIT).
+    fn wanted(&self) -> Option<Vec<Want>> {
+        let advert = self.fsm.asserted()?;
+        Some(match self.service.action(advert) {
+            Action::Withdraw => vec![Want::Withdraw; self.keys.len()],
+            Action::Announce(_) => encoder::lines(&self.service, advert).into_iter().map(Want::Announce).collect(),
+        })
+    }
+}
+
+/// The engine's state: services, their state machines, the route table and
+/// the ExaBGP writer.
+pub struct Core<W: Write> {
+    slots: Vec<Option<Runtime>>,
+    by_name: HashMap<String, usize>,
+    rounds: HashMap<u64, usize>,
+    last_round: u64,
+    timers: Timers,
+    routes: Routes,
+    writer: Writer<W>,
+    metrics: Registry,
+    /// Writer counters already copied into `metrics`.
+    counted: Counters,
+}
+
+impl<W: Write> Core<W> {
+    /// A core writing through `writer`, with `services` in INIT whose first
+    /// rounds are spread from `now` on.
+    pub fn new(writer: Writer<W>, services: Vec<Service>, now: Instant) -> Self {
+        let mut core = Core {
+            slots: Vec::new(),
+            by_name: HashMap::new(),
+            rounds: HashMap::new(),
+            last_round: 0,
+            timers: Timers::default(),
+            routes: Routes::default(),
+            writer,
+            metrics: Registry::new(),
+            counted: Counters::default(),
+        };
+        core.add_services(services, now);
+        core
+    }
+
+    /// The writer (for the shell's final flush and for tests).
+    pub fn writer(&mut self) -> &mut Writer<W> {
+        &mut self.writer
+    }
+
+    /// When the core next has something to do, if no event comes first.
+    pub fn next_deadline(&mut self) -> Option<Instant> {
+        [self.timers.next(), self.writer.deadline()].into_iter().flatten().min()
+    }
+
+    fn ids(&self) -> impl Iterator<Item = usize> + '_ {
+        self.slots.iter().enumerate().filter(|(_, s)| s.is_some()).map(|(i, _)| i)
+    }
+
+    fn rt(&self, i: usize) -> &Runtime {
+        self.slots[i].as_ref().expect("a live service id")
+    }
+
+    fn rt_mut(&mut self, i: usize) -> &mut Runtime {
+        self.slots[i].as_mut().expect("a live service id")
+    }
+
+    /// Re-arms the timers of service `i` from its state.
+    fn rearm(&mut self, i: usize) {
+        let rt = self.rt(i);
+        let probe = rt.round.is_none().then_some(rt.next_probe);
+        let (reassert, fsm) = (rt.reassert_due(), rt.fsm.next_timer());
+        self.timers.set(i, Kind::Probe, probe);
+        self.timers.set(i, Kind::Reassert, reassert);
+        self.timers.set(i, Kind::Fsm, fsm);
+    }
+
+    fn add_services(&mut self, services: Vec<Service>, now: Instant) {
+        let n = services.len() as u32;
+        for (k, service) in services.into_iter().enumerate() {
+            let spread = service.timing.interval.min(MAX_SPREAD) * k as u32 / n.max(1);
+            let i = self.slots.iter().position(Option::is_none).unwrap_or(self.slots.len());
+            self.by_name.insert(service.name.clone(), i);
+            let rt = Runtime::new(service, now + spread);
+            if i == self.slots.len() {
+                self.slots.push(Some(rt));
+            } else {
+                self.slots[i] = Some(rt);
+            }
+            self.rearm(i);
+        }
+    }
+
+    /// Handles every timer due at `now` and the writer's ack deadlines.
+    pub fn tick(&mut self, now: Instant, fx: &mut Effects) -> anyhow::Result<()> {
+        self.writer.on_tick(now)?;
+        while let Some((i, kind, due)) = self.timers.pop_due(now) {
+            match kind {
+                Kind::Probe => {
+                    self.metrics.record_lateness(now.saturating_duration_since(due));
+                    self.start_round(i, now, fx);
+                }
+                Kind::Reassert => self.reassert(i, now, fx)?,
+                Kind::Fsm => self.fsm_tick(i, now, fx)?,
+            }
+            self.rearm(i);
+        }
+        Ok(())
+    }
+
+    fn start_round(&mut self, i: usize, now: Instant, fx: &mut Effects) {
+        self.last_round += 1;
+        let id = self.last_round;
+        let rt = self.rt_mut(i);
+        let probes = rt
+            .checks
+            .iter()
+            .enumerate()
+            .map(|(c, probe)| ProbeJob {
+                round: id,
+                check: c,
+                probe: Arc::clone(probe),
+                timeout: probe.timeout.unwrap_or(rt.service.timing.timeout),
+            })
+            .collect();
+        rt.round = Some(Round { id, started: now, outcomes: vec![None; rt.checks.len()] });
+        fx.rounds.push(RoundJob { round: id, service: Arc::clone(&rt.service), probes });
+        self.rounds.insert(id, i);
+    }
+
+    /// The shell looked at the maintenance files of `round` before running
+    /// its checks: `Some(file)` when one exists (the checks are not run).
+    pub fn round_checked(
+        &mut self,
+        round: u64,
+        maintenance: Option<&Path>,
+        now: Instant,
+        fx: &mut Effects,
+    ) -> anyhow::Result<()> {
+        let Some(&i) = self.rounds.get(&round) else { return Ok(()) };
+        if let Some(file) = maintenance {
+            self.rounds.remove(&round);
+            let rt = self.rt_mut(i);
+            let started = rt.round.take().map_or(now, |r| r.started);
+            rt.next_probe = (started + rt.service.timing.interval).max(now);
+            let before = rt.fsm.asserted();
+            if let Some(advert) = rt.fsm.observe_disabled(now) {
+                let reason = format!("maintenance file {} exists", file.display());
+                self.assert(i, before, advert, reason, now, fx)?;
+            }
+            self.rearm(i);
+        } else if self.rt(i).checks.is_empty() {
+            self.rounds.remove(&round);
+            let started = self.rt_mut(i).round.take().map_or(now, |r| r.started);
+            self.finish_round(i, started, &[], now, fx)?;
+        }
+        Ok(())
+    }
+
+    /// A probe of `round` finished.
+    pub fn probe_done(
+        &mut self,
+        round: u64,
+        check: usize,
+        outcome: Outcome,
+        elapsed: Duration,
+        now: Instant,
+        fx: &mut Effects,
+    ) -> anyhow::Result<()> {
+        // A round of a service removed by a reload finds no owner.
+        let Some(&i) = self.rounds.get(&round) else { return Ok(()) };
+        let rt = self.slots[i].as_mut().expect("a live service id");
+        let Some(c) = rt.checks.get(check) else { return Ok(()) };
+        fx.events.push(LogEvent::Probe {
+            service: rt.service.name.clone(),
+            check: c.check.to_string(),
+            outcome: outcome.to_string(),
+            elapsed,
+        });
+        self.metrics.record_probe(&rt.service.name, &c.check.to_string(), c.check.kind(), &outcome, elapsed);
+        rt.last_outcomes[check] = Some((outcome.clone(), elapsed));
+        let Some(r) = rt.round.as_mut() else { return Ok(()) };
+        r.outcomes[check] = Some(outcome);
+        if r.outcomes.iter().all(Option::is_some) {
+            let r = rt.round.take().expect("checked above");
+            self.rounds.remove(&round);
+            let outcomes: Vec<Outcome> = r.outcomes.into_iter().flatten().collect();
+            self.finish_round(i, r.started, &outcomes, now, fx)?;
+        }
+        Ok(())
+    }
+
+    fn finish_round(
+        &mut self,
+        i: usize,
+        started: Instant,
+        outcomes: &[Outcome],
+        now: Instant,
+        fx: &mut Effects,
+    ) -> anyhow::Result<()> {
+        let rt = self.rt_mut(i);
+        let before_states: Vec<State> = rt.fsm.checks().iter().map(|c| c.state()).collect();
+        let before = rt.fsm.asserted();
+        let levels: Vec<Level> = outcomes.iter().map(|o| Level::from(o.health)).collect();
+        let advert = rt.fsm.observe(&levels, now);
+        rt.next_probe = (started + rt.service.timing.next_delay(rt.fsm.is_settling())).max(now);
+        for (c, (fsm, o)) in rt.fsm.checks().iter().zip(outcomes).enumerate() {
+            let (rise, fall) = fsm.thresholds();
+            let shown = |s: State| match s {
+                State::Rising(n) => format!("RISING({n}/{rise})"),
+                State::Falling(n) => format!("FALLING({n}/{fall})"),
+                other => other.to_string(),
+            };
+            fx.events.push(LogEvent::Check {
+                service: rt.service.name.clone(),
+                check: rt.checks[c].check.to_string(),
+                from: shown(before_states[c]),
+                to: shown(fsm.state()),
+                outcome: o.to_string(),
+            });
+        }
+        if let Some(advert) = advert {
+            let reason = if outcomes.is_empty() {
+                "no checks configured".to_string()
+            } else {
+                let all: Vec<String> =
+                    rt.checks.iter().zip(outcomes).map(|(c, o)| format!("{}: {o}", c.check)).collect();
+                format!("require {}: {}", rt.service.require, all.join("; "))
+            };
+            self.assert(i, before, advert, reason, now, fx)?;
+        }
+        self.rearm(i);
+        Ok(())
+    }
+
+    /// Records a transition to `advert` and writes its lines.
+    fn assert(
+        &mut self,
+        i: usize,
+        before: Option<Advert>,
+        advert: Advert,
+        reason: String,
+        now: Instant,
+        fx: &mut Effects,
+    ) -> anyhow::Result<()> {
+        let rt = self.rt_mut(i);
+        let name = rt.service.name.clone();
+        let from = before.map_or("INIT", Advert::name);
+        self.metrics.record_transition(&name, from, advert.name());
+        let rt = self.rt_mut(i);
+        rt.last_reason.clone_from(&reason);
+        rt.last_assert = Some(now);
+        fx.events.push(LogEvent::Transition { service: name.clone(), from: before, to: advert, reason });
+        fx.events.push(LogEvent::Routes {
+            service: name,
+            advert,
+            announce: matches!(rt.service.action(advert), Action::Announce(_)),
+            prefixes: rt.service.prefixes.iter().map(ToString::to_string).collect(),
+        });
+        self.sync(i, now)?;
+        self.rearm(i);
+        Ok(())
+    }
+
+    /// Brings the routes of service `i` to what its state wants, writing
+    /// only what changed (and a first withdraw of routes never told).
+    fn sync(&mut self, i: usize, now: Instant) -> anyhow::Result<()> {
+        let rt = self.slots[i].as_mut().expect("a live service id");
+        let Some(wanted) = rt.wanted() else { return Ok(()) };
+        rt.last_lines = rt
+            .keys
+            .iter()
+            .zip(&wanted)
+            .map(|(k, w)| match w {
+                Want::Announce(line) => line.clone(),
+                Want::Withdraw => k.clone(),
+            })
+            .collect();
+        for (key, want) in rt.keys.iter().zip(wanted) {
+            if let Some(line) = self.routes.want(key, want) {
+                self.writer.send(line, Some(key.clone()), now)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the current announcements again. Withdrawn routes are not
+    /// re-sent: ExaBGP deduplicates identical announcements, but it sends a
+    /// withdraw UPDATE every time it is told to withdraw.
+    fn reassert(&mut self, i: usize, now: Instant, fx: &mut Effects) -> anyhow::Result<()> {
+        let rt = self.slots[i].as_mut().expect("a live service id");
+        rt.last_assert = Some(now);
+        let Some(advert) = rt.fsm.asserted() else { return Ok(()) };
+        let lines: Vec<(String, String)> =
+            rt.keys.iter().filter_map(|k| Some((k.clone(), self.routes.announced(k)?.to_string()))).collect();
+        if lines.is_empty() {
+            return Ok(());
+        }
+        fx.events.push(LogEvent::Reasserted { service: rt.service.name.clone(), advert });
+        for (key, line) in lines {
+            self.writer.send(line, Some(key), now)?;
+        }
+        Ok(())
+    }
+
+    /// Lets time pass for service `i`: drain stages, drain expiry, the end of
+    /// a suppression.
+    fn fsm_tick(&mut self, i: usize, now: Instant, fx: &mut Effects) -> anyhow::Result<()> {
+        let rt = self.rt_mut(i);
+        let before = rt.fsm.asserted();
+        let advert = rt.fsm.tick(now);
+        if rt.drain_info.is_some() && rt.fsm.drain().is_none() {
+            rt.drain_info = None;
+            fx.events.push(LogEvent::DrainExpired { service: rt.service.name.clone() });
+            fx.save_drains = true;
+        }
+        if let Some(advert) = advert {
+            let reason = match advert {
+                Advert::Drained => "drain stage over",
+                _ => "timer",
+            };
+            self.assert(i, before, advert, reason.to_string(), now, fx)?;
+        }
+        Ok(())
+    }
+
+    /// A line from ExaBGP. Returns a stop when ExaBGP is going away.
+    pub fn stdin(&mut self, line: Incoming, now: Instant) -> anyhow::Result<Option<Stop>> {
+        match line {
+            Incoming::Done => self.writer.on_ack(true, now)?,
+            Incoming::Error => self.writer.on_ack(false, now)?,
+            Incoming::Shutdown => {
+                log::info!("ExaBGP is shutting down; exiting without writing more");
+                return Ok(Some(Stop::ExabgpGone));
+            }
+            Incoming::Neighbor(line) => log::info!("ExaBGP: {line}"),
+            Incoming::Empty => {}
+            Incoming::Other(line) => log::debug!("ExaBGP wrote: {line}"),
+        }
+        Ok(None)
+    }
+
+    fn start_drain(
+        &mut self,
+        i: usize,
+        saved: SavedDrain,
+        drain: Drain,
+        now: Instant,
+        fx: &mut Effects,
+    ) -> anyhow::Result<()> {
+        let rt = self.rt_mut(i);
+        fx.events.push(LogEvent::Drained {
+            service: rt.service.name.clone(),
+            by: saved.by.clone(),
+            reason: saved.reason.clone(),
+            length: drain.until.map(|u| u.saturating_duration_since(drain.since)),
+        });
+        rt.drain_info = Some(saved);
+        let before = rt.fsm.asserted();
+        if let Some(advert) = rt.fsm.start_drain(drain, now) {
+            self.assert(i, before, advert, "drained by the operator".into(), now, fx)?;
+        }
+        self.rearm(i);
+        Ok(())
+    }
+
+    /// Applies the drains of the state file, at start; `wall` is the time
+    /// since the Unix epoch, in seconds.
+    pub fn restore_drains(
+        &mut self,
+        state: control::State,
+        path: &Path,
+        wall: f64,
+        now: Instant,
+        fx: &mut Effects,
+    ) -> anyhow::Result<()> {
+        for (name, saved) in state.drains {
+            if saved.until.is_some_and(|u| u <= wall) {
+                continue;
+            }
+            let Some(&i) = self.by_name.get(&name) else { continue };
+            let ago = Duration::try_from_secs_f64((wall - saved.since).max(0.0)).unwrap_or_default();
+            let since = now.checked_sub(ago).unwrap_or(now);
+            let until =
+                saved.until.and_then(|u| Duration::try_from_secs_f64(u - wall).ok()).and_then(|d| now.checked_add(d));
+            let drain = Drain { since, stage: self.rt(i).service.drain.stage, until };
+            fx.events.push(LogEvent::DrainRestored { service: name, path: path.to_path_buf() });
+            self.start_drain(i, saved, drain, now, fx)?;
+        }
+        fx.save_drains = true;
+        Ok(())
+    }
+
+    /// The drains to keep in the state file.
+    pub fn saved_drains(&self) -> control::State {
+        let drains = self
+            .ids()
+            .filter_map(|i| {
+                let rt = self.rt(i);
+                Some((rt.service.name.clone(), rt.drain_info.clone()?))
+            })
+            .collect();
+        control::State { drains }
+    }
+
+    /// Answers a control request; `wall` is the time since the Unix epoch.
+    pub fn control(&mut self, request: Request, now: Instant, wall: f64, fx: &mut Effects) -> anyhow::Result<Value> {
+        let targets = |core: &Self, service: &Option<String>, all: bool| -> Result<Vec<usize>, Value> {
+            match (service, all) {
+                (_, true) => Ok(core.ids().collect()),
+                (Some(name), false) => match core.by_name.get(name) {
+                    Some(&i) => Ok(vec![i]),
+                    None => Err(control::error(format!("no service {name:?}"))),
+                },
+                (None, false) => Err(control::error("name a service, or give \"all\": true")),
+            }
+        };
+        Ok(match request {
+            Request::Status {} => self.status(now, wall),
+            Request::Recheck { service } => match targets(self, &Some(service), false) {
+                Err(e) => e,
+                Ok(is) => {
+                    for i in is {
+                        self.rt_mut(i).next_probe = now;
+                        self.rearm(i);
+                    }
+                    json!({"ok": true})
+                }
+            },
+            Request::Drain { service, all, duration, reason, by } => {
+                let is = match targets(self, &service, all) {
+                    Ok(is) => is,
+                    Err(e) => return Ok(e),
+                };
+                let length = match duration.as_deref().map(crate::model::duration::parse).transpose() {
+                    Ok(d) => d,
+                    Err(e) => return Ok(control::error(format!("for: {e}"))),
+                };
+                let until = match length.map(|d| now.checked_add(d)) {
+                    Some(None) => return Ok(control::error("for: too long")),
+                    Some(Some(u)) => Some(u),
+                    None => None,
+                };
+                let reason = reason.unwrap_or_default();
+                if reason.chars().any(char::is_control) || reason.chars().count() > 200 {
+                    return Ok(control::error("reason: at most 200 characters, no control characters"));
+                }
+                let mut names = Vec::new();
+                for i in is {
+                    let stage = self.rt(i).service.drain.stage;
+                    let saved = SavedDrain {
+                        by: by.clone(),
+                        reason: reason.clone(),
+                        since: wall,
+                        until: length.map(|d| wall + d.as_secs_f64()),
+                    };
+                    self.start_drain(i, saved, Drain { since: now, stage, until }, now, fx)?;
+                    names.push(self.rt(i).service.name.clone());
+                }
+                fx.save_drains = true;
+                json!({"ok": true, "drained": names})
+            }
+            Request::Undrain { service, all } => {
+                let is = match targets(self, &service, all) {
+                    Ok(is) => is,
+                    Err(e) => return Ok(e),
+                };
+                let mut names = Vec::new();
+                for i in is {
+                    if self.rt_mut(i).drain_info.take().is_some() {
+                        let rt = self.rt_mut(i);
+                        let before = rt.fsm.asserted();
+                        names.push(rt.service.name.clone());
+                        if let Some(advert) = rt.fsm.end_drain(now) {
+                            self.assert(i, before, advert, "undrained".into(), now, fx)?;
+                        }
+                        self.rearm(i);
+                    }
+                }
+                fx.save_drains = true;
+                json!({"ok": true, "undrained": names})
+            }
+        })
+    }
+
+    /// The status report.
+    pub fn status(&self, now: Instant, wall: f64) -> Value {
+        let services: Vec<Value> = self
+            .ids()
+            .map(|i| {
+                let rt = self.rt(i);
+                let checks: Vec<Value> = rt
+                    .checks
+                    .iter()
+                    .zip(rt.fsm.checks())
+                    .zip(&rt.last_outcomes)
+                    .map(|((c, fsm), last)| {
+                        let (rise, fall) = fsm.thresholds();
+                        json!({
+                            "check": c.check.to_string(),
+                            "state": fsm.state().to_string(),
+                            "rise": rise,
+                            "fall": fall,
+                            "last": last.as_ref().map(|(o, took)| json!({
+                                "health": o.health.as_str(),
+                                "reason": o.reason,
+                                "detail": o.detail,
+                                "seconds": took.as_secs_f64(),
+                            })),
+                        })
+                    })
+                    .collect();
+                let in_state = now.saturating_duration_since(rt.fsm.since()).as_secs_f64();
+                json!({
+                    "name": rt.service.name,
+                    "state": rt.fsm.asserted().map_or("INIT", Advert::name),
+                    "wanted": rt.fsm.wanted().map_or("INIT", Advert::name),
+                    "seconds_in_state": in_state,
+                    "reason": rt.last_reason,
+                    "prefixes": rt.service.prefixes.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "checks": checks,
+                    "flap_penalty": rt.fsm.penalty(now),
+                    "suppressed": rt.fsm.is_suppressed(),
+                    "drained": rt.drain_info.as_ref().map(|d| json!({
+                        "by": d.by,
+                        "reason": d.reason,
+                        "seconds_ago": wall - d.since,
+                        "seconds_left": d.until.map(|u| (u - wall).max(0.0)),
+                    })),
+                    "last_lines": rt.last_lines,
+                })
+            })
+            .collect();
+        json!({"ok": true, "services": services})
+    }
+
+    /// The metrics in the text exposition format.
+    pub fn render_metrics(&mut self, now: Instant, channel_up: bool, mode: &'static str) -> String {
+        // The writer counts lines and acks; copy what is new since last time.
+        let c = self.writer.counters();
+        let was = self.counted;
+        self.metrics.record_lines(c.lines - was.lines);
+        for (result, from, to) in
+            [("done", was.done, c.done), ("error", was.error, c.error), ("missing", was.missing, c.missing)]
+        {
+            self.metrics.record_acks(result, to - from);
+        }
+        self.counted = c;
+        let services = self
+            .ids()
+            .map(|i| {
+                let rt = self.rt(i);
+                ServiceGauges {
+                    name: rt.service.name.clone(),
+                    state: rt.fsm.asserted().map_or("INIT", Advert::name).to_string(),
+                    penalty: rt.fsm.penalty(now),
+                    drained: rt.drain_info.is_some(),
+                    suppressed: rt.fsm.is_suppressed(),
+                    prefixes: rt.service.prefixes.len(),
+                }
+            })
+            .collect();
+        self.metrics.render(&Live { services, channel_up, mode })
+    }
+
+    /// Applies a new, validated config. Unchanged services keep everything;
+    /// a changed one keeps its state when its probing is the same (and an
+    /// operator's drain in any case); removed ones are withdrawn; new ones
+    /// start in INIT. The route table then decides the lines: withdraws of
+    /// routes no longer wanted first, then the announcements, so that a
+    /// prefix that moved between services is never left withdrawn.
+    pub fn reload(&mut self, new: Vec<Service>, now: Instant, fx: &mut Effects) -> anyhow::Result<()> {
+        let (mut kept, mut changed, mut added) = (0, 0, 0);
+        let mut fresh = Vec::new();
+        let mut keep = vec![false; self.slots.len()];
+        // Route keys that their service no longer has (removed, or changed).
+        let mut gone = Vec::new();
+        // Services whose routes must be brought to their (new) state.
+        let mut touched = Vec::new();
+        for service in new {
+            let Some(&i) = self.by_name.get(&service.name) else {
+                fresh.push(service);
+                added += 1;
+                continue;
+            };
+            keep[i] = true;
+            if *self.rt(i).service == service {
+                kept += 1;
+                continue;
+            }
+            changed += 1;
+            let mut old = self.slots[i].take().expect("a live service id");
+            let same_probing = old.service.checks == service.checks
+                && old.service.timing == service.timing
+                && old.service.require == service.require
+                && old.service.disable_files == service.disable_files
+                && old.service.dampening == service.dampening;
+            let mut rt = Runtime::new(service, now);
+            if same_probing {
+                // Keep the state and counters; re-announce with the new attributes.
+                rt.fsm = old.fsm.clone();
+                rt.next_probe = old.next_probe;
+                rt.round = old.round.take();
+                rt.last_assert = old.last_assert;
+                rt.last_outcomes = std::mem::take(&mut old.last_outcomes);
+                rt.last_reason = std::mem::take(&mut old.last_reason);
+            } else {
+                if let Some(r) = &old.round {
+                    self.rounds.remove(&r.id);
+                }
+                if let Some(drain) = old.fsm.drain() {
+                    // New checks start in INIT, but an operator's drain stays.
+                    rt.fsm.start_drain(Drain { stage: rt.service.drain.stage, ..drain }, now);
+                }
+            }
+            rt.drain_info = old.drain_info.take();
+            gone.extend(std::mem::take(&mut old.keys));
+            self.slots[i] = Some(rt);
+            touched.push(i);
+        }
+        let mut removed = 0;
+        for (i, keep) in keep.into_iter().enumerate() {
+            if keep || self.slots[i].is_none() {
+                continue;
+            }
+            let rt = self.slots[i].take().expect("checked above");
+            removed += 1;
+            self.metrics.forget_service(&rt.service.name);
+            fx.events.push(LogEvent::Removed { service: rt.service.name.clone() });
+            self.by_name.remove(&rt.service.name);
+            if let Some(r) = &rt.round {
+                self.rounds.remove(&r.id);
+            }
+            self.timers.clear(i);
+            gone.extend(rt.keys);
+        }
+        self.add_services(fresh, now);
+        // Withdraws first: routes of removed services and old routes of
+        // changed ones that no service wants now.
+        let owned: std::collections::HashSet<String> = self.ids().flat_map(|i| self.rt(i).keys.clone()).collect();
+        let mut strays: Vec<String> =
+            self.routes.all_announced().filter(|k| !owned.contains(*k)).map(str::to_string).collect();
+        strays.sort();
+        for key in ordered_unique(gone.into_iter().chain(strays)).filter(|k| !owned.contains(k)) {
+            if self.routes.may_be_announced(&key)
+                && let Some(line) = self.routes.want(&key, Want::Withdraw)
+            {
+                self.writer.send(line, Some(key), now)?;
+            }
+        }
+        self.routes.retain_withdrawn(|k| owned.contains(k));
+        for i in touched {
+            self.sync(i, now)?;
+            self.rearm(i);
+        }
+        fx.events.push(LogEvent::Reloaded { kept, changed, added, removed });
+        Ok(())
+    }
+
+    /// The first step of stopping on SIGTERM: services with
+    /// `drain.on_shutdown` that are announced get their drain attributes.
+    /// Returns how long to wait before the final withdraw (the longest drain
+    /// stage), or `None` to withdraw at once.
+    pub fn begin_shutdown(&mut self, now: Instant, fx: &mut Effects) -> anyhow::Result<Option<Duration>> {
+        let draining: Vec<usize> = self
+            .ids()
+            .filter(|&i| {
+                let rt = self.rt(i);
+                rt.service.drain.on_shutdown && matches!(rt.fsm.asserted(), Some(Advert::Up | Advert::Degraded))
+            })
+            .collect();
+        let stage = draining.iter().map(|&i| self.rt(i).service.drain.stage).max();
+        for i in draining {
+            let rt = self.rt(i);
+            fx.events.push(LogEvent::ShutdownDrain { service: rt.service.name.clone() });
+            let lines = encoder::lines(&rt.service, Advert::Draining);
+            for (key, line) in rt.keys.clone().into_iter().zip(lines) {
+                if let Some(line) = self.routes.want(&key, Want::Announce(line)) {
+                    self.writer.send(line, Some(key), now)?;
+                }
+            }
+        }
+        Ok(stage)
+    }
+
+    /// The last lines before exit: a withdraw of every route that may be
+    /// announced (sent announced, or belonging to a service and never told).
+    /// They are meant to be written at once, ahead of anything queued.
+    pub fn final_withdraws(&mut self) -> Vec<String> {
+        // Services' routes in config order, then any other announced route.
+        let mut keys: Vec<String> = self.ids().flat_map(|i| self.rt(i).keys.clone()).collect();
+        let mut strays: Vec<String> = self.routes.all_announced().map(str::to_string).collect();
+        strays.sort();
+        keys.extend(strays);
+        let keys: Vec<String> = ordered_unique(keys.into_iter()).filter(|k| self.routes.may_be_announced(k)).collect();
+        keys.into_iter().filter_map(|k| self.routes.want(&k, Want::Withdraw)).collect()
+    }
+}
+
+/// The items of `items` without repeats, in first-seen order.
+fn ordered_unique(items: impl Iterator<Item = String>) -> impl Iterator<Item = String> {
+    let mut seen = std::collections::HashSet::new();
+    items.filter(move |k| seen.insert(k.clone()))
+}
