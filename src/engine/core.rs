@@ -185,7 +185,7 @@ impl<W: Write> Core<W> {
 
     /// When the core next has something to do, if no event comes first.
     pub fn next_deadline(&mut self) -> Option<Instant> {
-        [self.timers.next(), self.writer.deadline()].into_iter().flatten().min()
+        [self.timers.earliest(), self.writer.deadline()].into_iter().flatten().min()
     }
 
     fn ids(&self) -> impl Iterator<Item = usize> + '_ {
