@@ -1,5 +1,6 @@
 //! Flap dampening after RFC 2439, for a whole service: each UP→DOWN flap
-//! adds a penalty that decays exponentially with a half-life. Above the
+//! adds a penalty (and each UP↔DEGRADED change half of it) that decays
+//! exponentially with a half-life. Above the
 //! suppress threshold the service is held down (withdrawn) until the penalty
 //! decays below the reuse threshold, and never longer than `max_suppress`.
 //! Pure: time is passed in.
@@ -79,9 +80,21 @@ impl Damper {
         self.value * 0.5f64.powf(age / self.cfg.half_life.as_secs_f64())
     }
 
-    /// Records a flap at `now`.
+    /// Records a flap (a withdraw) at `now`.
     pub fn flap(&mut self, now: Instant) {
-        self.value = (self.penalty(now) + self.cfg.penalty).min(self.cfg.ceiling());
+        self.add(now, self.cfg.penalty);
+    }
+
+    /// Records an attribute change of an announced route (UP ↔ DEGRADED) at
+    /// `now`: half a flap's penalty, as RFC 2439 charges attribute changes
+    /// (500 against 1000 for a withdraw). Each is a BGP UPDATE to every peer,
+    /// so a service that wobbles between the two is dampened too.
+    pub fn attribute_change(&mut self, now: Instant) {
+        self.add(now, self.cfg.penalty / 2.0);
+    }
+
+    fn add(&mut self, now: Instant, penalty: f64) {
+        self.value = (self.penalty(now) + penalty).min(self.cfg.ceiling());
         self.at = now;
         if self.value > self.cfg.suppress && self.suppressed_since.is_none() {
             self.suppressed_since = Some(now);

@@ -383,12 +383,14 @@ impl ServiceFsm {
         }
         let levels: Vec<Option<Level>> = self.checks.iter().map(CheckFsm::level).collect();
         if let Some(want) = self.require.combine(&levels).map(Advert::from) {
-            let was_up = matches!(self.wanted, Some(Advert::Up | Advert::Degraded));
-            if was_up
-                && want == Advert::Down
-                && let Some(d) = &mut self.damper
-            {
-                d.flap(now);
+            if let Some(d) = &mut self.damper {
+                match (self.wanted, want) {
+                    (Some(Advert::Up | Advert::Degraded), Advert::Down) => d.flap(now),
+                    (Some(Advert::Up), Advert::Degraded) | (Some(Advert::Degraded), Advert::Up) => {
+                        d.attribute_change(now);
+                    }
+                    _ => {}
+                }
             }
             self.wanted = Some(want);
         }

@@ -27,10 +27,10 @@ use super::timers::{Kind, Timers};
 use crate::core::fsm::{Advert, Drain, Level, ServiceFsm, State};
 use crate::exabgp::encoder;
 use crate::exabgp::{Counters, Incoming, Writer};
-use crate::model::service::{Action, Service, ServiceCheck};
+use crate::model::service::{Action, OnFail, Service, ServiceCheck};
 use crate::ops::control::{self, Request, SavedDrain};
 use crate::ops::metrics::{Live, Registry, ServiceGauges};
-use crate::probe::Outcome;
+use crate::probe::{Health, Outcome};
 
 /// First rounds are spread over at most this long.
 const MAX_SPREAD: Duration = Duration::from_secs(1);
@@ -297,7 +297,7 @@ impl<W: Write> Core<W> {
         &mut self,
         round: u64,
         check: usize,
-        outcome: Outcome,
+        mut outcome: Outcome,
         elapsed: Duration,
         now: Instant,
         fx: &mut Effects,
@@ -306,6 +306,10 @@ impl<W: Write> Core<W> {
         let Some(&i) = self.rounds.get(&round) else { return Ok(()) };
         let rt = self.slots[i].as_mut().expect("a live service id");
         let Some(c) = rt.checks.get(check) else { return Ok(()) };
+        // A check marked "degrade" degrades its service instead of downing it.
+        if c.on_fail == OnFail::Degrade && outcome.health == Health::Down {
+            outcome.health = Health::Degraded;
+        }
         fx.events.push(LogEvent::Probe {
             service: rt.service.name.clone(),
             check: c.check.to_string(),
@@ -819,16 +823,24 @@ impl<W: Write> Core<W> {
     }
 
     /// The last lines before exit: a withdraw of every route that may be
-    /// announced (sent announced, or belonging to a service and never told).
-    /// They are meant to be written at once, ahead of anything queued.
+    /// announced: sent announced, belonging to a service and never told, or
+    /// with a line still queued (a withdraw waiting behind an unacked
+    /// command is sent too). They are meant to be written at once, ahead of
+    /// anything queued, which they replace.
     pub fn final_withdraws(&mut self) -> Vec<String> {
         // Services' routes in config order, then any other announced route.
         let mut keys: Vec<String> = self.ids().flat_map(|i| self.rt(i).keys.clone()).collect();
         let mut strays: Vec<String> = self.routes.all_announced().map(str::to_string).collect();
         strays.sort();
         keys.extend(strays);
-        let keys: Vec<String> = ordered_unique(keys.into_iter()).filter(|k| self.routes.may_be_announced(k)).collect();
-        keys.into_iter().filter_map(|k| self.routes.want(&k, Want::Withdraw)).collect()
+        let queued: std::collections::HashSet<&str> = self.writer.queued_keys().collect();
+        let keys: Vec<String> = ordered_unique(keys.into_iter())
+            .filter(|k| self.routes.may_be_announced(k) || queued.contains(k.as_str()))
+            .collect();
+        for k in &keys {
+            self.routes.want(k, Want::Withdraw);
+        }
+        keys
     }
 }
 

@@ -21,9 +21,8 @@ use std::time::Instant;
 
 use super::Event;
 use super::core::ProbeJob;
-use crate::model::service::OnFail;
+use crate::probe::Outcome;
 use crate::probe::command::Children;
-use crate::probe::{Health, Outcome};
 
 /// The pool, driven by the engine thread.
 #[derive(Debug)]
@@ -100,11 +99,8 @@ impl Pool {
             while let Ok(job) = rx.recv() {
                 let start = Instant::now();
                 // A panicking probe is a failed check, not a dead process.
-                let mut outcome = catch_unwind(AssertUnwindSafe(|| job.probe.check.run(job.timeout, &children)))
+                let outcome = catch_unwind(AssertUnwindSafe(|| job.probe.check.run(job.timeout, &children)))
                     .unwrap_or_else(|_| Outcome::down("panic"));
-                if job.probe.on_fail == OnFail::Degrade && outcome.health == Health::Down {
-                    outcome.health = Health::Degraded;
-                }
                 let event =
                     Event::Probe { round: job.round, check: job.check, outcome, elapsed: start.elapsed(), worker: w };
                 if results.send(event).is_err() {

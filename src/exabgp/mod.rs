@@ -198,6 +198,11 @@ impl<W: Write> Writer<W> {
         self.queue.is_empty() && self.in_flight.is_empty()
     }
 
+    /// The keys of the commands queued and not yet written.
+    pub fn queued_keys(&self) -> impl Iterator<Item = &str> {
+        self.queue.iter().filter_map(|(k, _)| k.as_deref())
+    }
+
     /// Commands written whose ack has not come.
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
