@@ -986,9 +986,8 @@ mod tests {
             for l in out.take() {
                 last.insert(prefix_of(&l), l);
             }
-            for p in 0..PREFIXES {
+            for (p, &o) in owner2.iter().enumerate() {
                 let key = format!("198.51.100.{}/32", p + 1);
-                let o = owner2[p];
                 let wanted_up = o < 4 && healthy2[o];
                 let l = last.get(&key).cloned().unwrap_or_default();
                 if wanted_up {
