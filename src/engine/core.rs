@@ -389,6 +389,13 @@ impl<W: Write> Core<W> {
         let rt = self.rt_mut(i);
         rt.last_reason.clone_from(&reason);
         rt.last_assert = Some(now);
+        // A drain ends by itself at its expiry, whichever event noticed it
+        // (its timer, or a probe round that came first).
+        if rt.drain_info.is_some() && rt.fsm.drain().is_none() {
+            rt.drain_info = None;
+            fx.events.push(LogEvent::DrainExpired { service: name.clone() });
+            fx.save_drains = true;
+        }
         fx.events.push(LogEvent::Transition { service: name.clone(), from: before, to: advert, reason });
         fx.events.push(LogEvent::Routes {
             service: name,
@@ -447,13 +454,7 @@ impl<W: Write> Core<W> {
     fn fsm_tick(&mut self, i: usize, now: Instant, fx: &mut Effects) -> anyhow::Result<()> {
         let rt = self.rt_mut(i);
         let before = rt.fsm.asserted();
-        let advert = rt.fsm.tick(now);
-        if rt.drain_info.is_some() && rt.fsm.drain().is_none() {
-            rt.drain_info = None;
-            fx.events.push(LogEvent::DrainExpired { service: rt.service.name.clone() });
-            fx.save_drains = true;
-        }
-        if let Some(advert) = advert {
+        if let Some(advert) = rt.fsm.tick(now) {
             let reason = match advert {
                 Advert::Drained => "drain stage over",
                 _ => "timer",

@@ -27,6 +27,7 @@
 
 pub mod core;
 pub mod events;
+pub mod poller;
 pub mod pool;
 pub mod routes;
 pub mod timers;
@@ -44,6 +45,7 @@ use nix::sys::signal::Signal;
 
 pub use self::core::Stop;
 use self::core::{Core, Effects};
+use self::poller::Poller;
 use self::pool::Pool;
 use crate::exabgp::{AckMode, Incoming, Writer};
 use crate::model::service::Service;
@@ -67,6 +69,8 @@ pub enum Event {
         /// The worker that ran it, now free.
         worker: usize,
     },
+    /// Connect probes finished (one epoll round of the poller).
+    Connects(Vec<poller::Done>),
     /// ExaBGP wrote a line.
     Stdin(Incoming),
     /// ExaBGP closed our stdin: it is gone.
@@ -121,9 +125,11 @@ pub const TEXTFILE_EVERY: Duration = Duration::from_secs(15);
 /// ExaBGP may be gone already, and we promise to exit within a second.
 const FINAL_ACK_WAIT: Duration = Duration::from_millis(400);
 
-/// The worker limit for `services` under `opts`.
+/// The worker limit for `services` under `opts`: one per check the
+/// workers run (connect probes run on the poller).
 fn worker_limit(services: &[Service], workers: usize) -> usize {
-    if workers > 0 { workers } else { services.iter().map(|s| s.checks.len()).sum::<usize>().max(1) }
+    let blocking = |c: &crate::model::service::ServiceCheck| !matches!(&c.check, crate::probe::Check::Tcp(t) if t.send.is_none() && t.expect.is_none());
+    if workers > 0 { workers } else { services.iter().flat_map(|s| &s.checks).filter(|c| blocking(c)).count().max(1) }
 }
 
 /// Sets up the engine for `services`: the control socket and the metrics
@@ -171,12 +177,14 @@ pub fn start(
     let ack = if opts.dry_run { AckMode::NoWait } else { opts.ack };
     let writer = Writer::new(io::stdout().lock(), ack);
     let children = Children::default();
-    let pool = Pool::new(worker_limit(&services, opts.workers), tx, children.clone());
+    let pool = Pool::new(worker_limit(&services, opts.workers), tx.clone(), children.clone());
+    let poller = Poller::start(tx)?;
     let now = Instant::now();
     let mut engine = Engine {
         core: Core::new(writer, services, now),
         events: rx,
         pool,
+        poller,
         children,
         workers: opts.workers,
         reload,
@@ -200,6 +208,7 @@ pub struct Engine<W: Write> {
     core: Core<W>,
     events: Receiver<Event>,
     pool: Pool,
+    poller: Poller,
     children: Children,
     /// The configured worker limit (0: one per check).
     workers: usize,
@@ -259,17 +268,23 @@ impl<W: Write> Engine<W> {
             if fx.save_drains {
                 self.save_state();
             }
+            let mut connects = Vec::new();
             for job in fx.rounds {
                 let file = job.service.disable_files.iter().find(|f| f.exists());
                 let mut more = Effects::default();
                 self.core.round_checked(job.round, file.map(PathBuf::as_path), now, &mut more)?;
                 if file.is_none() {
                     for probe in job.probes {
-                        self.pool.submit(probe);
+                        if poller::handles(&probe) {
+                            connects.push(probe);
+                        } else {
+                            self.pool.submit(probe);
+                        }
                     }
                 }
                 pending.push(more);
             }
+            self.poller.submit(connects);
         }
         Ok(())
     }
@@ -281,6 +296,11 @@ impl<W: Write> Engine<W> {
             Event::Probe { round, check, outcome, elapsed, worker } => {
                 self.pool.returned(worker);
                 self.core.probe_done(round, check, outcome, elapsed, now, &mut fx)?;
+            }
+            Event::Connects(done) => {
+                for d in done {
+                    self.core.probe_done(d.round, d.check, d.outcome, d.elapsed, now, &mut fx)?;
+                }
             }
             Event::Stdin(line) => {
                 if let Some(stop) = self.core.stdin(line, now)? {
