@@ -31,14 +31,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use nix::sys::signal::Signal;
-use serde_json::{Value, json};
 
 use crate::core::fsm::{Advert, Drain, Level, ServiceFsm, State};
 use crate::exabgp::encoder;
 use crate::exabgp::{AckMode, Counters, Incoming, Writer};
 use crate::model::service::{Action, OnFail, Service, ServiceCheck};
-use crate::ops::control::{self, Request, SavedDrain};
+use crate::ops::control::{CheckStatus, DrainStatus, LastResult, Reply, Request, ServiceStatus, Status};
 use crate::ops::metrics::{Live, Registry, ServiceGauges};
+use crate::ops::state::{self, SavedDrain};
 use crate::probe::command::Children;
 use crate::probe::{Health, Outcome};
 
@@ -177,7 +177,7 @@ pub fn start(
     if opts.notify {
         engine.watchdog = crate::ops::sdnotify::watchdog_interval().map(|t| t / 2);
     }
-    engine.state_file = opts.control.as_ref().map(|c| c.state_file.clone());
+    engine.state_file = opts.control.as_ref().map(crate::ops::control::ControlSettings::state_path);
     engine.add_services(services, Instant::now());
     engine.restore_drains(Instant::now());
     if opts.notify {
@@ -549,26 +549,26 @@ impl<W: Write> Engine<W> {
     }
 
     /// Answers a control request.
-    fn control(&mut self, request: Request, now: Instant) -> anyhow::Result<Value> {
-        let targets = |engine: &Self, service: &Option<String>, all: bool| -> Result<Vec<usize>, Value> {
+    fn control(&mut self, request: Request, now: Instant) -> anyhow::Result<Reply> {
+        let targets = |engine: &Self, service: &Option<String>, all: bool| -> Result<Vec<usize>, Reply> {
             match (service, all) {
                 (_, true) => Ok((0..engine.services.len()).collect()),
                 (Some(name), false) => match engine.services.iter().position(|r| r.service.name == *name) {
                     Some(i) => Ok(vec![i]),
-                    None => Err(control::error(format!("no service {name:?}"))),
+                    None => Err(Reply::error(format!("no service {name:?}"))),
                 },
-                (None, false) => Err(control::error("name a service, or give \"all\": true")),
+                (None, false) => Err(Reply::error("name a service, or give \"all\": true")),
             }
         };
         Ok(match request {
-            Request::Status {} => self.status(now),
+            Request::Status {} => Reply::Status(self.status(now)),
             Request::Recheck { service } => match targets(self, &Some(service), false) {
                 Err(e) => e,
                 Ok(is) => {
                     for i in is {
                         self.services[i].next_probe = now;
                     }
-                    json!({"ok": true})
+                    Reply::Done
                 }
             },
             Request::Drain { service, all, duration, reason, by } => {
@@ -576,15 +576,27 @@ impl<W: Write> Engine<W> {
                     Ok(is) => is,
                     Err(e) => return Ok(e),
                 };
+                // The one duration parser; beyond what the clocks can hold
+                // (or the state file keeps) is an error, never a panic.
                 let until = match duration.as_deref().map(crate::model::duration::parse).transpose() {
+                    Ok(Some(d)) if d > state::MAX_AHEAD || now.checked_add(d).is_none() => {
+                        return Ok(Reply::error(format!(
+                            "for: at most {}s ({} days)",
+                            state::MAX_AHEAD.as_secs(),
+                            state::MAX_AHEAD.as_secs() / 86400
+                        )));
+                    }
                     Ok(d) => d,
-                    Err(e) => return Ok(control::error(format!("for: {e}"))),
+                    Err(e) => return Ok(Reply::error(format!("for: {e}"))),
                 };
                 let reason = reason.unwrap_or_default();
-                if reason.chars().any(char::is_control) || reason.len() > 200 {
-                    return Ok(control::error("reason: at most 200 characters, no control characters"));
+                if reason.chars().any(char::is_control) || reason.chars().count() > state::MAX_TEXT {
+                    return Ok(Reply::error(format!(
+                        "reason: at most {} characters, no control characters",
+                        state::MAX_TEXT
+                    )));
                 }
-                let wall = control::unix_now();
+                let wall = state::unix_now();
                 let mut names = Vec::new();
                 for i in is {
                     let stage = self.services[i].service.drain.stage;
@@ -598,7 +610,7 @@ impl<W: Write> Engine<W> {
                     names.push(self.services[i].service.name.clone());
                 }
                 self.save_state();
-                json!({"ok": true, "drained": names})
+                Reply::Drained(names)
             }
             Request::Undrain { service, all } => {
                 let is = match targets(self, &service, all) {
@@ -617,7 +629,7 @@ impl<W: Write> Engine<W> {
                     }
                 }
                 self.save_state();
-                json!({"ok": true, "undrained": names})
+                Reply::Undrained(names)
             }
         })
     }
@@ -640,25 +652,46 @@ impl<W: Write> Engine<W> {
         Ok(())
     }
 
-    /// Applies the drains of the state file, at start.
+    /// Applies the drains of the state file, at start. Fails closed (see
+    /// [`crate::ops::state`]): an unreadable file drains every service, a
+    /// bad entry drains its own.
     fn restore_drains(&mut self, now: Instant) {
         let Some(path) = self.state_file.clone() else { return };
-        let state = match control::State::load(&path) {
-            Ok(s) => s,
-            Err(e) => {
-                log::warn!("{e:#}; starting without saved drains");
-                return;
+        let wall = state::unix_now();
+        let drains = match state::load(&path, wall) {
+            state::Loaded::Read { state, problems } => {
+                for p in problems {
+                    log::error!("state file {}: {p}", path.display());
+                }
+                state.drains
+            }
+            state::Loaded::Unreadable { error, moved_to } => {
+                log::error!(
+                    "state file {} is unreadable ({error}){}; every service stays drained until undrained",
+                    path.display(),
+                    moved_to.map_or(String::new(), |m| format!("; kept as {}", m.display()))
+                );
+                let saved = SavedDrain {
+                    by: state::BY_EXAPROBE.into(),
+                    reason: format!("state file unreadable: {error}").chars().take(state::MAX_TEXT).collect(),
+                    since: wall,
+                    until: None,
+                };
+                self.services.iter().map(|r| (r.service.name.clone(), saved.clone())).collect()
             }
         };
-        let wall = control::unix_now();
-        for (name, saved) in state.drains {
+        for (name, saved) in drains {
             if saved.until.is_some_and(|u| u <= wall) {
                 continue;
             }
             let Some(i) = self.services.iter().position(|r| r.service.name == name) else { continue };
+            // Bounded by state::load: since <= wall, until <= wall + MAX_AHEAD.
             let ago = Duration::try_from_secs_f64((wall - saved.since).max(0.0)).unwrap_or_default();
             let since = now.checked_sub(ago).unwrap_or(now);
-            let until = saved.until.and_then(|u| Duration::try_from_secs_f64(u - wall).ok()).map(|d| now + d);
+            let until = saved
+                .until
+                .and_then(|u| Duration::try_from_secs_f64(u - wall).ok())
+                .map(|d| now.checked_add(d.min(state::MAX_AHEAD)).unwrap_or(now));
             let drain = Drain { since, stage: self.services[i].service.drain.stage, until };
             log::info!("{name}: drain restored from {}", path.display());
             if let Err(e) = self.start_drain(i, saved, drain, now) {
@@ -672,61 +705,60 @@ impl<W: Write> Engine<W> {
         let Some(path) = &self.state_file else { return };
         let drains =
             self.services.iter().filter_map(|r| Some((r.service.name.clone(), r.drain_info.clone()?))).collect();
-        if let Err(e) = (control::State { drains }).save(path) {
+        if let Err(e) = (state::State { drains }).save(path) {
             log::error!("saving drains: {e:#}");
         }
     }
 
     /// The status report.
-    fn status(&self, now: Instant) -> Value {
-        let wall = control::unix_now();
-        let services: Vec<Value> = self
+    fn status(&self, now: Instant) -> Status {
+        let wall = state::unix_now();
+        let services = self
             .services
             .iter()
             .map(|rt| {
-                let checks: Vec<Value> = rt
+                let checks = rt
                     .checks
                     .iter()
                     .zip(rt.fsm.checks())
                     .zip(&rt.last_outcomes)
                     .map(|((c, fsm), last)| {
                         let (rise, fall) = fsm.thresholds();
-                        json!({
-                            "check": c.check.to_string(),
-                            "state": fsm.state().to_string(),
-                            "rise": rise,
-                            "fall": fall,
-                            "last": last.as_ref().map(|(o, took)| json!({
-                                "health": o.health.as_str(),
-                                "reason": o.reason,
-                                "detail": o.detail,
-                                "seconds": took.as_secs_f64(),
-                            })),
-                        })
+                        CheckStatus {
+                            check: c.check.to_string(),
+                            state: fsm.state().to_string(),
+                            rise,
+                            fall,
+                            last: last.as_ref().map(|(o, took)| LastResult {
+                                health: o.health.as_str().into(),
+                                reason: o.reason.clone(),
+                                detail: o.detail.clone(),
+                                seconds: took.as_secs_f64(),
+                            }),
+                        }
                     })
                     .collect();
-                let in_state = now.saturating_duration_since(rt.fsm.since()).as_secs_f64();
-                json!({
-                    "name": rt.service.name,
-                    "state": rt.fsm.asserted().map_or("INIT", Advert::name),
-                    "wanted": rt.fsm.wanted().map_or("INIT", Advert::name),
-                    "seconds_in_state": in_state,
-                    "reason": rt.last_reason,
-                    "prefixes": rt.service.prefixes.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                    "checks": checks,
-                    "flap_penalty": rt.fsm.penalty(now),
-                    "suppressed": rt.fsm.is_suppressed(),
-                    "drained": rt.drain_info.as_ref().map(|d| json!({
-                        "by": d.by,
-                        "reason": d.reason,
-                        "seconds_ago": wall - d.since,
-                        "seconds_left": d.until.map(|u| (u - wall).max(0.0)),
-                    })),
-                    "last_lines": rt.last_lines,
-                })
+                ServiceStatus {
+                    name: rt.service.name.clone(),
+                    state: rt.fsm.asserted().map_or("INIT", Advert::name).into(),
+                    wanted: rt.fsm.wanted().map_or("INIT", Advert::name).into(),
+                    seconds_in_state: now.saturating_duration_since(rt.fsm.since()).as_secs_f64(),
+                    reason: rt.last_reason.clone(),
+                    prefixes: rt.service.prefixes.iter().map(ToString::to_string).collect(),
+                    checks,
+                    flap_penalty: rt.fsm.penalty(now),
+                    suppressed: rt.fsm.is_suppressed(),
+                    drained: rt.drain_info.as_ref().map(|d| DrainStatus {
+                        by: d.by.clone(),
+                        reason: d.reason.clone(),
+                        seconds_ago: wall - d.since,
+                        seconds_left: d.until.map(|u| (u - wall).max(0.0)),
+                    }),
+                    last_lines: rt.last_lines.clone(),
+                }
             })
             .collect();
-        json!({"ok": true, "services": services})
+        Status { services }
     }
 
     /// The metrics in the text exposition format.
