@@ -1002,3 +1002,52 @@ fn a_drain_for_longer_than_the_clocks_hold_is_an_error_and_changes_nothing() {
     assert_eq!(p.rest_of_stdout(), Vec::<String>::new());
     assert!(p.child.try_wait().unwrap().is_none());
 }
+
+/// CPU time (user + system, in clock ticks) the process has used so far.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    // utime and stime are fields 14 and 15 of the whole line; 12 and 13 here.
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn accept_errors_back_off_instead_of_spinning() {
+    use std::os::unix::net::UnixStream;
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("ctl.sock");
+    let sock = socket.to_str().unwrap().to_string();
+    // So few file descriptors that accept() fails with EMFILE before the
+    // connection limit is reached; a command check needs none of its own.
+    let mut p = Probe::start_with_nofile(
+        16,
+        &args(&["--dry-run", "--ip", "198.51.100.1/32", "--cmd", "true", "--control-socket", &sock]),
+    );
+    assert!(p.line().starts_with("announce"));
+    let _conns: Vec<UnixStream> = (0..30).map(|_| UnixStream::connect(&socket).unwrap()).collect();
+    // Wait until the daemon has used up its descriptors.
+    let until = Instant::now() + WAIT;
+    // (Counting the descriptors below the limit: one inherited above it does not count.)
+    let below_limit = |pid: u32| {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().parse::<u32>().is_ok_and(|n| n < 16))
+            .count()
+    };
+    while below_limit(p.child.id()) < 16 {
+        assert!(Instant::now() < until, "the daemon never ran out of file descriptors");
+        thread::sleep(Duration::from_millis(20));
+    }
+    // One more client now waits in the backlog, and every accept() fails.
+    let _pending = UnixStream::connect(&socket).unwrap();
+    // A spinning accept loop burns a whole core; backing off uses next to nothing.
+    let (pid, before, start) = (p.child.id(), cpu_ticks(p.child.id()), Instant::now());
+    thread::sleep(Duration::from_secs(2));
+    let (used, ticks_per_s) = (cpu_ticks(pid) - before, 100.0);
+    let share = used as f64 / ticks_per_s / start.elapsed().as_secs_f64();
+    assert!(share < 0.3, "the daemon used {:.0} % of a CPU with accept failing", share * 100.0);
+    assert!(p.child.try_wait().unwrap().is_none());
+    p.wait_stderr("accept failed");
+}
