@@ -233,6 +233,14 @@ mod tests {
     use crate::ops::control::client::call;
     use std::time::Instant;
 
+    /// The umask is process-wide: the tests that set it (binding does) take
+    /// turns, or one could bind under another's mask.
+    static UMASK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn umask_turn() -> std::sync::MutexGuard<'static, ()> {
+        UMASK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn settings(dir: &Path, name: &str) -> ControlSettings {
         ControlSettings { socket: dir.join(name), mode: 0o600, group: None, state_file: None }
     }
@@ -250,6 +258,7 @@ mod tests {
 
     #[test]
     fn a_live_socket_is_refused_and_a_stale_one_replaced() {
+        let _turn = umask_turn();
         let dir = tempfile::tempdir().unwrap();
         let live = settings(dir.path(), "c.sock");
         serve(&live, |call| call.reply.send(Reply::Done).is_ok()).unwrap();
@@ -267,6 +276,7 @@ mod tests {
 
     #[test]
     fn a_path_that_is_not_a_socket_is_left_alone() {
+        let _turn = umask_turn();
         let dir = tempfile::tempdir().unwrap();
         let s = settings(dir.path(), "precious");
         std::fs::write(&s.socket, "data").unwrap();
@@ -281,6 +291,7 @@ mod tests {
 
     #[test]
     fn the_socket_is_private_from_the_moment_it_exists() {
+        let _turn = umask_turn();
         // A permissive umask, as a careless service manager might leave it;
         // restored at once (it is process-wide).
         let old = nix::sys::stat::umask(Mode::empty());
@@ -294,6 +305,7 @@ mod tests {
 
     #[test]
     fn connections_are_bounded_idle_ones_time_out_and_long_lines_are_refused() {
+        let _turn = umask_turn();
         let dir = tempfile::tempdir().unwrap();
         let s = settings(dir.path(), "b.sock");
         let limits =
@@ -336,6 +348,7 @@ mod tests {
 
     #[test]
     fn bad_requests_get_errors_and_the_connection_stays() {
+        let _turn = umask_turn();
         let dir = tempfile::tempdir().unwrap();
         let s = settings(dir.path(), "r.sock");
         serve_with(&s, done(), LIMITS).unwrap();
