@@ -18,7 +18,8 @@
 //! - [`ops`]: what operators touch: the control socket and state file,
 //!   metrics, logs, systemd notifications, signals;
 //! - [`lint`]: the report of `exaprobe check`: lines per state, lints, RPKI;
-//! - [`app`]: the program: mode selection, subcommands, startup errors under ExaBGP.
+//! - [`app`]: the program: mode selection, subcommands, startup errors under ExaBGP;
+//! - [`util`]: helpers shared across folders: the one safe file writer.
 
 pub mod app;
 pub mod cli;
@@ -29,3 +30,4 @@ pub mod lint;
 pub mod model;
 pub mod ops;
 pub mod probe;
+pub mod util;

@@ -758,3 +758,296 @@ fn a_subcommand_under_exabgp_idles_and_prints_nothing() {
     p.stdin = None;
     assert_eq!(p.wait_exit(WAIT).0, 2);
 }
+
+// ---------------------------------------------------------------------------
+// The control socket, the state file and the pid file under abuse (issue 9).
+
+impl Probe {
+    /// Starts exaprobe as [`Probe::start`] does, with at most `nofile` open
+    /// files (a small systemd LimitNOFILE), so that a leak shows quickly.
+    fn start_with_nofile(nofile: u32, args: &[&str]) -> Probe {
+        let mut child = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(format!("ulimit -n {nofile} && exec \"$0\" \"$@\""))
+            .arg(EXE)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start exaprobe");
+        let stdout = lines(child.stdout.take().unwrap());
+        let stderr = lines(child.stderr.take().unwrap());
+        Probe { stdin: child.stdin.take(), child, stdout, stderr, seen_stderr: Vec::new() }
+    }
+
+    /// Waits until stderr has had `n` more lines containing `needle` than now.
+    fn wait_stderr_count(&mut self, needle: &str, n: usize) {
+        let count = |seen: &[String]| seen.iter().filter(|l| l.contains(needle)).count();
+        let want = count(&self.seen_stderr) + n;
+        let until = Instant::now() + WAIT;
+        while count(&self.seen_stderr) < want {
+            assert!(Instant::now() < until, "stderr never said {needle:?} {n} more times:\n{}", self.stderr_text());
+            if let Ok(l) = self.stderr.recv_timeout(Duration::from_millis(50)) {
+                self.seen_stderr.push(l);
+            }
+        }
+    }
+}
+
+/// The arguments of one service "web" on `svc`, with a control socket.
+fn web<'a>(svc: &'a str, socket: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let base = ["--dry-run", "--name", "web", "--ip", "198.51.100.1/32", "--tcp", svc, "--control-socket", socket];
+    args(&base.iter().copied().chain(extra.iter().copied()).collect::<Vec<_>>())
+}
+
+const WEB_UP: &str = "announce route 198.51.100.1/32 next-hop self med 100";
+const WEB_DOWN: &str = "withdraw route 198.51.100.1/32";
+
+#[test]
+fn idle_control_connections_cannot_exhaust_file_descriptors() {
+    use std::os::unix::net::UnixStream;
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("ctl.sock");
+    let svc = Service::up();
+    let (addr, sock) = (svc.addr(), socket.to_str().unwrap().to_string());
+    let mut p = Probe::start_with_nofile(128, &web(&addr, &sock, &["--debug"]));
+    assert_eq!(p.line(), WEB_UP);
+    // Far more idle connections than the daemon has file descriptors.
+    let conns: Vec<UnixStream> = (0..300).map(|_| UnixStream::connect(&socket).unwrap()).collect();
+    // Beyond the first 16 (accepted in order), each is told why and closed.
+    for (i, c) in conns.iter().enumerate().skip(16) {
+        c.set_read_timeout(Some(WAIT)).unwrap();
+        let mut line = String::new();
+        BufReader::new(c).read_line(&mut line).unwrap();
+        assert!(line.contains(r#""ok":false"#) && line.contains("too many control connections"), "{i}: {line}");
+    }
+    // Meanwhile the probes keep working: healthy rounds, no withdraw.
+    p.wait_stderr_count("still UP: healthy", 5);
+    let text = p.stderr_text();
+    assert!(!text.contains("os error 24") && !text.contains("Too many open files"), "{text}");
+    assert_eq!(p.stdout.try_recv().ok(), None, "nothing withdrawn");
+    // Once the idle clients hang up, the socket serves again.
+    drop(conns);
+    let until = Instant::now() + WAIT;
+    loop {
+        let (code, out, err) = ctl(&socket, &["status"]);
+        if code == 0 {
+            assert!(out.contains("web  UP"), "{out}");
+            break;
+        }
+        assert!(err.contains("too many control connections") && Instant::now() < until, "{err}");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_control_socket_path_that_is_a_regular_file_is_not_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("exaprobe.json");
+    std::fs::write(&path, "precious").unwrap();
+    let svc = Service::up();
+    let (addr, sock) = (svc.addr(), path.to_str().unwrap().to_string());
+    let mut p = Probe::start(&web(&addr, &sock, &[]));
+    p.wait_stderr("exists and is not a socket; refusing to replace it");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious");
+    assert_eq!(p.rest_of_stdout(), Vec::<String>::new());
+}
+
+#[test]
+fn the_state_file_and_the_pid_file_are_not_written_through_symlinks() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    let state = dir.path().join("state.json");
+    // The old writer's fixed temporary name, and the pid file, planted.
+    symlink(&victim, dir.path().join("state.tmp")).unwrap();
+    let pid = dir.path().join("exaprobe.pid");
+    symlink(&victim, &pid).unwrap();
+    let socket = dir.path().join("ctl.sock");
+    let svc = Service::up();
+    let (addr, sock) = (svc.addr(), socket.to_str().unwrap().to_string());
+    let extra = ["--state-file", state.to_str().unwrap(), "--pid", pid.to_str().unwrap()];
+    let mut p = Probe::start(&web(&addr, &sock, &extra));
+    assert_eq!(p.line(), WEB_UP);
+    let (code, _, err) = ctl(&socket, &["drain", "web"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(p.line().contains("65535:0"));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    assert_eq!(std::fs::read_to_string(&pid).unwrap(), format!("{}\n", p.child.id()));
+    assert!(!std::fs::symlink_metadata(&pid).unwrap().file_type().is_symlink());
+    let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!(saved["drains"]["web"]["by"], "root", "{saved}");
+    // The socket was never open to others, whatever the umask.
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&socket).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn a_second_instance_on_the_same_state_file_is_refused_naming_the_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let (one, two) = (dir.path().join("one.sock"), dir.path().join("two.sock"));
+    let svc = Service::up();
+    let addr = svc.addr();
+    let (one_s, two_s, state_s) =
+        (one.to_str().unwrap().to_string(), two.to_str().unwrap().to_string(), state.to_str().unwrap().to_string());
+    let mut first = Probe::start(&web(&addr, &one_s, &["--state-file", &state_s]));
+    assert_eq!(first.line(), WEB_UP);
+    assert_eq!(ctl(&one, &["drain", "web"]).0, 0);
+    assert!(first.line().contains("65535:0"));
+    // Another service on another socket, but the same state file: refused
+    // at startup (it would erase web's drain), naming the file and the pid.
+    let mut second = Probe::start(&args(&[
+        "--name",
+        "other",
+        "--ip",
+        "198.51.100.2/32",
+        "--cmd",
+        "true",
+        "--control-socket",
+        &two_s,
+        "--state-file",
+        &state_s,
+    ]));
+    second.wait_stderr(&format!(
+        "the state file {state_s} is in use by another running exaprobe, pid {}",
+        first.child.id()
+    ));
+    assert_eq!(second.rest_of_stdout(), Vec::<String>::new());
+    let saved = std::fs::read_to_string(&state).unwrap();
+    assert!(saved.contains("\"web\""), "{saved}");
+    // Once the first is gone, the state file is free again.
+    first.signal("TERM");
+    assert_eq!(first.wait_exit(WAIT).0, 0);
+    let mut third = Probe::start(&web(&addr, &two_s, &["--state-file", &state_s]));
+    third.wait_stderr("drain restored");
+    assert_eq!(third.line(), WEB_DOWN, "still drained");
+}
+
+/// Starts "web" (healthy) on a state file holding `content`; returns it
+/// with the socket.
+fn start_on_state(dir: &std::path::Path, svc: &Service, content: &str) -> (Probe, std::path::PathBuf) {
+    let state = dir.join("state.json");
+    std::fs::write(&state, content).unwrap();
+    let socket = dir.join("ctl.sock");
+    let (addr, sock, state_s) = (svc.addr(), socket.to_str().unwrap().to_string(), state.to_str().unwrap().to_string());
+    (Probe::start(&web(&addr, &sock, &["--state-file", &state_s])), socket)
+}
+
+#[test]
+fn an_unreadable_state_file_is_kept_and_drains_every_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = Service::up();
+    let (mut p, socket) = start_on_state(dir.path(), &svc, "{\"drains\": {\"web\": ");
+    // Healthy, but never announced: drained until an operator says otherwise.
+    assert_eq!(p.line(), WEB_DOWN);
+    p.wait_stderr("ERROR");
+    p.wait_stderr("is unreadable");
+    let aside: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains("state.json.corrupt-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "kept aside");
+    assert_eq!(std::fs::read_to_string(&aside[0]).unwrap(), "{\"drains\": {\"web\": ");
+    let (code, out, _) = ctl(&socket, &["status"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("web  DRAINED") && out.contains("drained by exaprobe (state file unreadable: "), "{out}");
+    assert_eq!(ctl(&socket, &["undrain", "web"]).0, 0);
+    assert_eq!(p.line(), WEB_UP);
+}
+
+#[test]
+fn a_bad_state_entry_drains_its_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = Service::up();
+    let (mut p, socket) = start_on_state(dir.path(), &svc, r#"{"drains": {"web": {"by": 5, "since": 1}}}"#);
+    assert_eq!(p.line(), WEB_DOWN);
+    p.wait_stderr("drains.web: ");
+    let (_, out, _) = ctl(&socket, &["status"]);
+    assert!(out.contains("web  DRAINED") && out.contains("state file entry unreadable"), "{out}");
+}
+
+#[test]
+fn an_absurd_until_in_the_state_file_is_bounded_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = Service::up();
+    let content = r#"{"drains": {"web": {"by": "root", "reason": "r", "since": 1, "until": 1e300}}}"#;
+    let (mut p, socket) = start_on_state(dir.path(), &svc, content);
+    assert_eq!(p.line(), WEB_DOWN);
+    let (code, out, _) = ctl(&socket, &["status", "--json"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let left = v["services"][0]["drained"]["seconds_left"].as_f64().unwrap();
+    let ten_years = 10.0 * 365.0 * 86400.0;
+    assert!(left > ten_years - 3600.0 && left <= ten_years, "{left}");
+}
+
+#[test]
+fn a_drain_for_longer_than_the_clocks_hold_is_an_error_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("ctl.sock");
+    let svc = Service::up();
+    let (addr, sock) = (svc.addr(), socket.to_str().unwrap().to_string());
+    let mut p = Probe::start(&web(&addr, &sock, &[]));
+    assert_eq!(p.line(), WEB_UP);
+    let (code, _, err) = ctl(&socket, &["drain", "web", "--for", "10000000000000000000s"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("for: "), "{err}");
+    let (code, out, _) = ctl(&socket, &["status"]);
+    assert_eq!(code, 0, "the daemon is still up");
+    assert!(out.contains("web  UP") && !out.contains("drained by"), "{out}");
+    assert_eq!(p.rest_of_stdout(), Vec::<String>::new());
+    assert!(p.child.try_wait().unwrap().is_none());
+}
+
+/// CPU time (user + system, in clock ticks) the process has used so far.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    // utime and stime are fields 14 and 15 of the whole line; 12 and 13 here.
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn accept_errors_back_off_instead_of_spinning() {
+    use std::os::unix::net::UnixStream;
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("ctl.sock");
+    let sock = socket.to_str().unwrap().to_string();
+    // So few file descriptors that accept() fails with EMFILE before the
+    // connection limit is reached; a command check needs none of its own.
+    let mut p = Probe::start_with_nofile(
+        16,
+        &args(&["--dry-run", "--ip", "198.51.100.1/32", "--cmd", "true", "--control-socket", &sock]),
+    );
+    assert!(p.line().starts_with("announce"));
+    let _conns: Vec<UnixStream> = (0..30).map(|_| UnixStream::connect(&socket).unwrap()).collect();
+    // Wait until the daemon has used up its descriptors.
+    let until = Instant::now() + WAIT;
+    // (Counting the descriptors below the limit: one inherited above it does not count.)
+    let below_limit = |pid: u32| {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().parse::<u32>().is_ok_and(|n| n < 16))
+            .count()
+    };
+    while below_limit(p.child.id()) < 16 {
+        assert!(Instant::now() < until, "the daemon never ran out of file descriptors");
+        thread::sleep(Duration::from_millis(20));
+    }
+    // One more client now waits in the backlog, and every accept() fails.
+    let _pending = UnixStream::connect(&socket).unwrap();
+    // A spinning accept loop burns a whole core; backing off uses next to nothing.
+    let (pid, before, start) = (p.child.id(), cpu_ticks(p.child.id()), Instant::now());
+    thread::sleep(Duration::from_secs(2));
+    let (used, ticks_per_s) = (cpu_ticks(pid) - before, 100.0);
+    let share = used as f64 / ticks_per_s / start.elapsed().as_secs_f64();
+    assert!(share < 0.3, "the daemon used {:.0} % of a CPU with accept failing", share * 100.0);
+    assert!(p.child.try_wait().unwrap().is_none());
+    p.wait_stderr("accept failed");
+}

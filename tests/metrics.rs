@@ -613,3 +613,20 @@ fn the_textfile_is_never_seen_half_written() {
     assert_eq!(names, [std::ffi::OsString::from("exaprobe.prom")]);
     promtool_check(&std::fs::read_to_string(&path).unwrap());
 }
+
+#[test]
+fn the_textfile_replaces_a_planted_symlink_instead_of_following_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    let path = dir.path().join("exaprobe.prom");
+    std::os::unix::fs::symlink(&victim, &path).unwrap();
+    metrics::write_textfile(&path, "a 1\n").unwrap();
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    let meta = std::fs::symlink_metadata(&path).unwrap();
+    assert!(meta.file_type().is_file());
+    // Readable by node_exporter, which usually runs as another user.
+    assert_eq!(meta.permissions().mode() & 0o444, 0o444);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "a 1\n");
+}

@@ -201,6 +201,7 @@ fn run(s: &Scenario) -> String {
                 Step::Control(json) => {
                     let request: Request = serde_json::from_str(json).expect("a control request");
                     let reply = core.control(request, t0 + now, 1_000_000.0 + now.as_secs_f64(), &mut fx).unwrap();
+                    let reply = serde_json::to_value(&reply).unwrap();
                     log(&mut transcript, now, &format!("reply {}", redact(reply)));
                 }
                 Step::Reload(config) => {

@@ -7,7 +7,7 @@
 //! stderr, and idles until ExaBGP closes stdin or sends SIGTERM, repeating
 //! the error every minute so the operator finds it in the log.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -95,7 +95,7 @@ pub fn main() -> ExitCode {
     if exabgp && options.dry_run {
         log::warn!("--dry-run under ExaBGP: the lines go to ExaBGP all the same, without waiting for acks");
     }
-    let _pid = match args.pid.as_deref().map(PidFile::create).transpose() {
+    let _pid = match args.pid.as_deref().map(crate::ops::pidfile::PidFile::create).transpose() {
         Ok(p) => p,
         Err(msg) => return fatal(&name, &[msg], exabgp),
     };
@@ -188,7 +188,7 @@ fn config_mode(
         control.socket.clone_from(s);
     }
     if let Some(s) = &args.state_file {
-        control.state_file.clone_from(s);
+        control.state_file = Some(s.clone());
     }
     let options = Options {
         ack: if args.no_ack { AckMode::NoWait } else { AckMode::Wait(ack_timeout) },
@@ -246,39 +246,20 @@ fn check(path: &Path, vrps: Option<&Path>, origin_as: Option<&str>) -> ExitCode 
 
 /// Runs a control-socket subcommand.
 fn client(sub: &Sub) -> ExitCode {
-    use serde_json::json;
-    let (socket, request, json_out) = match sub {
-        Sub::Status { json, socket } => (socket, json!({"command": "status"}), *json),
-        Sub::Drain { service, all, duration, reason, socket } => (
-            socket,
-            json!({"command": "drain", "service": service, "all": all, "for": duration, "reason": reason}),
-            false,
-        ),
-        Sub::Undrain { service, all, socket } => {
-            (socket, json!({"command": "undrain", "service": service, "all": all}), false)
+    use crate::ops::control::Request;
+    let (socket, request, json) = match sub {
+        Sub::Status { json, socket } => (socket, Request::Status {}, *json),
+        Sub::Drain { service, all, duration, reason, socket } => {
+            let (service, duration, reason) = (service.clone(), duration.clone(), reason.clone());
+            (socket, Request::Drain { service, all: *all, duration, reason, by: String::new() }, false)
         }
-        Sub::Recheck { service, socket } => (socket, json!({"command": "recheck", "service": service}), false),
+        Sub::Undrain { service, all, socket } => {
+            (socket, Request::Undrain { service: service.clone(), all: *all }, false)
+        }
+        Sub::Recheck { service, socket } => (socket, Request::Recheck { service: service.clone() }, false),
         Sub::Check { .. } | Sub::Generate { .. } => return ExitCode::from(2),
     };
-    let reply = match crate::ops::control::call(socket, &request) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("exaprobe: {e:#}");
-            return ExitCode::from(1);
-        }
-    };
-    if reply["ok"] != true {
-        eprintln!("exaprobe: {}", reply["error"].as_str().unwrap_or("failed"));
-        return ExitCode::from(1);
-    }
-    let text = if json_out || !matches!(sub, Sub::Status { .. }) {
-        format!("{reply}\n")
-    } else {
-        crate::ops::control::render_status(&reply)
-    };
-    let mut out = std::io::stdout().lock();
-    let _ = std::io::Write::write_all(&mut out, text.as_bytes());
-    ExitCode::SUCCESS
+    crate::ops::control::client::command(socket, &request, json)
 }
 
 /// Reports a fatal startup error: exit 2 when run by hand; under ExaBGP,
@@ -320,21 +301,4 @@ fn fatal(name: &str, errors: &[String], exabgp: bool) -> ExitCode {
         report();
     }
     ExitCode::from(2)
-}
-
-/// A PID file, removed when dropped.
-struct PidFile(PathBuf);
-
-impl PidFile {
-    fn create(path: &Path) -> Result<PidFile, String> {
-        std::fs::write(path, format!("{}\n", std::process::id()))
-            .map_err(|e| format!("--pid: cannot write {}: {e}", path.display()))?;
-        Ok(PidFile(path.to_path_buf()))
-    }
-}
-
-impl Drop for PidFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }

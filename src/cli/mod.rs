@@ -652,11 +652,7 @@ impl Args {
 
     fn control_settings(&self) -> Option<crate::ops::control::ControlSettings> {
         let socket = self.control_socket.clone()?;
-        let state_file = self.state_file.clone().unwrap_or_else(|| {
-            let mut s = socket.clone().into_os_string();
-            s.push(".state");
-            PathBuf::from(s)
-        });
+        let state_file = self.state_file.clone();
         Some(crate::ops::control::ControlSettings { socket, mode: 0o600, group: None, state_file })
     }
 

@@ -19,8 +19,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
-
 use super::events::LogEvent;
 use super::routes::{Routes, Want};
 use super::timers::{Kind, Timers};
@@ -28,8 +26,9 @@ use crate::core::fsm::{Advert, Drain, Level, ServiceFsm, State};
 use crate::exabgp::encoder;
 use crate::exabgp::{Counters, Incoming, Writer};
 use crate::model::service::{Action, OnFail, Service, ServiceCheck};
-use crate::ops::control::{self, Request, SavedDrain};
+use crate::ops::control::{CheckStatus, DrainStatus, LastResult, Reply, Request, ServiceStatus, Status};
 use crate::ops::metrics::{Live, Registry, ServiceGauges};
+use crate::ops::state::{self, SavedDrain};
 use crate::probe::{Health, Outcome};
 
 /// First rounds are spread over at most this long.
@@ -505,24 +504,51 @@ impl<W: Write> Core<W> {
     }
 
     /// Applies the drains of the state file, at start; `wall` is the time
-    /// since the Unix epoch, in seconds.
+    /// since the Unix epoch, in seconds. Fails closed (see
+    /// [`crate::ops::state`]): an unreadable file drains every service, a
+    /// bad entry drains its own.
     pub fn restore_drains(
         &mut self,
-        state: control::State,
+        loaded: state::Loaded,
         path: &Path,
         wall: f64,
         now: Instant,
         fx: &mut Effects,
     ) -> anyhow::Result<()> {
-        for (name, saved) in state.drains {
+        let drains = match loaded {
+            state::Loaded::Read { state, problems } => {
+                for p in problems {
+                    log::error!("state file {}: {p}", path.display());
+                }
+                state.drains
+            }
+            state::Loaded::Unreadable { error, moved_to } => {
+                log::error!(
+                    "state file {} is unreadable ({error}){}; every service stays drained until undrained",
+                    path.display(),
+                    moved_to.map_or(String::new(), |m| format!("; kept as {}", m.display()))
+                );
+                let saved = SavedDrain {
+                    by: state::BY_EXAPROBE.into(),
+                    reason: format!("state file unreadable: {error}").chars().take(state::MAX_TEXT).collect(),
+                    since: wall,
+                    until: None,
+                };
+                self.by_name.keys().map(|name| (name.clone(), saved.clone())).collect()
+            }
+        };
+        for (name, saved) in drains {
             if saved.until.is_some_and(|u| u <= wall) {
                 continue;
             }
             let Some(&i) = self.by_name.get(&name) else { continue };
+            // Bounded by state::load: since <= wall, until <= wall + MAX_AHEAD.
             let ago = Duration::try_from_secs_f64((wall - saved.since).max(0.0)).unwrap_or_default();
             let since = now.checked_sub(ago).unwrap_or(now);
-            let until =
-                saved.until.and_then(|u| Duration::try_from_secs_f64(u - wall).ok()).and_then(|d| now.checked_add(d));
+            let until = saved
+                .until
+                .and_then(|u| Duration::try_from_secs_f64(u - wall).ok())
+                .map(|d| now.checked_add(d.min(state::MAX_AHEAD)).unwrap_or(now));
             let drain = Drain { since, stage: self.rt(i).service.drain.stage, until };
             fx.events.push(LogEvent::DrainRestored { service: name, path: path.to_path_buf() });
             self.start_drain(i, saved, drain, now, fx)?;
@@ -532,7 +558,7 @@ impl<W: Write> Core<W> {
     }
 
     /// The drains to keep in the state file.
-    pub fn saved_drains(&self) -> control::State {
+    pub fn saved_drains(&self) -> state::State {
         let drains = self
             .ids()
             .filter_map(|i| {
@@ -540,23 +566,23 @@ impl<W: Write> Core<W> {
                 Some((rt.service.name.clone(), rt.drain_info.clone()?))
             })
             .collect();
-        control::State { drains }
+        state::State { drains }
     }
 
     /// Answers a control request; `wall` is the time since the Unix epoch.
-    pub fn control(&mut self, request: Request, now: Instant, wall: f64, fx: &mut Effects) -> anyhow::Result<Value> {
-        let targets = |core: &Self, service: &Option<String>, all: bool| -> Result<Vec<usize>, Value> {
+    pub fn control(&mut self, request: Request, now: Instant, wall: f64, fx: &mut Effects) -> anyhow::Result<Reply> {
+        let targets = |core: &Self, service: &Option<String>, all: bool| -> Result<Vec<usize>, Reply> {
             match (service, all) {
                 (_, true) => Ok(core.ids().collect()),
                 (Some(name), false) => match core.by_name.get(name) {
                     Some(&i) => Ok(vec![i]),
-                    None => Err(control::error(format!("no service {name:?}"))),
+                    None => Err(Reply::error(format!("no service {name:?}"))),
                 },
-                (None, false) => Err(control::error("name a service, or give \"all\": true")),
+                (None, false) => Err(Reply::error("name a service, or give \"all\": true")),
             }
         };
         Ok(match request {
-            Request::Status {} => self.status(now, wall),
+            Request::Status {} => Reply::Status(self.status(now, wall)),
             Request::Recheck { service } => match targets(self, &Some(service), false) {
                 Err(e) => e,
                 Ok(is) => {
@@ -564,7 +590,7 @@ impl<W: Write> Core<W> {
                         self.rt_mut(i).next_probe = now;
                         self.rearm(i);
                     }
-                    json!({"ok": true})
+                    Reply::Done
                 }
             },
             Request::Drain { service, all, duration, reason, by } => {
@@ -572,18 +598,29 @@ impl<W: Write> Core<W> {
                     Ok(is) => is,
                     Err(e) => return Ok(e),
                 };
+                // The one duration parser; beyond what the clocks can hold
+                // (or the state file keeps) is an error, never a panic.
                 let length = match duration.as_deref().map(crate::model::duration::parse).transpose() {
                     Ok(d) => d,
-                    Err(e) => return Ok(control::error(format!("for: {e}"))),
+                    Err(e) => return Ok(Reply::error(format!("for: {e}"))),
                 };
-                let until = match length.map(|d| now.checked_add(d)) {
-                    Some(None) => return Ok(control::error("for: too long")),
+                let until = match length.map(|d| (d <= state::MAX_AHEAD).then(|| now.checked_add(d)).flatten()) {
+                    Some(None) => {
+                        return Ok(Reply::error(format!(
+                            "for: at most {}s ({} days)",
+                            state::MAX_AHEAD.as_secs(),
+                            state::MAX_AHEAD.as_secs() / 86400
+                        )));
+                    }
                     Some(Some(u)) => Some(u),
                     None => None,
                 };
                 let reason = reason.unwrap_or_default();
-                if reason.chars().any(char::is_control) || reason.chars().count() > 200 {
-                    return Ok(control::error("reason: at most 200 characters, no control characters"));
+                if reason.chars().any(char::is_control) || reason.chars().count() > state::MAX_TEXT {
+                    return Ok(Reply::error(format!(
+                        "reason: at most {} characters, no control characters",
+                        state::MAX_TEXT
+                    )));
                 }
                 let mut names = Vec::new();
                 for i in is {
@@ -598,7 +635,7 @@ impl<W: Write> Core<W> {
                     names.push(self.rt(i).service.name.clone());
                 }
                 fx.save_drains = true;
-                json!({"ok": true, "drained": names})
+                Reply::Drained(names)
             }
             Request::Undrain { service, all } => {
                 let is = match targets(self, &service, all) {
@@ -618,60 +655,59 @@ impl<W: Write> Core<W> {
                     }
                 }
                 fx.save_drains = true;
-                json!({"ok": true, "undrained": names})
+                Reply::Undrained(names)
             }
         })
     }
 
-    /// The status report.
-    pub fn status(&self, now: Instant, wall: f64) -> Value {
-        let services: Vec<Value> = self
+    /// The status report; `wall` is the time since the Unix epoch.
+    pub fn status(&self, now: Instant, wall: f64) -> Status {
+        let services = self
             .ids()
             .map(|i| {
                 let rt = self.rt(i);
-                let checks: Vec<Value> = rt
+                let checks = rt
                     .checks
                     .iter()
                     .zip(rt.fsm.checks())
                     .zip(&rt.last_outcomes)
                     .map(|((c, fsm), last)| {
                         let (rise, fall) = fsm.thresholds();
-                        json!({
-                            "check": c.check.to_string(),
-                            "state": fsm.state().to_string(),
-                            "rise": rise,
-                            "fall": fall,
-                            "last": last.as_ref().map(|(o, took)| json!({
-                                "health": o.health.as_str(),
-                                "reason": o.reason,
-                                "detail": o.detail,
-                                "seconds": took.as_secs_f64(),
-                            })),
-                        })
+                        CheckStatus {
+                            check: c.check.to_string(),
+                            state: fsm.state().to_string(),
+                            rise,
+                            fall,
+                            last: last.as_ref().map(|(o, took)| LastResult {
+                                health: o.health.as_str().into(),
+                                reason: o.reason.clone(),
+                                detail: o.detail.clone(),
+                                seconds: took.as_secs_f64(),
+                            }),
+                        }
                     })
                     .collect();
-                let in_state = now.saturating_duration_since(rt.fsm.since()).as_secs_f64();
-                json!({
-                    "name": rt.service.name,
-                    "state": rt.fsm.asserted().map_or("INIT", Advert::name),
-                    "wanted": rt.fsm.wanted().map_or("INIT", Advert::name),
-                    "seconds_in_state": in_state,
-                    "reason": rt.last_reason,
-                    "prefixes": rt.service.prefixes.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                    "checks": checks,
-                    "flap_penalty": rt.fsm.penalty(now),
-                    "suppressed": rt.fsm.is_suppressed(),
-                    "drained": rt.drain_info.as_ref().map(|d| json!({
-                        "by": d.by,
-                        "reason": d.reason,
-                        "seconds_ago": wall - d.since,
-                        "seconds_left": d.until.map(|u| (u - wall).max(0.0)),
-                    })),
-                    "last_lines": rt.last_lines,
-                })
+                ServiceStatus {
+                    name: rt.service.name.clone(),
+                    state: rt.fsm.asserted().map_or("INIT", Advert::name).into(),
+                    wanted: rt.fsm.wanted().map_or("INIT", Advert::name).into(),
+                    seconds_in_state: now.saturating_duration_since(rt.fsm.since()).as_secs_f64(),
+                    reason: rt.last_reason.clone(),
+                    prefixes: rt.service.prefixes.iter().map(ToString::to_string).collect(),
+                    checks,
+                    flap_penalty: rt.fsm.penalty(now),
+                    suppressed: rt.fsm.is_suppressed(),
+                    drained: rt.drain_info.as_ref().map(|d| DrainStatus {
+                        by: d.by.clone(),
+                        reason: d.reason.clone(),
+                        seconds_ago: wall - d.since,
+                        seconds_left: d.until.map(|u| (u - wall).max(0.0)),
+                    }),
+                    last_lines: rt.last_lines.clone(),
+                }
             })
             .collect();
-        json!({"ok": true, "services": services})
+        Status { services }
     }
 
     /// The metrics in the text exposition format.

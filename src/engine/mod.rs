@@ -49,7 +49,7 @@ use self::poller::Poller;
 use self::pool::Pool;
 use crate::exabgp::{AckMode, Incoming, Writer};
 use crate::model::service::Service;
-use crate::ops::control;
+use crate::ops::{control, state};
 use crate::probe::Outcome;
 use crate::probe::command::Children;
 
@@ -188,7 +188,7 @@ pub fn start(
         children,
         workers: opts.workers,
         reload,
-        state_file: opts.control.as_ref().map(|c| c.state_file.clone()),
+        state_file: opts.control.as_ref().map(control::ControlSettings::state_path),
         mode: if opts.dry_run { "dry-run" } else { "exabgp" },
         stdin_open: true,
         textfile: opts.metrics.textfile.clone(),
@@ -317,7 +317,10 @@ impl<W: Write> Engine<W> {
                 let _ = reply.send(self.core.render_metrics(now, self.stdin_open, self.mode));
             }
             Event::Control(call) => {
-                let reply = self.core.control(call.request, now, control::unix_now(), &mut fx)?;
+                let reply = self.core.control(call.request, now, state::unix_now(), &mut fx)?;
+                // The drains are saved before the reply: a client that reads
+                // the state file after `drain` returns finds its drain there.
+                self.apply(std::mem::take(&mut fx), now)?;
                 let _ = call.reply.send(reply);
             }
             Event::Signal(sig) => {
@@ -333,15 +336,10 @@ impl<W: Write> Engine<W> {
     /// Applies the drains of the state file, at start.
     fn restore_drains(&mut self, now: Instant) -> anyhow::Result<()> {
         let Some(path) = self.state_file.clone() else { return Ok(()) };
-        let state = match control::State::load(&path) {
-            Ok(s) => s,
-            Err(e) => {
-                log::warn!("{e:#}; starting without saved drains");
-                return Ok(());
-            }
-        };
+        let wall = state::unix_now();
+        let loaded = state::load(&path, wall);
         let mut fx = Effects::default();
-        self.core.restore_drains(state, &path, control::unix_now(), now, &mut fx)?;
+        self.core.restore_drains(loaded, &path, wall, now, &mut fx)?;
         self.apply(fx, now)
     }
 

@@ -1489,7 +1489,7 @@ impl<'t> Cx<'t> {
             out.group = Some(g.clone());
         }
         if let Some(s) = &c.state_file {
-            out.state_file = self.path("control.state_file", s);
+            out.state_file = Some(self.path("control.state_file", s));
         }
         out
     }

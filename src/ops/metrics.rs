@@ -16,13 +16,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::fs::{self, OpenOptions};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -655,38 +653,14 @@ fn respond(
 // ---------------------------------------------------------------------------
 // Textfile
 
-/// Tells concurrent writers of the same file apart.
-static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
-
 /// Writes `text` to `path` atomically, for node_exporter's textfile
-/// collector: into a temporary file in the same directory (named `.NAME.*.tmp`
-/// so the collector, which reads `*.prom`, never picks it up), synced, then
-/// renamed over `path`. A reader sees the old file or the new one, never a
-/// part of either.
+/// collector, through [`crate::util::fs::write_atomic`]: the temporary file
+/// (`.NAME.*.tmp`, which the collector, reading `*.prom`, never picks up) is
+/// created fresh, never through a symlink, synced, then renamed over `path`.
+/// A reader sees the old file or the new one, never a part of either. Mode
+/// 0644: node_exporter usually runs as another user.
 pub fn write_textfile(path: &Path, text: &str) -> io::Result<()> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the textfile path has no file name"))?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let seq = TEMP_SEQ.fetch_add(1, Ordering::Relaxed);
-    let temp = dir.join(format!(".{}.{}.{seq}.tmp", name.to_string_lossy(), std::process::id()));
-    let written = (|| {
-        // create_new: never write through a file (or symlink) someone left
-        // under that name. 0644: node_exporter usually runs as another user.
-        let mut file = OpenOptions::new().write(true).create_new(true).mode(0o644).open(&temp)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        fs::rename(&temp, path)
-    })();
-    // The directory is not synced: after a crash the previous file is as
-    // good as the new one, since the next write replaces it anyway.
-    if written.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    written
+    crate::util::fs::write_atomic(path, text.as_bytes(), 0o644)
 }
 
 #[cfg(test)]
@@ -939,6 +913,8 @@ mod tests {
         let out = get(addr, &request);
         assert!(out.starts_with("HTTP/1.1 400 "), "{out}");
     }
+
+    use std::fs;
 
     #[test]
     fn textfile_replaces_and_cleans_up() {
