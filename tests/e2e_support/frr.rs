@@ -56,6 +56,8 @@ pub(crate) fn config(title: &str, frr: Ipv4Addr, exa: Ipv4Addr) -> String {
          ! nothing learned here may ever reach a kernel routing table.\n\
          frr defaults traditional\n\
          hostname exaprobe-e2e\n\
+         ! Milliseconds in bgpd.log, to line it up with ExaBGP's and exaprobe's logs.\n\
+         log timestamp precision 3\n\
          !\n\
          ! bgp ebgp-requires-policy (RFC 8212) is on: explicit policies instead.\n\
          route-map IMPORT-ALL permit 10\n\
