@@ -1,5 +1,6 @@
 //! End-to-end tests: exaprobe run by a real ExaBGP (4.2.25 and 5.0.15) from a
-//! `process` stanza, announcing to a real BGP peer (BIRD 2, RIB-only, loopback).
+//! `process` stanza, announcing to a real BGP peer (BIRD 2, RIB-only, loopback;
+//! the core scenarios also against FRR's bgpd, RIB-only, loopback).
 //!
 //! The tests that need ExaBGP and BIRD are `#[ignore]`d; `scripts/test`
 //! installs both and runs them:
@@ -10,7 +11,10 @@
 //! ```
 //!
 //! Every scenario exists once per ExaBGP version, as `<scenario>::exabgp4` and
-//! `<scenario>::exabgp5`. Set `EXAPROBE_E2E_PROCESS=healthcheck` to run the
+//! `<scenario>::exabgp5` (against BIRD); the core ones (route follows the
+//! service, IPv6, attributes, down-metric, degraded, kill -9, shutdown) also as
+//! `<scenario>::frr_exabgp4` and `<scenario>::frr_exabgp5` (against FRR: filter
+//! `frr`). Set `EXAPROBE_E2E_PROCESS=healthcheck` to run the
 //! same scenarios against ExaBGP's bundled healthcheck (the reference exaprobe
 //! is a drop-in for). See `tests/e2e_support/mod.rs` for the harness.
 
@@ -21,9 +25,11 @@ use std::fs;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use std::net::{IpAddr, SocketAddr};
+
 use e2e_support::{
-    DOWN_BOUND, ExaOptions, Flavor, Harness, Route, V4_PREFIX, Version, exabgp_config, exaprobe_bin, parse_routes,
-    random_phase, run_line, secs,
+    DOWN_BOUND, ExaOptions, Flavor, Harness, Listener, Route, Router, SERVICE_PORT, V4_PREFIX, Version, exabgp_config,
+    exaprobe_bin, flavor_from_env, frr, parse_routes, random_phase, run_line, secs,
 };
 use nix::sys::signal::Signal;
 
@@ -51,10 +57,10 @@ fn fast_probe(svc: &str) -> Vec<&str> {
 }
 
 e2e! {
-    /// 1. The route is in BIRD while the service is up, leaves within the
+    /// 1. The route is in the peer's RIB while the service is up, leaves within the
     /// detection bound after the service stops, and comes back with it.
-    fn route_follows_service(v: Version) {
-        let mut h = Harness::new("route_follows_service", v);
+    fn route_follows_service(v: Version, router: Router) {
+        let mut h = Harness::with_router("route_follows_service", v, router);
         h.service_start();
         let svc = h.service_addr();
         let mut args = fast_probe(&svc);
@@ -63,8 +69,8 @@ e2e! {
 
         let (_, r) = h.wait_route_up(V4_PREFIX, secs(30.0), "announced");
         assert_eq!(r.med, Some(100), "up-metric: {r:?}");
-        let nh = h.exabgp_addr().to_string();
-        assert_eq!(r.next_hop.as_deref(), Some(nh.as_str()), "next-hop self: {r:?}");
+        let nh = h.default_next_hop();
+        assert_eq!(r.next_hop.as_deref(), Some(nh.as_str()), "next-hop self (FRR: the harness's): {r:?}");
 
         for cycle in 1..=3 {
             if cycle > 1 {
@@ -93,8 +99,8 @@ e2e! {
 e2e! {
     /// 2. An IPv6 prefix over the IPv4 BGP session, with `--next-hop6`
     /// (together with an IPv4 prefix using `next-hop self`).
-    fn ipv6_route_with_next_hop6(v: Version) {
-        let mut h = Harness::new("ipv6_route_with_next_hop6", v);
+    fn ipv6_route_with_next_hop6(v: Version, router: Router) {
+        let mut h = Harness::with_router("ipv6_route_with_next_hop6", v, router);
         h.service_start();
         let svc = h.service_addr();
         let mut args = fast_probe(&svc);
@@ -116,7 +122,7 @@ e2e! {
         );
         if !healthcheck {
             let (_, r4) = h.wait_route_up(V4_PREFIX, secs(10.0), "announced");
-            let nh = h.exabgp_addr().to_string();
+            let nh = h.default_next_hop();
             assert_eq!(r4.next_hop.as_deref(), Some(nh.as_str()), "{r4:?}");
             assert_eq!(r4.med, Some(100), "first prefix gets the up-metric: {r4:?}");
             assert_eq!(r6.med, Some(101), "second prefix gets up-metric + increase: {r6:?}");
@@ -140,8 +146,8 @@ e2e! {
 e2e! {
     /// 3. Without `--withdraw-on-down`, a dead service is announced with the
     /// down-metric (MED 1000), and gets MED 100 again when it recovers.
-    fn down_announces_down_metric(v: Version) {
-        let mut h = Harness::new("down_announces_down_metric", v);
+    fn down_announces_down_metric(v: Version, router: Router) {
+        let mut h = Harness::with_router("down_announces_down_metric", v, router);
         h.service_start();
         let svc = h.service_addr();
         let mut args = fast_probe(&svc);
@@ -167,8 +173,8 @@ e2e! {
     /// new instance finds the service down on its first probe and must
     /// withdraw the stale route at once (long interval, so the old instance
     /// could never have done it).
-    fn kill9_respawn_withdraws_stale_route(v: Version) {
-        let mut h = Harness::new("kill9_respawn_withdraws_stale_route", v);
+    fn kill9_respawn_withdraws_stale_route(v: Version, router: Router) {
+        let mut h = Harness::with_router("kill9_respawn_withdraws_stale_route", v, router);
         h.service_start();
         let svc = h.service_addr();
         let args = [
@@ -207,8 +213,8 @@ e2e! {
 e2e! {
     /// 5. SIGTERM to ExaBGP: exaprobe exits promptly, ExaBGP exits, and no
     /// process started for this test remains.
-    fn exabgp_shutdown_stops_exaprobe(v: Version) {
-        let mut h = Harness::new("exabgp_shutdown_stops_exaprobe", v);
+    fn exabgp_shutdown_stops_exaprobe(v: Version, router: Router) {
+        let mut h = Harness::with_router("exabgp_shutdown_stops_exaprobe", v, router);
         h.service_start();
         let svc = h.service_addr();
         let mut args = fast_probe(&svc);
@@ -255,10 +261,7 @@ e2e! {
         h.timing("SIGTERM to exaprobe -> route withdrawn", gone - term);
         let exited = poll_until(secs(5.0), || !probe.alive());
         assert!(exited.is_some(), "exaprobe still runs 5 s after SIGTERM");
-        assert!(
-            h.birdc(&["show", "protocols", "exa"]).contains("Established"),
-            "the BGP session should stay up"
-        );
+        assert!(h.session_established(), "the BGP session should stay up");
     }
 }
 
@@ -285,15 +288,17 @@ e2e! {
 
 e2e! {
     /// 8. `--community`, `--as-path` (values with spaces, double-quoted on
-    /// the run line) and `--next-hop` reach the peer.
-    fn attributes_reach_peer(v: Version) {
-        let mut h = Harness::new("attributes_reach_peer", v);
+    /// the run line) and `--next-hop` reach the peer; `--local-preference`
+    /// does not count on an eBGP session (RFC 4271 5.1.5: the receiver ignores
+    /// it), so the peer shows its default, 100 (FRR: no LOCAL_PREF at all).
+    fn attributes_reach_peer(v: Version, router: Router) {
+        let mut h = Harness::with_router("attributes_reach_peer", v, router);
         h.service_start();
         let svc = h.service_addr();
         let mut args = fast_probe(&svc);
         args.extend([
             "--ip", V4_PREFIX, "--community", "65000:1 65000:2", "--as-path", "65010 65020",
-            "--next-hop", "198.51.100.254", "--up-metric", "42",
+            "--next-hop", "198.51.100.254", "--up-metric", "42", "--local-preference", "200",
         ]);
         h.start_exabgp(&args, ExaOptions::default());
         let (_, r) = h.wait_route(V4_PREFIX, secs(30.0), "announced", |_| true);
@@ -304,6 +309,58 @@ e2e! {
         // ExaBGP sends the path as given: it does not put its own AS (65001)
         // in front when the API names an as-path (README: prepending).
         assert_eq!(path, "65010 65020", "as-path: {r:?}");
+        let default_pref = match router {
+            Router::Bird => Some(100),
+            Router::Frr => None,
+        };
+        assert_eq!(r.local_pref, default_pref, "eBGP: the speaker's local-pref must not count: {r:?}");
+    }
+}
+
+e2e! {
+    frr_only;
+    /// 8b. DEGRADED as FRR sees it (against BIRD: `e2e_ops`'s
+    /// `degraded_med_and_community`): while a soft check (`on-fail=degrade`)
+    /// fails, the route stays with the degraded MED and an added community,
+    /// and gets MED 100 without it back when the check recovers.
+    fn degraded_attributes(v: Version, router: Router) {
+        if flavor_from_env() == Flavor::Healthcheck {
+            eprintln!("degraded_attributes: skipped with EXAPROBE_E2E_PROCESS=healthcheck (an exaprobe feature)");
+            return;
+        }
+        let mut h = Harness::with_router("degraded_attributes", v, router);
+        h.service_start();
+        let hard = h.service_addr();
+        let mut soft = Listener::start(SocketAddr::new(IpAddr::V4(h.host_addr(4)), SERVICE_PORT));
+        let soft_spec = format!("{} on-fail=degrade", soft.addr());
+        let mut args = vec!["--tcp", &hard, "--tcp", &soft_spec];
+        args.extend(fast_probe(&hard).into_iter().skip(2));
+        args.extend([
+            "--ip", V4_PREFIX, "--withdraw-on-down", "--community", "65000:1", "--degraded-metric", "300",
+            "--degraded-community", "65000:666",
+        ]);
+        h.start_exabgp(&args, ExaOptions::default());
+        let (_, r) = h.wait_route_up(V4_PREFIX, secs(30.0), "announced");
+        assert_eq!(r.community.as_deref(), Some("(65000,1)"), "UP: the service's community only: {r:?}");
+
+        let stopped = soft.stop();
+        h.note("soft listener stopped");
+        let (at, r) = h.wait_for("MED 300 + (65000,666) (soft check down)", secs(20.0), |h| {
+            let r = h.route(V4_PREFIX);
+            assert!(r.is_some(), "{V4_PREFIX} left the RIB although the service is only degraded");
+            r.filter(|r| r.med == Some(300))
+        });
+        h.note(&format!("seen degraded: {r:?}"));
+        h.timing("soft check down -> MED 300 + 65000:666", at - stopped);
+        assert!(at - stopped <= secs(DOWN_BOUND), "DEGRADED took {:.3} s", (at - stopped).as_secs_f64());
+        assert_eq!(r.community.as_deref(), Some("(65000,1) (65000,666)"), "DEGRADED adds its community: {r:?}");
+        assert_eq!(r.next_hop.as_deref(), Some(h.default_next_hop().as_str()), "{r:?}");
+
+        let started = soft.restart();
+        h.note("soft listener back");
+        let (at, r) = h.wait_route(V4_PREFIX, secs(20.0), "MED 100 again", |r| r.med == Some(100));
+        h.timing("soft check back -> MED 100", at - started);
+        assert_eq!(r.community.as_deref(), Some("(65000,1)"), "UP again: the degraded community is gone: {r:?}");
     }
 }
 
@@ -374,9 +431,9 @@ e2e! {
         let mut h = Harness::new("neighbor_selector", v);
         h.service_start();
         let svc = h.service_addr();
-        let bird = h.bird_addr().to_string();
+        let peer = h.router_addr().to_string();
         let mut args = fast_probe(&svc);
-        args.extend(["--ip", V4_PREFIX, "--neighbor", &bird, "--withdraw-on-down"]);
+        args.extend(["--ip", V4_PREFIX, "--neighbor", &peer, "--withdraw-on-down"]);
         h.start_exabgp(&args, ExaOptions::default());
         h.wait_route_up(V4_PREFIX, secs(30.0), "announced via --neighbor");
         let stopped = h.service_stop();
@@ -444,6 +501,7 @@ fn parses_birdc_show_route_all() {
                 best: true,
                 next_hop: Some("127.66.1.2".into()),
                 med: Some(100),
+                local_pref: Some(100),
                 as_path: Some("65010 65020".into()),
                 community: Some("(65000,1) (65000,2)".into()),
             },
@@ -466,6 +524,98 @@ fn parses_birdc_show_route_all() {
         ]
     );
     assert!(parse_routes("BIRD 2.0.12 ready.\nNetwork not found\n").is_empty());
+}
+
+#[test]
+fn parses_frr_json_detail() {
+    // FRR 8.4.4: `show bgp ipv4 unicast json detail` then the ipv6 one, as run
+    // by the harness (two JSON documents), trimmed to the fields that matter.
+    let text = r#"{
+ "vrfId": 0, "routerId": "127.77.1.1", "defaultLocPrf": 100, "localAS": 65000,
+ "routes": { "198.51.100.2/32": [{"prefix":"198.51.100.2/32","version":2,"advertisedTo":{"127.77.1.2":{}}},
+   {"aspath":{"string":"65010 65020","segments":[{"type":"as-sequence","list":[65010,65020]}],"length":2},
+    "origin":"IGP","metric":42,"valid":true,"version":2,
+    "bestpath":{"overall":true,"selectionReason":"First path received"},
+    "community":{"string":"65000:1 graceful-shutdown","list":["65000:1","graceful-shutdown"]},
+    "nexthops":[{"ip":"198.51.100.254","afi":"ipv4","metric":0,"accessible":true,"used":true}],
+    "peer":{"peerId":"127.77.1.2","routerId":"127.77.1.2","type":"external"}}]
+ }  }
+{
+ "vrfId": 0, "routerId": "127.77.1.1", "defaultLocPrf": 100, "localAS": 65000,
+ "routes": { "2001:db8:0:1::1/128": [{"prefix":"2001:db8:0:1::1/128","version":1},
+   {"aspath":{"string":"65001"},"metric":101,"localpref":100,"bestpath":{"overall":true},
+    "nexthops":[{"ip":"2001:db8:ffff::1","afi":"ipv6","scope":"global","used":true}],
+    "peer":{"peerId":"127.77.1.2"}},
+   {"aspath":{"string":"65001"},"metric":200,
+    "nexthops":[{"ip":"2001:db8:ffff::2","afi":"ipv6","scope":"global"},{"ip":"fe80::1","afi":"ipv6","scope":"link-local"}],
+    "peer":{"peerId":"127.77.1.3"}}]
+ }  }
+"#;
+    let routes = frr::parse_routes(text).expect("FRR JSON");
+    assert_eq!(
+        routes,
+        vec![
+            Route {
+                prefix: "198.51.100.2/32".into(),
+                protocol: "127.77.1.2".into(),
+                best: true,
+                next_hop: Some("198.51.100.254".into()),
+                med: Some(42),
+                local_pref: None,
+                as_path: Some("65010 65020".into()),
+                community: Some("(65000,1) (65535,0)".into()),
+            },
+            Route {
+                prefix: "2001:db8:0:1::1/128".into(),
+                protocol: "127.77.1.2".into(),
+                best: true,
+                next_hop: Some("2001:db8:ffff::1".into()),
+                med: Some(101),
+                local_pref: Some(100),
+                as_path: Some("65001".into()),
+                community: None,
+            },
+            Route {
+                prefix: "2001:db8:0:1::1/128".into(),
+                protocol: "127.77.1.3".into(),
+                best: false,
+                next_hop: Some("2001:db8:ffff::2 fe80::1".into()),
+                med: Some(200),
+                local_pref: None,
+                as_path: Some("65001".into()),
+                community: None,
+            },
+        ]
+    );
+    let empty = "{\n \"vrfId\": 0,\n \"routes\": {  }  } \n{\n \"vrfId\": 0,\n \"routes\": {  }  } \n";
+    assert_eq!(frr::parse_routes(empty), Ok(Vec::new()));
+    assert!(frr::parse_routes("% Unknown command: show bgp\n").is_err());
+    let neighbor = r#"{"127.77.1.2":{"remoteAs":65001,"bgpState":"Established","bgpTimerUpMsec":1200}}"#;
+    assert!(frr::is_established(neighbor, "127.77.1.2".parse().expect("ip")));
+    assert!(!frr::is_established(&neighbor.replace("Established", "Active"), "127.77.1.2".parse().expect("ip")));
+}
+
+#[test]
+fn frr_config_is_rib_only_and_loopback_bound() {
+    let conf = frr::config("t", "127.1.2.1".parse().expect("ip"), "127.1.2.2".parse().expect("ip"));
+    for needle in [
+        "router bgp 65000",
+        "bgp router-id 127.1.2.1",
+        "neighbor 127.1.2.2 remote-as 65001",
+        "neighbor 127.1.2.2 passive",
+        "neighbor 127.1.2.2 route-map IMPORT-ALL in",
+        "neighbor 127.1.2.2 route-map EXPORT-NONE out",
+        "address-family ipv6 unicast",
+    ] {
+        assert!(conf.contains(needle), "missing {needle:?} in:\n{conf}");
+    }
+    // Nothing that would make bgpd listen elsewhere or talk to zebra.
+    for banned in ["192.0.2.", "fd00:", "zebra", "redistribute", "network "] {
+        assert!(
+            !conf.lines().filter(|l| !l.trim_start().starts_with('!')).any(|l| l.contains(banned)),
+            "{banned:?} in:\n{conf}"
+        );
+    }
 }
 
 #[test]

@@ -1,13 +1,14 @@
-//! Harness for the end-to-end tests: a real BGP peer (BIRD 2, RIB-only), a real
-//! ExaBGP (4.2 or 5.0) whose `process` stanza runs exaprobe, and a loopback TCP
-//! service that a test can stop and start again.
+//! Harness for the end-to-end tests: a real BGP peer (BIRD 2 or FRR's bgpd,
+//! RIB-only: see [`Router`]), a real ExaBGP (4.2 or 5.0) whose `process` stanza
+//! runs exaprobe, and a loopback TCP service that a test can stop and start again.
 //!
 //! Safety rules this harness keeps (the development hosts use 192.0.2.0/24 and
 //! fd00::/64 for their own network):
 //! - nothing is configured on the host: every address is in 127.0.0.0/8, which
-//!   Linux answers on `lo` without any setup; BIRD has no `protocol kernel`, so
-//!   no route ever reaches a kernel table; route payloads are 198.51.100.0/24 and
-//!   2001:db8::/32 only; `--no-ip-setup` is always passed;
+//!   Linux answers on `lo` without any setup; BIRD has no `protocol kernel` and
+//!   FRR's bgpd runs without zebra and with `bgp no-rib`, so no route ever
+//!   reaches a kernel table (checked each time a route is seen); route payloads
+//!   are 198.51.100.0/24 and 2001:db8::/32 only; `--no-ip-setup` is always passed;
 //! - every process is started here and stopped by its recorded PID, after
 //!   checking `/proc/PID/cmdline` (and its start time), never by name;
 //! - each harness gets its own /24 inside 127.0.0.0/8 and its own run directory,
@@ -22,8 +23,54 @@
 //! - `EXAPROBE_E2E_KEEP=1`: keep run directories (they are always kept, and
 //!   their logs printed, when a test fails).
 
-/// Declares a scenario `fn name(v: Version)` and its two tests, one per ExaBGP version.
+/// Declares a scenario and its tests, one per ExaBGP version (and router):
+/// - `fn name(v: Version)`: against BIRD, tests `name::exabgp4` and `name::exabgp5`;
+/// - `fn name(v: Version, r: Router)`: against BIRD as above, and against FRR as
+///   `name::frr_exabgp4` and `name::frr_exabgp5`;
+/// - `frr_only; fn name(v: Version, r: Router)`: the FRR tests only (for what
+///   another BIRD scenario already covers).
 macro_rules! e2e {
+    (@frr $name:ident) => {
+        #[test]
+        #[ignore = "needs ExaBGP and FRR: run scripts/test"]
+        fn frr_exabgp4() {
+            super::$name(super::Version::V4, super::Router::Frr)
+        }
+
+        #[test]
+        #[ignore = "needs ExaBGP and FRR: run scripts/test"]
+        fn frr_exabgp5() {
+            super::$name(super::Version::V5, super::Router::Frr)
+        }
+    };
+    ($(#[doc = $doc:literal])* fn $name:ident($v:ident: Version, $r:ident: Router) $body:block) => {
+        $(#[doc = $doc])*
+        fn $name($v: Version, $r: Router) $body
+
+        mod $name {
+            #[test]
+            #[ignore = "needs ExaBGP and BIRD: run scripts/test"]
+            fn exabgp4() {
+                super::$name(super::Version::V4, super::Router::Bird)
+            }
+
+            #[test]
+            #[ignore = "needs ExaBGP and BIRD: run scripts/test"]
+            fn exabgp5() {
+                super::$name(super::Version::V5, super::Router::Bird)
+            }
+
+            e2e!(@frr $name);
+        }
+    };
+    (frr_only; $(#[doc = $doc:literal])* fn $name:ident($v:ident: Version, $r:ident: Router) $body:block) => {
+        $(#[doc = $doc])*
+        fn $name($v: Version, $r: Router) $body
+
+        mod $name {
+            e2e!(@frr $name);
+        }
+    };
     ($(#[doc = $doc:literal])* fn $name:ident($v:ident: Version) $body:block) => {
         $(#[doc = $doc])*
         fn $name($v: Version) $body
@@ -66,11 +113,33 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-/// BIRD's BGP port (above 1024, away from other BGP tests on the host).
+pub(crate) mod frr;
+
+/// The BGP peer ExaBGP announces to. Both are RIB-only and listen only on the
+/// harness's own loopback address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Router {
+    /// BIRD 2, read with `birdc show route all`.
+    Bird,
+    /// FRR's bgpd alone (no zebra), read with vtysh's JSON (see [`frr`]).
+    Frr,
+}
+
+impl Router {
+    /// Short label used in messages and timing lines.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Router::Bird => "bird",
+            Router::Frr => "frr",
+        }
+    }
+}
+
+/// The peer's BGP port (above 1024, away from other BGP tests on the host).
 pub(crate) const BGP_PORT: u16 = 17901;
 /// Port of the loopback test service.
 pub(crate) const SERVICE_PORT: u16 = 18080;
-/// How often BIRD's RIB is polled.
+/// How often the peer's RIB is polled.
 const POLL: Duration = Duration::from_millis(20);
 /// Name of the environment variable that marks every process of one harness.
 const MARKER_VAR: &str = "EXAPROBE_E2E_RUN";
@@ -187,12 +256,13 @@ impl Default for ExaOptions {
     }
 }
 
-/// One path of one prefix in BIRD's RIB, from `birdc show route all`.
+/// One path of one prefix in the peer's RIB: from `birdc show route all`, or
+/// from FRR's JSON, in the same (BIRD's) notation.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Route {
     /// The prefix, as BIRD prints it (`198.51.100.1/32`).
     pub(crate) prefix: String,
-    /// The protocol that supplied the path (`exa`).
+    /// The protocol that supplied the path (`exa`; FRR: the peer's address).
     pub(crate) protocol: String,
     /// Whether this is the best path (`*`).
     pub(crate) best: bool,
@@ -200,9 +270,12 @@ pub(crate) struct Route {
     pub(crate) next_hop: Option<String>,
     /// `BGP.med`.
     pub(crate) med: Option<u32>,
+    /// `BGP.local_pref` (FRR: `localpref`, absent on eBGP paths).
+    pub(crate) local_pref: Option<u32>,
     /// `BGP.as_path`.
     pub(crate) as_path: Option<String>,
-    /// `BGP.community`, as BIRD prints it (`(65000,1) (65000,2)`).
+    /// `BGP.community`, as BIRD prints it (`(65000,1) (65000,2)`; FRR's
+    /// `65000:1 65000:2` is rewritten to that form).
     pub(crate) community: Option<String>,
 }
 
@@ -251,6 +324,7 @@ pub(crate) fn parse_routes(text: &str) -> Vec<Route> {
             match key {
                 "next_hop" => route.next_hop = Some(value),
                 "med" => route.med = value.parse().ok(),
+                "local_pref" => route.local_pref = value.parse().ok(),
                 "as_path" => route.as_path = Some(value),
                 "community" => route.community = Some(value),
                 _ => {}
@@ -351,7 +425,7 @@ pub(crate) fn find_program(name: &str) -> Option<PathBuf> {
         .find(|p| is_executable(p))
 }
 
-/// A /24 of its own inside 127.0.0.0/8: `.1` BIRD, `.2` ExaBGP, `.3` the service.
+/// A /24 of its own inside 127.0.0.0/8: `.1` the peer (BIRD or FRR), `.2` ExaBGP, `.3` the service.
 #[derive(Clone, Copy, Debug)]
 struct Net {
     a: u8,
@@ -366,7 +440,7 @@ impl Net {
     }
 
     /// Picks a /24 derived from our PID (so concurrent test runs differ) and a
-    /// per-process counter, and checks that BIRD's and the service's sockets
+    /// per-process counter, and checks that the peer's and the service's sockets
     /// are free there.
     fn allocate() -> Net {
         let a = u8::try_from(64 + std::process::id() % 160).unwrap_or(64);
@@ -422,10 +496,11 @@ impl Service {
     }
 }
 
-/// One end-to-end environment: run directory, BIRD, ExaBGP with exaprobe, service.
+/// One end-to-end environment: run directory, the peer, ExaBGP with exaprobe, service.
 pub(crate) struct Harness {
     test: String,
     version: Version,
+    router: Router,
     flavor: Flavor,
     exabgp_bin: PathBuf,
     dir: Option<tempfile::TempDir>,
@@ -433,7 +508,8 @@ pub(crate) struct Harness {
     net: Net,
     t0: Instant,
     events: Vec<String>,
-    bird: Option<Child>,
+    /// The peer's process (BIRD or bgpd).
+    peer: Option<Child>,
     exabgp: Option<Child>,
     service: Option<Service>,
 }
@@ -442,13 +518,30 @@ impl Harness {
     /// Creates the run directory and starts BIRD. Panics with a clear message
     /// when ExaBGP or BIRD is missing.
     pub(crate) fn new(test: &str, version: Version) -> Harness {
+        Harness::with_router(test, version, Router::Bird)
+    }
+
+    /// Creates the run directory and starts `router`. Panics with a clear
+    /// message when ExaBGP or the router is missing.
+    pub(crate) fn with_router(test: &str, version: Version, router: Router) -> Harness {
         let exabgp_bin = version.exabgp();
-        for program in ["bird", "birdc"] {
-            assert!(
-                find_program(program).is_some(),
-                "`{program}` not found: the end-to-end tests need BIRD 2 \
-                 (apt-get install bird2, or run scripts/test)"
-            );
+        match router {
+            Router::Bird => {
+                for program in ["bird", "birdc"] {
+                    assert!(
+                        find_program(program).is_some(),
+                        "`{program}` not found: the end-to-end tests need BIRD 2 \
+                         (apt-get install bird2, or run scripts/test)"
+                    );
+                }
+            }
+            Router::Frr => {
+                assert!(
+                    frr::bgpd().is_some() && frr::vtysh().is_some(),
+                    "FRR's bgpd (/usr/lib/frr/bgpd) or vtysh not found: the FRR end-to-end tests \
+                     need FRR (apt-get install frr, or run scripts/test)"
+                );
+            }
         }
         let flavor = Flavor::from_env();
         if flavor == Flavor::Exaprobe {
@@ -459,6 +552,7 @@ impl Harness {
         let mut h = Harness {
             test: test.to_owned(),
             version,
+            router,
             flavor,
             exabgp_bin,
             dir: Some(dir),
@@ -466,20 +560,24 @@ impl Harness {
             net: Net::allocate(),
             t0: Instant::now(),
             events: Vec::new(),
-            bird: None,
+            peer: None,
             exabgp: None,
             service: None,
         };
         h.note(&format!(
-            "{} {} ({:?}), run dir {}, net 127.{}.{}.0/24",
+            "{} {} {} ({:?}), run dir {}, net 127.{}.{}.0/24",
             version.label(),
+            router.label(),
             test,
             flavor,
             h.run.display(),
             h.net.a,
             h.net.b
         ));
-        h.start_bird();
+        match router {
+            Router::Bird => h.start_bird(),
+            Router::Frr => h.start_frr(),
+        }
         h
     }
 
@@ -493,13 +591,23 @@ impl Harness {
         self.net.addr(2)
     }
 
+    /// The next hop the peer shows for an IPv4 route whose scenario names
+    /// none: `next-hop self` (ExaBGP's address) with BIRD; with FRR, which
+    /// refuses 127/8 next hops, the one the harness passes ([`frr::NEXT_HOP`]).
+    pub(crate) fn default_next_hop(&self) -> String {
+        match self.router {
+            Router::Bird => self.exabgp_addr().to_string(),
+            Router::Frr => frr::NEXT_HOP.to_owned(),
+        }
+    }
+
     /// The service's `IP:PORT`.
     pub(crate) fn service_addr(&self) -> String {
         format!("{}:{SERVICE_PORT}", self.net.addr(3))
     }
 
-    /// BIRD's address (the neighbor of ExaBGP).
-    pub(crate) fn bird_addr(&self) -> Ipv4Addr {
+    /// The peer's address (the neighbor of ExaBGP).
+    pub(crate) fn router_addr(&self) -> Ipv4Addr {
         self.net.addr(1)
     }
 
@@ -517,8 +625,9 @@ impl Harness {
     /// Records a measured delay (stderr, and `EXAPROBE_E2E_TIMINGS` if set).
     pub(crate) fn timing(&mut self, what: &str, d: Duration) {
         let line = format!(
-            "{:<11} {:<9} {:<44} {what}: {:.3} s",
+            "{:<11} {:<5} {:<9} {:<44} {what}: {:.3} s",
             self.version.label(),
+            self.router.label(),
             format!("{:?}", self.flavor).to_lowercase(),
             self.test,
             d.as_secs_f64()
@@ -591,7 +700,7 @@ impl Harness {
             .spawn()
             .expect("start bird");
         self.note(&format!("BIRD started, pid {}", child.id()));
-        self.bird = Some(child);
+        self.peer = Some(child);
         self.wait_for("BIRD's control socket", secs(20.0), |h| {
             h.birdc_try(&["show", "status"]).ok().filter(|out| out.contains("ready"))
         });
@@ -622,12 +731,109 @@ impl Harness {
         self.birdc_try(args).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// Every path in BIRD's RIB.
-    pub(crate) fn routes(&self) -> Vec<Route> {
-        parse_routes(&self.birdc(&["show", "route", "all"]))
+    // ----------------------------------------------------------------- FRR
+
+    fn frr_conf(&self) -> PathBuf {
+        self.run.join("bgpd.conf")
     }
 
-    /// The best path for `prefix`, if BIRD has one.
+    fn start_frr(&mut self) {
+        let (frr, exa) = (self.net.addr(1), self.net.addr(2));
+        let title = format!("{} ({})", self.test, self.version.label());
+        fs::write(self.frr_conf(), frr::config(&title, frr, exa)).expect("write bgpd.conf");
+        let bgpd = frr::bgpd().expect("FRR's bgpd");
+        let child = Command::new(bgpd)
+            .arg("-f")
+            .arg(self.frr_conf())
+            .arg("-i")
+            .arg(self.run.join("bgpd.pid"))
+            .arg("--vty_socket")
+            .arg(&self.run)
+            // RIB only: no zebra at all, and no routes handed to it.
+            .args(["-Z", "-n"])
+            // Listen on this harness's address and port only; no vty TCP port.
+            .arg("-l")
+            .arg(frr.to_string())
+            .arg("-p")
+            .arg(BGP_PORT.to_string())
+            .args(["-P", "0"])
+            // Stay root (the run directory is 0700), log to stdout (bgpd.log).
+            .args(["-S", "--log", "stdout"])
+            .current_dir(&self.run)
+            .stdin(Stdio::null())
+            .stdout(self.log_file("bgpd.log"))
+            .stderr(self.log_file("bgpd.log"))
+            .spawn()
+            .expect("start bgpd");
+        self.note(&format!("bgpd started, pid {}", child.id()));
+        self.peer = Some(child);
+        let (_, config) =
+            self.wait_for("bgpd's vty socket", secs(20.0), |h| h.vtysh_try(&["show running-config"]).ok());
+        // `-n` shows as `bgp no-rib`: bgpd itself says it keeps routes to its RIB.
+        assert!(config.contains("bgp no-rib"), "bgpd should run with bgp no-rib:\n{config}");
+    }
+
+    fn vtysh_try(&self, commands: &[&str]) -> Result<String, String> {
+        let vtysh = frr::vtysh().ok_or("vtysh not found")?;
+        let mut cmd = Command::new(vtysh);
+        cmd.arg("--vty_socket").arg(&self.run).args(["-d", "bgpd"]);
+        for c in commands {
+            cmd.arg("-c").arg(c);
+        }
+        let out = cmd.stdin(Stdio::null()).output().map_err(|e| format!("cannot run vtysh: {e}"))?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !out.status.success() {
+            return Err(format!(
+                "vtysh {commands:?} failed ({}): {text}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(text)
+    }
+
+    /// Runs vtysh commands on this harness's bgpd.
+    pub(crate) fn vtysh(&self, commands: &[&str]) -> String {
+        self.vtysh_try(commands).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    // ------------------------------------------------------------ the peer
+
+    /// Every path in the peer's RIB.
+    pub(crate) fn routes(&self) -> Vec<Route> {
+        match self.router {
+            Router::Bird => parse_routes(&self.birdc(&["show", "route", "all"])),
+            Router::Frr => {
+                let text = self.vtysh(&["show bgp ipv4 unicast json detail", "show bgp ipv6 unicast json detail"]);
+                frr::parse_routes(&text).unwrap_or_else(|e| panic!("{e}"))
+            }
+        }
+    }
+
+    /// Whether the BGP session with ExaBGP is Established (as the peer sees it).
+    pub(crate) fn session_established(&self) -> bool {
+        match self.router {
+            Router::Bird => self.birdc(&["show", "protocols", "exa"]).contains("Established"),
+            Router::Frr => {
+                let neighbor = self.exabgp_addr();
+                frr::is_established(&self.vtysh(&[&format!("show bgp neighbors {neighbor} json")]), neighbor)
+            }
+        }
+    }
+
+    /// Panics if a route of `prefix`'s payload range is in any kernel table:
+    /// the peers are RIB-only, this checks it.
+    fn assert_not_in_kernel(&self, prefix: &str) {
+        let root = if prefix.contains(':') { "2001:db8::/32" } else { "198.51.100.0/24" };
+        let found = frr::kernel_routes(root).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            found.trim().is_empty(),
+            "{} is RIB-only, yet the kernel has routes in {root}:\n{found}",
+            self.router.label()
+        );
+    }
+
+    /// The best path for `prefix`, if the peer has one.
     pub(crate) fn route(&self, prefix: &str) -> Option<Route> {
         self.routes().into_iter().find(|r| r.prefix == prefix && r.best)
     }
@@ -663,7 +869,7 @@ impl Harness {
         }
     }
 
-    /// Waits until BIRD's best path for `prefix` satisfies `pred`.
+    /// Waits until the peer's best path for `prefix` satisfies `pred`.
     pub(crate) fn wait_route(
         &mut self,
         prefix: &str,
@@ -674,10 +880,11 @@ impl Harness {
         let label = format!("{prefix}: {what}");
         let found = self.wait_for(&label, timeout, |h| h.route(prefix).filter(|r| pred(r)));
         self.note(&format!("seen {label}: {:?}", found.1));
+        self.assert_not_in_kernel(prefix);
         found
     }
 
-    /// Waits until BIRD has a best path for `prefix`, and checks that it
+    /// Waits until the peer has a best path for `prefix`, and checks that it
     /// carries the default up-metric (MED 100).
     pub(crate) fn wait_route_up(&mut self, prefix: &str, timeout: Duration, what: &str) -> (Instant, Route) {
         let found = self.wait_route(prefix, timeout, what, |_| true);
@@ -690,7 +897,7 @@ impl Harness {
         found
     }
 
-    /// Waits until BIRD has no path at all for `prefix`.
+    /// Waits until the peer has no path at all for `prefix`.
     pub(crate) fn wait_route_gone(&mut self, prefix: &str, timeout: Duration) -> Instant {
         let label = format!("{prefix} to be withdrawn");
         let (at, ()) =
@@ -727,6 +934,10 @@ impl Harness {
         // drop-in), and vital for the healthcheck (no address setup on `lo`).
         let mut args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
         args.extend(["--no-ip-setup", "--no-syslog"].map(String::from));
+        if self.router == Router::Frr && !args.iter().any(|a| a == "--next-hop") {
+            // FRR resets the session on a 127/8 NEXT_HOP (`next-hop self` here).
+            args.extend(["--next-hop", frr::NEXT_HOP].map(String::from));
+        }
         match self.flavor {
             Flavor::Exaprobe => {
                 let mut argv = vec![exaprobe_bin().display().to_string()];
@@ -759,8 +970,8 @@ impl Harness {
     }
 
     /// Writes the ExaBGP config (process stanza running exaprobe with `args`,
-    /// one neighbor: this harness's BIRD), starts ExaBGP and waits until BIRD
-    /// shows the session Established.
+    /// one neighbor: this harness's peer), starts ExaBGP and waits until the
+    /// peer shows the session Established.
     pub(crate) fn start_exabgp(&mut self, args: &[&str], opts: ExaOptions) {
         assert!(self.exabgp.is_none(), "ExaBGP already running");
         let argv = self.process_argv(args);
@@ -790,9 +1001,8 @@ impl Harness {
             .expect("start ExaBGP");
         self.note(&format!("ExaBGP started, pid {}, process: {}", child.id(), run_line(&argv)));
         self.exabgp = Some(child);
-        let (at, ()) = self.wait_for("the BGP session to be Established", secs(40.0), |h| {
-            h.birdc(&["show", "protocols", "exa"]).contains("Established").then_some(())
-        });
+        let (at, ()) =
+            self.wait_for("the BGP session to be Established", secs(40.0), |h| h.session_established().then_some(()));
         self.note("BGP session Established");
         self.timing("ExaBGP start -> Established", at - started);
     }
@@ -867,17 +1077,17 @@ impl Harness {
         }
     }
 
-    /// Processes (other than BIRD and this test) that carry this harness's
+    /// Processes (other than the peer and this test) that carry this harness's
     /// marker: the run directory in their command line, or the marker
     /// variable in their environment (everything ExaBGP starts inherits it).
     pub(crate) fn marked_processes(&self) -> Vec<(u32, Vec<String>)> {
-        let bird = self.bird.as_ref().map(Child::id);
+        let peer = self.peer.as_ref().map(Child::id);
         let me = std::process::id();
         let dir = format!("{}/", self.run.display());
         let marker = format!("{MARKER_VAR}={}", self.run.display());
         all_pids()
             .into_iter()
-            .filter(|pid| Some(*pid) != bird && *pid != me)
+            .filter(|pid| Some(*pid) != peer && *pid != me)
             .filter(|pid| stat(*pid).is_some_and(|s| s.state != 'Z' && s.state != 'X'))
             .filter_map(|pid| {
                 let argv = cmdline(pid);
@@ -897,8 +1107,9 @@ impl Harness {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "\n======== e2e failure: {} {} ({:?}); run dir kept: {}",
+            "\n======== e2e failure: {} {} {} ({:?}); run dir kept: {}",
             self.version.label(),
+            self.router.label(),
             self.test,
             self.flavor,
             self.run.display()
@@ -907,11 +1118,23 @@ impl Harness {
         for e in &self.events {
             let _ = writeln!(out, "{e}");
         }
-        for cmd in [&["show", "protocols", "all", "exa"][..], &["show", "route", "all"][..]] {
-            let _ = writeln!(out, "---- birdc {}", cmd.join(" "));
-            let _ = writeln!(out, "{}", self.birdc_try(cmd).unwrap_or_else(|e| e));
-        }
-        for (name, lines) in [("exabgp.conf", 100), ("exabgp.log", 250), ("bird.log", 60)] {
+        let peer_log = match self.router {
+            Router::Bird => {
+                for cmd in [&["show", "protocols", "all", "exa"][..], &["show", "route", "all"][..]] {
+                    let _ = writeln!(out, "---- birdc {}", cmd.join(" "));
+                    let _ = writeln!(out, "{}", self.birdc_try(cmd).unwrap_or_else(|e| e));
+                }
+                "bird.log"
+            }
+            Router::Frr => {
+                for cmd in ["show bgp summary", "show bgp ipv4 unicast detail", "show bgp ipv6 unicast detail"] {
+                    let _ = writeln!(out, "---- vtysh -c '{cmd}'");
+                    let _ = writeln!(out, "{}", self.vtysh_try(&[cmd]).unwrap_or_else(|e| e));
+                }
+                "bgpd.log"
+            }
+        };
+        for (name, lines) in [("exabgp.conf", 100), ("exabgp.log", 250), (peer_log, 60)] {
             let text = fs::read_to_string(self.run.join(name)).unwrap_or_default();
             let all: Vec<&str> = text.lines().collect();
             let from = all.len().saturating_sub(lines);
@@ -979,9 +1202,19 @@ impl Drop for Harness {
         while seen.iter().any(|pid| stat(*pid).is_some_and(|s| s.state != 'Z')) && start.elapsed() < secs(5.0) {
             thread::sleep(POLL);
         }
-        if let Some(mut bird) = self.bird.take() {
-            let ctl = self.bird_ctl().display().to_string();
-            Self::stop_child(&mut bird, &ctl, secs(5.0));
+        if let Some(mut peer) = self.peer.take() {
+            let pid = peer.id();
+            // The command line names the run directory's control socket / config.
+            let mark = match self.router {
+                Router::Bird => self.bird_ctl(),
+                Router::Frr => self.frr_conf(),
+            };
+            Self::stop_child(&mut peer, &mark.display().to_string(), secs(5.0));
+            if self.router == Router::Frr {
+                // bgpd keeps crash-log buffers in /var/tmp/frr/bgpd.PID and removes
+                // them on a clean exit; not after a SIGKILL.
+                let _ = fs::remove_dir_all(format!("/var/tmp/frr/bgpd.{pid}"));
+            }
         }
         if let Some(dir) = self.dir.take()
             && (failed || std::env::var_os("EXAPROBE_E2E_KEEP").is_some())
@@ -1198,8 +1431,9 @@ impl Harness {
     /// [`Harness::timing`]: on stderr and in `EXAPROBE_E2E_TIMINGS`.
     pub(crate) fn figure(&mut self, what: &str, value: &str) {
         let line = format!(
-            "{:<11} {:<9} {:<44} {what}: {value}",
+            "{:<11} {:<5} {:<9} {:<44} {what}: {value}",
             self.version.label(),
+            self.router.label(),
             format!("{:?}", self.flavor).to_lowercase(),
             self.test,
         );
