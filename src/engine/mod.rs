@@ -27,6 +27,7 @@
 
 pub mod core;
 pub mod events;
+pub mod inbox;
 pub mod poller;
 pub mod pool;
 pub mod routes;
@@ -34,9 +35,9 @@ pub mod timers;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::sync::PoisonError;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -45,6 +46,7 @@ use nix::sys::signal::Signal;
 
 pub use self::core::Stop;
 use self::core::{Core, Effects};
+use self::inbox::Inbox;
 use self::poller::Poller;
 use self::pool::Pool;
 use crate::exabgp::{AckMode, Incoming, Writer};
@@ -71,8 +73,8 @@ pub enum Event {
     },
     /// Connect probes finished (one epoll round of the poller).
     Connects(Vec<poller::Done>),
-    /// ExaBGP wrote a line.
-    Stdin(Incoming),
+    /// ExaBGP wrote lines: they wait in the inbox.
+    StdinReady,
     /// ExaBGP closed our stdin: it is gone.
     StdinClosed,
     /// A signal arrived.
@@ -163,14 +165,19 @@ pub fn start(
     crate::ops::signals::spawn(move |sig| {
         let _ = sig_tx.send(Event::Signal(sig));
     })?;
+    let inbox = Arc::new(Inbox::default());
     if opts.read_stdin {
         let stdin_tx = tx.clone();
+        let theirs = Arc::clone(&inbox);
         thread::Builder::new().name("stdin".into()).spawn(move || {
             crate::exabgp::read_lines(io::stdin().lock(), |line| {
-                let _ = stdin_tx.send(match line {
-                    Some(l) => Event::Stdin(l),
-                    None => Event::StdinClosed,
-                });
+                let wake = match line {
+                    Some(l) => theirs.push(l).then_some(Event::StdinReady),
+                    None => Some(Event::StdinClosed),
+                };
+                if let Some(e) = wake {
+                    let _ = stdin_tx.send(e);
+                }
             });
         })?;
     }
@@ -183,6 +190,7 @@ pub fn start(
     let mut engine = Engine {
         core: Core::new(writer, services, now),
         events: rx,
+        inbox,
         pool,
         poller,
         children,
@@ -207,6 +215,7 @@ pub fn start(
 pub struct Engine<W: Write> {
     core: Core<W>,
     events: Receiver<Event>,
+    inbox: Arc<Inbox>,
     pool: Pool,
     poller: Poller,
     children: Children,
@@ -302,9 +311,11 @@ impl<W: Write> Engine<W> {
                     self.core.probe_done(d.round, d.check, d.outcome, d.elapsed, now, &mut fx)?;
                 }
             }
-            Event::Stdin(line) => {
-                if let Some(stop) = self.core.stdin(line, now)? {
-                    return Ok(Some(stop));
+            Event::StdinReady => {
+                for line in self.inbox.take() {
+                    if let Some(stop) = self.core.stdin(line, now)? {
+                        return Ok(Some(stop));
+                    }
                 }
             }
             Event::StdinClosed => {
@@ -432,9 +443,17 @@ impl<W: Write> Engine<W> {
             }
             let wake = self.core.writer().deadline().map_or(until, |d| d.min(until));
             match self.events.recv_timeout(wake.saturating_duration_since(now)) {
-                Ok(Event::Stdin(Incoming::Done)) => self.core.writer().on_ack(true, Instant::now())?,
-                Ok(Event::Stdin(Incoming::Error)) => self.core.writer().on_ack(false, Instant::now())?,
-                Ok(Event::StdinClosed | Event::Stdin(Incoming::Shutdown)) => return Ok(false),
+                Ok(Event::StdinReady) => {
+                    for line in self.inbox.take() {
+                        match line {
+                            Incoming::Done => self.core.writer().on_ack(true, Instant::now())?,
+                            Incoming::Error => self.core.writer().on_ack(false, Instant::now())?,
+                            Incoming::Shutdown => return Ok(false),
+                            _ => {}
+                        }
+                    }
+                }
+                Ok(Event::StdinClosed) => return Ok(false),
                 // A second SIGTERM or SIGINT cuts a drain short.
                 Ok(Event::Signal(sig)) if sig != Signal::SIGHUP => break,
                 Ok(_) | Err(RecvTimeoutError::Timeout) => {}

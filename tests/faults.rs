@@ -1,0 +1,319 @@
+//! Fault injection against the real binary: each test is one way the
+//! promises broke before (issue 9), run as a hostile operator, a
+//! misbehaving ExaBGP or a flood would, and asserting that the promise now
+//! holds. Waits are bounded polls; figures live in the benchmarks.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const EXE: &str = env!("CARGO_BIN_EXE_exaprobe");
+const WAIT: Duration = Duration::from_secs(15);
+
+/// exaprobe under a fake ExaBGP: stdin and stdout are pipes.
+struct Exaprobe {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Receiver<String>,
+    stderr: Receiver<String>,
+    seen: Vec<String>,
+}
+
+fn lines(r: impl Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(r).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+impl Exaprobe {
+    fn start(args: &[&str]) -> Exaprobe {
+        let mut child = Command::new(EXE)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start exaprobe");
+        let stdout = lines(child.stdout.take().unwrap());
+        let stderr = lines(child.stderr.take().unwrap());
+        Exaprobe { stdin: child.stdin.take(), child, stdout, stderr, seen: Vec::new() }
+    }
+
+    fn line(&mut self) -> String {
+        match self.stdout.recv_timeout(WAIT) {
+            Ok(l) => l,
+            Err(_) => panic!("no stdout line within {WAIT:?}; stderr:\n{}", self.stderr_text()),
+        }
+    }
+
+    /// Lines until one contains `needle`; all of them, that one last.
+    fn lines_until(&mut self, needle: &str) -> Vec<String> {
+        let mut got = Vec::new();
+        loop {
+            let l = self.line();
+            let done = l.contains(needle);
+            got.push(l);
+            if done {
+                return got;
+            }
+        }
+    }
+
+    fn send(&mut self, s: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin.write_all(format!("{s}\n").as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    fn stderr_text(&mut self) -> String {
+        while let Ok(l) = self.stderr.try_recv() {
+            self.seen.push(l);
+        }
+        self.seen.join("\n")
+    }
+
+    fn wait_stderr(&mut self, needle: &str) {
+        let until = Instant::now() + WAIT;
+        while Instant::now() < until {
+            if self.seen.iter().any(|l| l.contains(needle)) {
+                return;
+            }
+            if let Ok(l) = self.stderr.recv_timeout(Duration::from_millis(50)) {
+                self.seen.push(l);
+            }
+        }
+        panic!("stderr never said {needle:?}:\n{}", self.stderr_text());
+    }
+
+    fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig).unwrap();
+    }
+
+    /// Waits for the process to exit; its status code.
+    fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let until = Instant::now() + within;
+        while Instant::now() < until {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st.code();
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        panic!("still running {within:?} later; stderr:\n{}", self.stderr_text());
+    }
+
+    /// Every stdout line still to come, until exaprobe closes stdout.
+    fn rest(&mut self) -> Vec<String> {
+        let mut v = Vec::new();
+        while let Ok(l) = self.stdout.recv_timeout(Duration::from_secs(2)) {
+            v.push(l);
+        }
+        v
+    }
+}
+
+impl Drop for Exaprobe {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback listener that accepts and closes, until dropped (then the
+/// port is closed: connects are refused).
+struct Listener {
+    addr: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+fn listener() -> Listener {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.set_nonblocking(true).unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let theirs = std::sync::Arc::clone(&stop);
+    let thread = thread::spawn(move || {
+        while !theirs.load(Ordering::Relaxed) {
+            if l.accept().is_err() {
+                thread::sleep(Duration::from_millis(5));
+            }
+        }
+    });
+    Listener { addr, stop, thread: Some(thread) }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn service(name: &str, prefixes: &[&str], check: &str, extra: &str) -> String {
+    let prefixes: Vec<String> = prefixes.iter().map(|p| format!("\"{p}\"")).collect();
+    format!(
+        "{{\"name\": \"{name}\", \"prefixes\": [{}], \"checks\": [{check}], \"interval\": \"1s\", \"fast_interval\": \
+         \"500ms\", \"timeout\": \"500ms\", \"rise\": 1, \"fall\": 1, \"dampening\": false{extra}}}",
+        prefixes.join(", ")
+    )
+}
+
+fn tcp(addr: &str) -> String {
+    format!("{{\"type\": \"tcp\", \"address\": \"{addr}\"}}")
+}
+
+fn config(dir: &std::path::Path, services: &[String]) -> std::path::PathBuf {
+    let path = dir.join("exaprobe.json");
+    let text = format!(
+        "{{\"control\": {{\"socket\": \"{}\"}}, \"services\": [{}]}}",
+        dir.join("ctl.sock").display(),
+        services.join(", ")
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Issue 9.1: a SIGHUP that moves a prefix to a service listed earlier, and a
+/// removed service's prefix to a kept one, writes no withdraw of a prefix
+/// whose (new) owner is UP.
+#[test]
+fn a_reload_that_moves_prefixes_never_withdraws_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = listener();
+    let c = tcp(&up.addr);
+    let path = config(
+        dir.path(),
+        &[
+            service("a", &["198.51.100.1/32"], &c, ""),
+            service("b", &["198.51.100.2/32", "198.51.100.3/32"], &c, ""),
+            service("c", &["198.51.100.4/32"], &c, ""),
+        ],
+    );
+    let mut p = Exaprobe::start(&["--config", path.to_str().unwrap(), "--no-ack"]);
+    let mut seen = Vec::new();
+    while seen.len() < 4 {
+        seen.push(p.line());
+    }
+    assert!(seen.iter().all(|l| l.starts_with("announce")), "{seen:?}");
+    config(
+        dir.path(),
+        &[
+            service("a", &["198.51.100.1/32", "198.51.100.3/32", "198.51.100.4/32"], &c, ""),
+            service("b", &["198.51.100.2/32"], &c, ""),
+        ],
+    );
+    p.signal(nix::sys::signal::Signal::SIGHUP);
+    p.wait_stderr("config reloaded");
+    // Let a few probe rounds pass: nothing changes for any of the routes.
+    thread::sleep(Duration::from_millis(2500));
+    p.signal(nix::sys::signal::Signal::SIGTERM);
+    // Nothing between the reload and SIGTERM; then only the final
+    // withdraws, one per prefix.
+    let after = p.rest();
+    let mut withdrawn: Vec<&str> = after.iter().map(|l| l.trim_start_matches("withdraw route ")).collect();
+    withdrawn.sort();
+    assert_eq!(withdrawn, ["198.51.100.1/32", "198.51.100.2/32", "198.51.100.3/32", "198.51.100.4/32"], "{after:?}");
+}
+
+/// Issue 9.2: SIGTERM while withdraws wait behind a command ExaBGP never
+/// acked: every route that may be announced is withdrawn before exit.
+#[test]
+fn sigterm_withdraws_what_waits_behind_an_unacked_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = listener();
+    let path = config(
+        dir.path(),
+        &[
+            service("up", &["198.51.100.1/32", "198.51.100.2/32"], &tcp(&up.addr), ""),
+            service("down", &["198.51.100.3/32"], &tcp("127.0.0.1:9"), ""),
+        ],
+    );
+    // Acks are awaited (60 s) and never sent: only the first line goes out.
+    let mut p = Exaprobe::start(&["--config", path.to_str().unwrap(), "--ack-timeout", "60s"]);
+    let first = p.line();
+    p.wait_stderr("down: DOWN: withdrawing");
+    p.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(p.wait_exit(Duration::from_secs(2)), Some(0));
+    let mut rest = p.rest();
+    rest.sort();
+    let want: Vec<String> = ["198.51.100.1/32", "198.51.100.2/32", "198.51.100.3/32"]
+        .iter()
+        .map(|p| format!("withdraw route {p}"))
+        .collect();
+    assert_eq!(rest, want, "first line was {first:?}");
+}
+
+/// Issue 9.6: 200 services whose checks hang until their timeout delay
+/// nobody: a dead TCP service's route still leaves within a few probe
+/// intervals.
+#[test]
+fn hung_checks_do_not_delay_another_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = listener();
+    let mut services: Vec<String> = (1..=200)
+        .map(|i| {
+            format!(
+                r#"{{"name": "hung{i}", "prefixes": ["2001:db8:{i:x}::/48"], "next_hop6": "2001:db8::1",
+                   "checks": [{{"type": "command", "argv": ["sleep", "30"]}}], "interval": "5s",
+                   "fast_interval": "1s", "timeout": "4s", "rise": 1, "fall": 1, "dampening": false}}"#
+            )
+        })
+        .collect();
+    services.push(service("web", &["198.51.100.80/32"], &tcp(&up.addr), ""));
+    let path = config(dir.path(), &services);
+    let mut p = Exaprobe::start(&["--config", path.to_str().unwrap(), "--no-ack"]);
+    p.lines_until("198.51.100.80/32");
+    let addr = up.addr.clone();
+    drop(up);
+    let t = Instant::now();
+    let lines = p.lines_until("withdraw route 198.51.100.80/32");
+    let took = t.elapsed();
+    // interval 1 s, fall 1: about a second; generous bound.
+    assert!(took < Duration::from_secs(5), "web ({addr}) withdrawn after {took:?}: {lines:?}");
+}
+
+/// A flood on stdin (a misbehaving ExaBGP) keeps memory bounded, and
+/// SIGTERM still ends the process at once.
+#[test]
+fn a_stdin_flood_is_bounded_and_sigterm_still_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = listener();
+    let path = config(dir.path(), &[service("web", &["198.51.100.1/32"], &tcp(&up.addr), "")]);
+    let mut p = Exaprobe::start(&["--config", path.to_str().unwrap()]);
+    let mut stdin = p.stdin.take().unwrap();
+    let flood = thread::spawn(move || {
+        let chunk = "done\n".repeat(20_000);
+        let until = Instant::now() + Duration::from_secs(4);
+        while Instant::now() < until {
+            if stdin.write_all(chunk.as_bytes()).is_err() {
+                return;
+            }
+        }
+    });
+    thread::sleep(Duration::from_secs(3));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", p.child.id())).unwrap();
+    let rss_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    assert!(rss_kib < 200 * 1024, "RSS {rss_kib} KiB under a stdin flood");
+    let t = Instant::now();
+    p.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(p.wait_exit(Duration::from_secs(2)), Some(0));
+    assert!(t.elapsed() < Duration::from_secs(1), "exit took {:?}", t.elapsed());
+    let _ = flood.join();
+}
