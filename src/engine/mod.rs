@@ -128,11 +128,7 @@ const DEFAULT_MAX_WORKERS: usize = 32;
 /// listener first (the setup that can fail on a bad config or a busy
 /// socket), then the signal and stdin threads. Signals must already be
 /// blocked ([`crate::ops::signals::block`]). [`Engine::run`] then runs it.
-pub fn start(
-    services: Vec<Service>,
-    opts: &Options,
-    reload: Option<Reload>,
-) -> anyhow::Result<Engine<io::StdoutLock<'static>>> {
+pub fn start(services: Vec<Service>, opts: &Options, reload: Option<Reload>) -> anyhow::Result<Engine<std::fs::File>> {
     let (tx, rx) = mpsc::channel();
     if let Some(control) = &opts.control {
         let ctl_tx = Mutex::new(tx.clone());
@@ -160,14 +156,14 @@ pub fn start(
         thread::Builder::new().name("stdin".into()).spawn(move || {
             crate::exabgp::read_lines(io::stdin().lock(), |line| {
                 let _ = stdin_tx.send(match line {
-                    Some(l) => Event::Stdin(l),
+                    Some(l) => Event::Stdin(l.incoming),
                     None => Event::StdinClosed,
                 });
             });
         })?;
     }
     let ack = if opts.dry_run { AckMode::NoWait } else { opts.ack };
-    let writer = Writer::new(io::stdout().lock(), ack);
+    let writer = Writer::new(crate::exabgp::sink::stdout()?, ack)?;
     let checks: usize = services.iter().map(|s| s.checks.len()).sum();
     let workers = if opts.workers == 0 { checks.clamp(1, DEFAULT_MAX_WORKERS) } else { opts.workers };
     let mut engine = Engine::new(writer, tx, rx, workers);
