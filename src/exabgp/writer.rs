@@ -24,7 +24,11 @@
 //!   compared are the reader's (after the `read(2)` that returned the ack)
 //!   and the sink's (before the `write(2)` that wrote the command's newline),
 //!   both on the monotonic clock. An ack that arrives before the sink has
-//!   reported the write waits for the report.
+//!   reported the write waits for the report. This catches every `done`
+//!   that was read too early; an ack that comes late (after its command
+//!   timed out and the next one was written) is indistinguishable from the
+//!   next command's ack, as ExaBGP's acks carry no identifier. With acks
+//!   off (`NoWait`) acks are counted, not matched.
 //! - **Queries**: a query ([`Writer::query`]) is a command whose answer lines
 //!   come before its `done`. While it is the command in flight, lines that
 //!   are neither acks, events nor JSON are its answer ([`Routed::Answer`]).
@@ -341,6 +345,16 @@ impl<W> Writer<W> {
     fn ack(&mut self, ok: bool, read_at: Instant, now: Instant) -> io::Result<()> {
         self.misses_in_row = 0;
         self.last_call = now;
+        if self.mode == AckMode::NoWait {
+            // Not waited for, so not matched: counted only.
+            if ok {
+                self.counters.done += 1;
+            } else {
+                self.counters.error += 1;
+                log::error!("ExaBGP answered `error` to a command (see ExaBGP's log for which and why)");
+            }
+            return self.collect(now);
+        }
         self.apply_reports(self.sink.take_reports());
         self.parked.push_back((ok, read_at));
         self.match_parked();
