@@ -142,6 +142,12 @@ impl Sink {
         std::mem::take(&mut self.shared.lock().reports)
     }
 
+    /// True once the sink writes nothing more ([`Sink::stop`], or a write
+    /// failed).
+    pub fn is_stopped(&self) -> bool {
+        self.shared.lock().stopped
+    }
+
     /// Lines fully written so far (reports taken or not).
     pub fn written(&self) -> u64 {
         self.shared.lock().written

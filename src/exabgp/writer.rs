@@ -371,7 +371,7 @@ impl<W> Writer<W> {
                     Some(t) => Some(t <= read_at),
                     // Not reported written: decide when it is, unless it
                     // never will be.
-                    None if self.sink.pending() == 0 && self.sink.error().is_some() => Some(false),
+                    None if self.sink.pending() == 0 && self.sink.is_stopped() => Some(false),
                     None => None,
                 },
             };
