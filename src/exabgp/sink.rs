@@ -41,7 +41,7 @@ pub struct Report {
 struct State {
     queue: VecDeque<(u64, String)>,
     reports: Vec<Report>,
-    /// Lines fully written in all.
+    /// Lines written in all, counting the one being written.
     written: u64,
     /// The line being written, if any.
     busy: Option<u64>,
@@ -88,6 +88,9 @@ impl Sink {
                         }
                         if let Some(next) = st.queue.pop_front() {
                             st.busy = Some(next.0);
+                            // Counted before the write: a reader that got
+                            // the line must find it counted.
+                            st.written += 1;
                             break next;
                         }
                         st = theirs.work.wait(st).unwrap_or_else(PoisonError::into_inner);
@@ -97,11 +100,9 @@ impl Sink {
                 let mut st = theirs.lock();
                 st.busy = None;
                 match result {
-                    Ok(written_at) => {
-                        st.written += 1;
-                        st.reports.push(Report { seq, written_at });
-                    }
+                    Ok(written_at) => st.reports.push(Report { seq, written_at }),
                     Err(e) => {
+                        st.written -= 1;
                         st.error = Some((e.kind(), e.to_string()));
                         st.stopped = true;
                     }
@@ -148,7 +149,8 @@ impl Sink {
         self.shared.lock().stopped
     }
 
-    /// Lines fully written so far (reports taken or not).
+    /// Lines written so far (reports taken or not), counting the one being
+    /// written: a line someone read is always counted.
     pub fn written(&self) -> u64 {
         self.shared.lock().written
     }

@@ -59,7 +59,8 @@ pub enum AckMode {
 /// Counters, for logs and metrics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
-    /// Lines fully written.
+    /// Lines written (counting the one being written; see
+    /// [`Sink::written`]).
     pub lines: u64,
     /// `done` acks matched to a command.
     pub done: u64,
@@ -276,8 +277,8 @@ impl<W> Writer<W> {
     /// Waits until every line that may go (all of them with acks off) is
     /// written, or `deadline`; true in the first case. For the end of a run
     /// (dry-run, `--no-ack`): the process must not exit before its last
-    /// lines are out. Also done, with [`DROP_FLUSH`], when the writer is
-    /// dropped.
+    /// lines are out. (Dropping the writer only waits, up to
+    /// [`DROP_FLUSH`], for the lines already handed to the sink.)
     pub fn flush(&mut self, deadline: Instant) -> bool {
         loop {
             let now = Instant::now();
@@ -535,8 +536,11 @@ impl<W> Writer<W> {
 }
 
 impl<W> Drop for Writer<W> {
+    /// Gives the lines already handed to the sink up to [`DROP_FLUSH`] to be
+    /// written (the process exits right after the engine stops); starts no
+    /// new line, as ExaBGP may have said `shutdown`.
     fn drop(&mut self) {
-        self.flush(Instant::now() + DROP_FLUSH);
+        self.sink.wait_idle(Instant::now() + DROP_FLUSH);
     }
 }
 
