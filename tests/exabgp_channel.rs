@@ -328,7 +328,7 @@ impl Real {
             Routed::Answer(a) => Some(a.clone()),
             _ => None,
         });
-        assert!(answer.ok && answer.complete, "{answer:?}");
+        assert!(answer.ok && answer.complete && answer.behind == 0, "{answer:?}");
         adj_rib::parse(&answer.lines)
     }
 }

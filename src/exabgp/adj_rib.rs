@@ -499,6 +499,21 @@ mod tests {
     }
 
     #[test]
+    fn intended_routes_render_the_encoders_lines() {
+        use crate::core::fsm::Advert::*;
+        let mut s = crate::exabgp::encoder::tests::service();
+        for (neighbors, path_id) in [(vec![], None), (vec![ip("127.0.0.2"), ip("127.0.0.3")], Some(7))] {
+            s.neighbors = neighbors;
+            s.path_id = path_id;
+            for a in [Up, Degraded, Down, Disabled, Suppressed, Draining, Drained] {
+                let lines: Vec<String> = Intended::for_service(&s, Some(a)).iter().map(Intended::line).collect();
+                assert_eq!(lines, encoder::lines(&s, a), "{a:?}");
+            }
+        }
+        assert_eq!(Intended::for_service(&s, None), [], "INIT: no intent yet");
+    }
+
+    #[test]
     fn diff_with_a_neighbor_selector() {
         let a = |n: &str, prefix: &str| Advertised {
             neighbor: ip(n),

@@ -105,6 +105,10 @@ pub struct Answer {
     pub ok: bool,
     /// False when lines beyond [`MAX_ANSWER_LINES`] were dropped.
     pub complete: bool,
+    /// Commands queued or in flight behind the query when its ack came:
+    /// the answer does not reflect them. Compare an adj-rib-out answer with
+    /// the intent only when this is 0 (or leave those routes out).
+    pub behind: usize,
 }
 
 /// Where a line from stdin went.
@@ -408,7 +412,8 @@ impl<W> Writer<W> {
             log::error!("ExaBGP answered `error` to: {} (see ExaBGP's log for why)", f.line);
         }
         if let Some(lines) = f.answer {
-            self.answers.push_back(Answer { command: f.line, lines, ok, complete: !f.truncated });
+            let behind = self.queue.len() + self.in_flight.len();
+            self.answers.push_back(Answer { command: f.line, lines, ok, complete: !f.truncated, behind });
         }
     }
 
@@ -749,7 +754,8 @@ mod tests {
                 command: adj_rib_query(),
                 lines: answer.map(String::from).to_vec(),
                 ok: true,
-                complete: true
+                complete: true,
+                behind: 0
             })
         );
         // After the query, such lines are the engine's again.
@@ -768,12 +774,15 @@ mod tests {
         assert!(matches!(w.on_stdin(line("127.0.0.1 ipv4 unicast x"), Instant::now()).unwrap(), Routed::Event(_)));
         w.on_stdin(ack(true), Instant::now()).unwrap();
         settle(&mut w);
+        w.send("b".into(), None, Instant::now()).unwrap(); // behind the query
         assert_eq!(
             w.on_stdin(ack(false), Instant::now()).unwrap(),
-            Routed::Answer(Answer { command: adj_rib_query(), lines: vec![], ok: false, complete: true })
+            Routed::Answer(Answer { command: adj_rib_query(), lines: vec![], ok: false, complete: true, behind: 1 })
         );
+        settle(&mut w);
+        w.on_stdin(ack(true), Instant::now()).unwrap();
         assert!(w.is_idle());
-        assert_eq!(wait_lines(&rx, 2), ["a".to_string(), adj_rib_query()]);
+        assert_eq!(wait_lines(&rx, 3), ["a".to_string(), adj_rib_query(), "b".to_string()]);
     }
 
     #[test]
