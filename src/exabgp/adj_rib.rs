@@ -31,7 +31,8 @@
 //!   [`super::writer::Writer::query`]). `neighbor <ip> show adj-rib out`
 //!   is an `error` in both: ask for all neighbors.
 //! - A route to a neighbor whose session is down stays in its adj-rib-out,
-//!   so it is listed too.
+//!   so it is listed too (checked with both versions and no BIRD running:
+//!   the same lines, then `done`).
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
