@@ -69,12 +69,6 @@ impl Exaprobe {
         }
     }
 
-    fn send(&mut self, s: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin open");
-        stdin.write_all(format!("{s}\n").as_bytes()).unwrap();
-        stdin.flush().unwrap();
-    }
-
     fn stderr_text(&mut self) -> String {
         while let Ok(l) = self.stderr.try_recv() {
             self.seen.push(l);

@@ -24,27 +24,26 @@
 //! 12s   end                          (stop the clock; default: the last event)
 //! ```
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use exaprobe::engine::core::{Core, Effects};
-use exaprobe::exabgp::{AckMode, Incoming, Writer, parse_line};
+use exaprobe::exabgp::{AckMode, Incoming, Stamped, Writer, parse_line};
 use exaprobe::model::duration;
 use exaprobe::model::service::Service;
 use exaprobe::ops::control::Request;
 use exaprobe::probe::{Health, Outcome};
 
-/// stdout, shared between the writer and the test.
+/// stdout, shared between the writer's sink thread and the test.
 #[derive(Clone, Default)]
-struct Out(Rc<RefCell<Vec<u8>>>);
+struct Out(Arc<Mutex<Vec<u8>>>);
 
 impl Write for Out {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.borrow_mut().extend_from_slice(buf);
+        self.0.lock().unwrap().extend_from_slice(buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -143,7 +142,7 @@ fn run(s: &Scenario) -> String {
         w => AckMode::Wait(duration::parse(w.strip_prefix("wait ").expect("ack: wait T")).unwrap()),
     };
     let auto_ack = s.ack == "auto";
-    let mut core = Core::new(Writer::new(out.clone(), mode), services(&s.config), t0);
+    let mut core = Core::new(Writer::new(out.clone(), mode).unwrap(), services(&s.config), t0);
     let mut transcript = String::new();
     let mut health: HashMap<(String, usize), (Health, String)> = HashMap::new();
     let mut latency: HashMap<(String, usize), Duration> = HashMap::new();
@@ -192,8 +191,12 @@ fn run(s: &Scenario) -> String {
                 }
                 Step::Stdin(line) => {
                     log(&mut transcript, now, &format!("in  {line}"));
-                    let incoming = parse_line(line);
-                    if core.stdin(incoming, t0 + now).unwrap().is_some() {
+                    // Read after what was written: the sink thread stamps
+                    // writes with the real clock, which the virtual one may
+                    // trail at the start.
+                    let read_at = Instant::now().max(t0 + now);
+                    let incoming = Stamped { incoming: parse_line(line), read_at };
+                    if core.stdin(incoming, t0 + now, &mut fx).unwrap().is_some() {
                         log(&mut transcript, now, "stop: ExaBGP gone");
                         stop = true;
                     }
@@ -211,11 +214,12 @@ fn run(s: &Scenario) -> String {
                     log(&mut transcript, now, "SIGTERM");
                     let stage = core.begin_shutdown(t0 + now, &mut fx).unwrap();
                     if let Some(stage) = stage {
-                        record(&mut transcript, &mut fx, now, &out, &mut flushed);
+                        record(&mut transcript, &mut fx, &mut core, now, &out, &mut flushed);
                         now += stage;
                     }
                     let lines = core.final_withdraws();
-                    core.writer().send_now(&lines, t0 + now).unwrap();
+                    let written = core.writer().flush_final(&lines, Instant::now() + Duration::from_secs(5));
+                    assert_eq!(written, lines.len());
                     stop = true;
                 }
                 Step::End => stop = true,
@@ -243,11 +247,12 @@ fn run(s: &Scenario) -> String {
                 pending.insert((now + took, order), (p.round, p.check, outcome, took));
             }
         }
-        record(&mut transcript, &mut fx, now, &out, &mut flushed);
+        record(&mut transcript, &mut fx, &mut core, now, &out, &mut flushed);
         if auto_ack {
             while core.writer().in_flight() > 0 {
-                core.stdin(Incoming::Done, t0 + now).unwrap();
-                record(&mut transcript, &mut fx, now, &out, &mut flushed);
+                let done = Stamped { incoming: Incoming::Done, read_at: Instant::now().max(t0 + now) };
+                core.stdin(done, t0 + now, &mut fx).unwrap();
+                record(&mut transcript, &mut fx, &mut core, now, &out, &mut flushed);
             }
         }
         if stop || now >= end {
@@ -262,8 +267,17 @@ fn run(s: &Scenario) -> String {
     transcript
 }
 
-/// Appends the events and the new stdout lines to the transcript.
-fn record(transcript: &mut String, fx: &mut Effects, now: Duration, out: &Out, flushed: &mut usize) {
+/// Appends the events and the new stdout lines to the transcript, once the
+/// writer's sink thread wrote what it may.
+fn record(
+    transcript: &mut String,
+    fx: &mut Effects,
+    core: &mut Core<Out>,
+    now: Duration,
+    out: &Out,
+    flushed: &mut usize,
+) {
+    assert!(core.writer().flush(Instant::now() + Duration::from_secs(5)), "the writer's sink is stuck");
     for e in fx.events.drain(..) {
         if e.level() <= log::Level::Info {
             transcript.push_str(&format!("{:>8.3} log {e}\n", now.as_secs_f64()));
@@ -273,7 +287,7 @@ fn record(transcript: &mut String, fx: &mut Effects, now: Duration, out: &Out, f
         transcript.push_str(&format!("{:>8.3} save-drains\n", now.as_secs_f64()));
         fx.save_drains = false;
     }
-    let buf = out.0.borrow();
+    let buf = out.0.lock().unwrap();
     for line in String::from_utf8_lossy(&buf[*flushed..]).lines() {
         transcript.push_str(&format!("{:>8.3} out {line}\n", now.as_secs_f64()));
     }

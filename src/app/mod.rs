@@ -289,7 +289,7 @@ fn fatal(name: &str, errors: &[String], exabgp: bool) -> ExitCode {
     });
     let stdin = std::thread::Builder::new().name("stdin".into()).spawn(move || {
         crate::exabgp::read_lines(std::io::stdin().lock(), |line| {
-            if matches!(line, None | Some(crate::exabgp::Incoming::Shutdown)) {
+            if line.is_none_or(|l| l.incoming == crate::exabgp::Incoming::Shutdown) {
                 let _ = tx.send(());
             }
         });

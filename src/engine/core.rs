@@ -23,8 +23,9 @@ use super::events::LogEvent;
 use super::routes::{Routes, Want};
 use super::timers::{Kind, Timers};
 use crate::core::fsm::{Advert, Drain, Level, ServiceFsm, State};
+use crate::exabgp::adj_rib::{self, Intended};
 use crate::exabgp::encoder;
-use crate::exabgp::{Counters, Incoming, Writer};
+use crate::exabgp::{Answer, Counters, Incoming, Routed, Stamped, Writer};
 use crate::model::service::{Action, OnFail, Service, ServiceCheck};
 use crate::ops::control::{CheckStatus, DrainStatus, LastResult, Reply, Request, ServiceStatus, Status};
 use crate::ops::metrics::{Live, Registry, ServiceGauges};
@@ -156,7 +157,33 @@ pub struct Core<W: Write> {
     metrics: Registry,
     /// Writer counters already copied into `metrics`.
     counted: Counters,
+    /// Checking ExaBGP's adj-rib-out against the intent.
+    verify: Verify,
+    /// The inbox's dropped lines already counted in `metrics`.
+    stdin_dropped: u64,
 }
+
+/// When and how the adj-rib-out is checked.
+#[derive(Debug)]
+struct Verify {
+    /// How often; `None`: never.
+    every: Option<Duration>,
+    /// The next query.
+    at: Option<Instant>,
+    /// A query is in flight.
+    asked: bool,
+    /// Routes of services removed (or whose routes changed) since the last
+    /// check: meant withdrawn, so advertised ones are repaired.
+    gone: Vec<Intended>,
+}
+
+/// The first check, once the services had time for their first rounds.
+const VERIFY_FIRST: Duration = Duration::from_secs(10);
+/// The check after a reload.
+const VERIFY_AFTER_RELOAD: Duration = Duration::from_secs(5);
+/// A check that could not be used (the answer was cut, or commands were
+/// behind it) is tried again this soon.
+const VERIFY_RETRY: Duration = Duration::from_secs(5);
 
 impl<W: Write> Core<W> {
     /// A core writing through `writer`, with `services` in INIT whose first
@@ -172,9 +199,19 @@ impl<W: Write> Core<W> {
             writer,
             metrics: Registry::new(),
             counted: Counters::default(),
+            verify: Verify { every: None, at: None, asked: false, gone: Vec::new() },
+            stdin_dropped: 0,
         };
         core.add_services(services, now);
         core
+    }
+
+    /// Checks ExaBGP's adj-rib-out every `every` (the first time
+    /// [`VERIFY_FIRST`] from `now`), repairing any difference from the
+    /// intent. Needs acks (the end of the answer is its `done`).
+    pub fn verify_every(&mut self, every: Duration, now: Instant) {
+        self.verify.every = Some(every);
+        self.verify.at = now.checked_add(VERIFY_FIRST.min(every));
     }
 
     /// The writer (for the shell's final flush and for tests).
@@ -184,7 +221,8 @@ impl<W: Write> Core<W> {
 
     /// When the core next has something to do, if no event comes first.
     pub fn next_deadline(&mut self) -> Option<Instant> {
-        [self.timers.earliest(), self.writer.deadline()].into_iter().flatten().min()
+        let verify = self.verify.at.filter(|_| !self.verify.asked);
+        [self.timers.earliest(), self.writer.deadline(), verify].into_iter().flatten().min()
     }
 
     fn ids(&self) -> impl Iterator<Item = usize> + '_ {
@@ -228,6 +266,18 @@ impl<W: Write> Core<W> {
     /// Handles every timer due at `now` and the writer's ack deadlines.
     pub fn tick(&mut self, now: Instant, fx: &mut Effects) -> anyhow::Result<()> {
         self.writer.on_tick(now)?;
+        while let Some(answer) = self.writer.take_answer() {
+            self.verified(answer, now, fx)?;
+        }
+        if !self.verify.asked && self.verify.at.is_some_and(|at| now >= at) {
+            self.verify.at = None;
+            if self.writer.query(adj_rib::QUERY.to_string(), now)? {
+                self.verify.asked = true;
+            } else {
+                log::warn!("the adj-rib-out check needs ExaBGP's acks (exabgp.api.ack); it is off");
+                self.verify.every = None;
+            }
+        }
         while let Some((i, kind, due)) = self.timers.pop_due(now) {
             match kind {
                 Kind::Probe => {
@@ -464,19 +514,86 @@ impl<W: Write> Core<W> {
     }
 
     /// A line from ExaBGP. Returns a stop when ExaBGP is going away.
-    pub fn stdin(&mut self, line: Incoming, now: Instant) -> anyhow::Result<Option<Stop>> {
-        match line {
-            Incoming::Done => self.writer.on_ack(true, now)?,
-            Incoming::Error => self.writer.on_ack(false, now)?,
-            Incoming::Shutdown => {
+    pub fn stdin(&mut self, line: Stamped, now: Instant, fx: &mut Effects) -> anyhow::Result<Option<Stop>> {
+        match self.writer.on_stdin(line, now)? {
+            Routed::Taken => {}
+            Routed::Answer(answer) => self.verified(answer, now, fx)?,
+            Routed::Event(Incoming::Shutdown) => {
                 log::info!("ExaBGP is shutting down; exiting without writing more");
                 return Ok(Some(Stop::ExabgpGone));
             }
-            Incoming::Neighbor(line) => log::info!("ExaBGP: {line}"),
-            Incoming::Empty => {}
-            Incoming::Other(line) => log::debug!("ExaBGP wrote: {line}"),
+            Routed::Event(Incoming::Neighbor(line)) => log::info!("ExaBGP: {line}"),
+            Routed::Event(Incoming::Other(line)) => log::debug!("ExaBGP wrote: {line}"),
+            Routed::Event(_) => {}
+        }
+        while let Some(answer) = self.writer.take_answer() {
+            self.verified(answer, now, fx)?;
         }
         Ok(None)
+    }
+
+    /// The answer to `show adj-rib out extensive`: repairs what differs
+    /// from the intent (missing or different announcements, routes meant
+    /// withdrawn but advertised), and schedules the next check.
+    fn verified(&mut self, answer: Answer, now: Instant, fx: &mut Effects) -> anyhow::Result<()> {
+        let _ = fx;
+        self.verify.asked = false;
+        let again = |v: &Verify, d: Duration| v.every.and_then(|e| now.checked_add(d.min(e)));
+        if !answer.ok || !answer.complete || answer.behind > 0 {
+            log::debug!(
+                "adj-rib-out check skipped (ack {}, complete {}, {} commands behind it); again soon",
+                if answer.ok { "done" } else { "error" },
+                answer.complete,
+                answer.behind
+            );
+            self.verify.at = again(&self.verify, VERIFY_RETRY);
+            return Ok(());
+        }
+        self.verify.at = again(&self.verify, Duration::MAX);
+        let advertised = adj_rib::parse(&answer.lines);
+        if advertised.is_empty() {
+            // No session up (or nothing ever advertised): nothing to compare.
+            log::debug!("adj-rib-out check: ExaBGP advertises nothing");
+            return Ok(());
+        }
+        // Old routes meant withdrawn, unless a service owns them now.
+        let gone = std::mem::take(&mut self.verify.gone);
+        let owned: std::collections::HashSet<&str> =
+            self.ids().flat_map(|i| self.rt(i).keys.iter().map(String::as_str)).collect();
+        let mut intended: Vec<Intended> = gone
+            .into_iter()
+            .filter(|w| !owned.contains(encoder::withdraw(&w.neighbors, &w.prefix, w.path_id).as_str()))
+            .collect();
+        for i in self.ids() {
+            let rt = self.rt(i);
+            intended.extend(Intended::for_service(&rt.service, rt.fsm.asserted()));
+        }
+        let repairs = adj_rib::diff(&intended, &advertised);
+        if repairs.is_empty() {
+            log::debug!("adj-rib-out check: {} routes as intended", advertised.len());
+            return Ok(());
+        }
+        let shown: Vec<String> = repairs.iter().map(|r| format!("{} ({:?})", r.prefix, r.reason)).collect();
+        log::warn!(
+            "ExaBGP advertises {} routes otherwise than intended; repairing: {}",
+            repairs.len(),
+            shown.join(", ")
+        );
+        for r in repairs {
+            self.metrics.record_repair(match r.reason {
+                adj_rib::Reason::Missing => "missing",
+                adj_rib::Reason::Different => "different",
+                adj_rib::Reason::Unexpected => "unexpected",
+            });
+            // A route's own key, so that a newer state supersedes the repair.
+            let key = encoder::withdraw(&[], &r.prefix, None);
+            let key = intended
+                .iter()
+                .find(|w| w.prefix == r.prefix)
+                .map_or(key, |w| encoder::withdraw(&w.neighbors, &w.prefix, w.path_id));
+            self.writer.send(r.line, Some(key), now)?;
+        }
+        Ok(())
     }
 
     fn start_drain(
@@ -711,16 +828,23 @@ impl<W: Write> Core<W> {
     }
 
     /// The metrics in the text exposition format.
-    pub fn render_metrics(&mut self, now: Instant, channel_up: bool, mode: &'static str) -> String {
+    /// `stdin_dropped` is the inbox's count of dropped lines so far.
+    pub fn render_metrics(&mut self, now: Instant, channel_up: bool, mode: &'static str, stdin_dropped: u64) -> String {
         // The writer counts lines and acks; copy what is new since last time.
         let c = self.writer.counters();
         let was = self.counted;
         self.metrics.record_lines(c.lines - was.lines);
-        for (result, from, to) in
-            [("done", was.done, c.done), ("error", was.error, c.error), ("missing", was.missing, c.missing)]
-        {
+        for (result, from, to) in [
+            ("done", was.done, c.done),
+            ("error", was.error, c.error),
+            ("missing", was.missing, c.missing),
+            ("stray", was.stray, c.stray),
+        ] {
             self.metrics.record_acks(result, to - from);
         }
+        self.metrics.record_dropped("stdout", c.dropped - was.dropped);
+        self.metrics.record_dropped("stdin", stdin_dropped.saturating_sub(self.stdin_dropped));
+        self.stdin_dropped = stdin_dropped;
         self.counted = c;
         let services = self
             .ids()
@@ -791,6 +915,7 @@ impl<W: Write> Core<W> {
             }
             rt.drain_info = old.drain_info.take();
             gone.extend(std::mem::take(&mut old.keys));
+            self.verify.gone.extend(withdrawn(&old.service));
             self.slots[i] = Some(rt);
             touched.push(i);
         }
@@ -808,6 +933,7 @@ impl<W: Write> Core<W> {
                 self.rounds.remove(&r.id);
             }
             self.timers.clear(i);
+            self.verify.gone.extend(withdrawn(&rt.service));
             gone.extend(rt.keys);
         }
         self.add_services(fresh, now);
@@ -830,6 +956,9 @@ impl<W: Write> Core<W> {
             self.rearm(i);
         }
         fx.events.push(LogEvent::Reloaded { kept, changed, added, removed });
+        if self.verify.every.is_some() && !self.verify.asked {
+            self.verify.at = now.checked_add(VERIFY_AFTER_RELOAD);
+        }
         Ok(())
     }
 
@@ -870,8 +999,8 @@ impl<W: Write> Core<W> {
         let mut strays: Vec<String> = self.routes.all_announced().map(str::to_string).collect();
         strays.sort();
         keys.extend(strays);
-        keys.extend(self.writer.queued_keys().map(str::to_string));
-        let queued: std::collections::HashSet<&str> = self.writer.queued_keys().collect();
+        keys.extend(self.writer.pending_keys().map(str::to_string));
+        let queued: std::collections::HashSet<&str> = self.writer.pending_keys().collect();
         let keys: Vec<String> = ordered_unique(keys.into_iter())
             .filter(|k| self.routes.may_be_announced(k) || queued.contains(k.as_str()))
             .collect();
@@ -880,6 +1009,21 @@ impl<W: Write> Core<W> {
         }
         keys
     }
+}
+
+/// Every route of `service`, meant withdrawn (it was removed, or its routes
+/// changed).
+fn withdrawn(service: &Service) -> Vec<Intended> {
+    service
+        .prefixes
+        .iter()
+        .map(|p| Intended {
+            neighbors: service.neighbors.clone(),
+            prefix: *p,
+            path_id: service.path_id,
+            announce: None,
+        })
+        .collect()
 }
 
 /// The items of `items` without repeats, in first-seen order.
@@ -930,11 +1074,11 @@ mod tests {
     }
 
     #[derive(Clone, Default)]
-    struct Out(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+    struct Out(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
     impl Write for Out {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.borrow_mut().extend_from_slice(buf);
+            self.0.lock().unwrap().extend_from_slice(buf);
             Ok(buf.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
@@ -943,9 +1087,13 @@ mod tests {
     }
 
     impl Out {
-        fn take(&self) -> Vec<String> {
-            let lines = String::from_utf8_lossy(&self.0.borrow()).lines().map(String::from).collect();
-            self.0.borrow_mut().clear();
+        /// The lines written since the last call, once the writer's sink
+        /// thread wrote what it may.
+        fn take(&self, core: &mut Core<Out>) -> Vec<String> {
+            assert!(core.writer().flush(Instant::now() + Duration::from_secs(5)));
+            let mut buf = self.0.lock().unwrap();
+            let lines = String::from_utf8_lossy(&buf).lines().map(String::from).collect();
+            buf.clear();
             lines
         }
     }
@@ -968,8 +1116,12 @@ mod tests {
                 }
             }
             if ack {
+                assert!(core.writer().flush(Instant::now() + Duration::from_secs(5)));
                 while core.writer().in_flight() > 0 {
-                    core.stdin(Incoming::Done, now).unwrap();
+                    // Read after it was written: the sink thread's clock is the real one.
+                    let read_at = Instant::now().max(now);
+                    core.stdin(Stamped { incoming: Incoming::Done, read_at }, now, &mut fx).unwrap();
+                    assert!(core.writer().flush(Instant::now() + Duration::from_secs(5)));
                 }
             }
             *t += Duration::from_millis(100);
@@ -995,16 +1147,16 @@ mod tests {
         ) {
             let t0 = Instant::now();
             let out = Out::default();
-            let mut core = Core::new(Writer::new(out.clone(), AckMode::NoWait), services(&owner1, &healthy1, 100), t0);
+            let mut core = Core::new(Writer::new(out.clone(), AckMode::NoWait).unwrap(), services(&owner1, &healthy1, 100), t0);
             let mut t = Duration::ZERO;
             drive(&mut core, t0, &mut t, 3, false);
             let mut last: HashMap<String, String> = HashMap::new();
-            for l in out.take() {
+            for l in out.take(&mut core) {
                 last.insert(prefix_of(&l), l);
             }
             let mut fx = Effects::default();
             core.reload(services(&owner2, &healthy2, med), t0 + t, &mut fx).unwrap();
-            let during = out.take();
+            let during = out.take(&mut core);
             for l in &during {
                 let p = prefix_of(l);
                 let n: usize = p.trim_start_matches("198.51.100.").trim_end_matches("/32").parse().unwrap();
@@ -1020,7 +1172,7 @@ mod tests {
                 last.insert(prefix_of(&l), l);
             }
             drive(&mut core, t0, &mut t, 3, false);
-            for l in out.take() {
+            for l in out.take(&mut core) {
                 last.insert(prefix_of(&l), l);
             }
             for (p, &o) in owner2.iter().enumerate() {
@@ -1048,7 +1200,7 @@ mod tests {
         ) {
             let t0 = Instant::now();
             let out = Out::default();
-            let mut core = Core::new(Writer::new(out.clone(), AckMode::Wait(Duration::from_secs(60))), services(&owner, &healthy, 100), t0);
+            let mut core = Core::new(Writer::new(out.clone(), AckMode::Wait(Duration::from_secs(60))).unwrap(), services(&owner, &healthy, 100), t0);
             let mut t = Duration::ZERO;
             drive(&mut core, t0, &mut t, secs, ack);
             let mut configured: HashSet<String> = (0..PREFIXES).filter(|p| owner[*p] < 4).map(|p| format!("198.51.100.{}/32", p + 1)).collect();
@@ -1059,7 +1211,7 @@ mod tests {
                 configured = (0..PREFIXES).filter(|p| owner2[*p] < 4).map(|p| format!("198.51.100.{}/32", p + 1)).collect();
             }
             let mut last: HashMap<String, String> = HashMap::new();
-            for l in out.take() {
+            for l in out.take(&mut core) {
                 last.insert(prefix_of(&l), l);
             }
             let finals: HashSet<String> = core.final_withdraws().iter().map(|l| prefix_of(l)).collect();

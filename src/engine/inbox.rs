@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use crate::exabgp::Incoming;
+use crate::exabgp::{Incoming, Stamped};
 
 /// Most bytes of lines waiting for the engine.
 pub const MAX_BYTES: usize = 16 << 20;
@@ -23,14 +23,14 @@ pub const MAX_BYTES: usize = 16 << 20;
 /// The queue.
 #[derive(Debug, Default)]
 pub struct Inbox {
-    lines: Mutex<(VecDeque<Incoming>, usize)>,
+    lines: Mutex<(VecDeque<Stamped>, usize)>,
     dropped: AtomicU64,
 }
 
 /// What a queued line costs: its slot, and its text.
-fn size(line: &Incoming) -> usize {
-    std::mem::size_of::<Incoming>()
-        + match line {
+fn size(line: &Stamped) -> usize {
+    std::mem::size_of::<Stamped>()
+        + match &line.incoming {
             Incoming::Neighbor(s) | Incoming::Other(s) => s.len(),
             _ => 0,
         }
@@ -39,10 +39,10 @@ fn size(line: &Incoming) -> usize {
 impl Inbox {
     /// Queues a line; returns true when the engine must be woken (the queue
     /// was empty).
-    pub fn push(&self, line: Incoming) -> bool {
+    pub fn push(&self, line: Stamped) -> bool {
         let mut q = self.lines.lock().unwrap_or_else(PoisonError::into_inner);
         let n = size(&line);
-        if q.1 + n > MAX_BYTES && line != Incoming::Shutdown {
+        if q.1 + n > MAX_BYTES && line.incoming != Incoming::Shutdown {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return false;
         }
@@ -52,7 +52,7 @@ impl Inbox {
     }
 
     /// Takes every queued line.
-    pub fn take(&self) -> VecDeque<Incoming> {
+    pub fn take(&self) -> VecDeque<Stamped> {
         let mut q = self.lines.lock().unwrap_or_else(PoisonError::into_inner);
         q.1 = 0;
         std::mem::take(&mut q.0)
@@ -66,26 +66,32 @@ impl Inbox {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Instant;
+
     use super::*;
+
+    fn l(incoming: Incoming) -> Stamped {
+        Stamped { incoming, read_at: Instant::now() }
+    }
 
     #[test]
     fn bounded_wakes_once_per_batch_and_keeps_shutdown() {
         let inbox = Inbox::default();
-        assert!(inbox.push(Incoming::Done), "the first line wakes the engine");
-        assert!(!inbox.push(Incoming::Error), "later ones ride along");
+        assert!(inbox.push(l(Incoming::Done)), "the first line wakes the engine");
+        assert!(!inbox.push(l(Incoming::Error)), "later ones ride along");
         let big = "x".repeat(1 << 16);
         let mut pushed = 2;
         while inbox.dropped() == 0 {
-            inbox.push(Incoming::Other(big.clone()));
+            inbox.push(l(Incoming::Other(big.clone())));
             pushed += 1;
             assert!(pushed < 1000, "never bounded");
         }
-        assert!(inbox.push(Incoming::Shutdown) || inbox.dropped() == 1, "shutdown is kept");
+        assert!(inbox.push(l(Incoming::Shutdown)) || inbox.dropped() == 1, "shutdown is kept");
         let got = inbox.take();
-        assert_eq!(got.front(), Some(&Incoming::Done));
-        assert_eq!(got.back(), Some(&Incoming::Shutdown));
-        assert!(got.iter().map(size).sum::<usize>() <= MAX_BYTES + size(&Incoming::Shutdown));
+        assert_eq!(got.front().map(|s| &s.incoming), Some(&Incoming::Done));
+        assert_eq!(got.back().map(|s| &s.incoming), Some(&Incoming::Shutdown));
+        assert!(got.iter().map(size).sum::<usize>() <= MAX_BYTES + size(&l(Incoming::Shutdown)));
         assert!(inbox.take().is_empty());
-        assert!(inbox.push(Incoming::Done), "empty again: wakes again");
+        assert!(inbox.push(l(Incoming::Done)), "empty again: wakes again");
     }
 }

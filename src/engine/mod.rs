@@ -49,7 +49,7 @@ use self::core::{Core, Effects};
 use self::inbox::Inbox;
 use self::poller::Poller;
 use self::pool::Pool;
-use crate::exabgp::{AckMode, Incoming, Writer};
+use crate::exabgp::{AckMode, Incoming, Routed, Writer};
 use crate::model::service::Service;
 use crate::ops::{control, state};
 use crate::probe::Outcome;
@@ -123,6 +123,10 @@ pub struct MetricsOptions {
 /// How often the metrics textfile is rewritten.
 pub const TEXTFILE_EVERY: Duration = Duration::from_secs(15);
 
+/// How often ExaBGP's adj-rib-out is compared with what exaprobe means to
+/// announce (also 10 s after start and 5 s after a reload).
+pub const VERIFY_EVERY: Duration = Duration::from_secs(60);
+
 /// How long a stopping exaprobe waits for the acks of its final withdraws;
 /// ExaBGP may be gone already, and we promise to exit within a second.
 const FINAL_ACK_WAIT: Duration = Duration::from_millis(400);
@@ -138,11 +142,7 @@ fn worker_limit(services: &[Service], workers: usize) -> usize {
 /// listener first (the setup that can fail on a bad config or a busy
 /// socket), then the signal and stdin threads. Signals must already be
 /// blocked ([`crate::ops::signals::block`]). [`Engine::run`] then runs it.
-pub fn start(
-    services: Vec<Service>,
-    opts: &Options,
-    reload: Option<Reload>,
-) -> anyhow::Result<Engine<io::StdoutLock<'static>>> {
+pub fn start(services: Vec<Service>, opts: &Options, reload: Option<Reload>) -> anyhow::Result<Engine<std::fs::File>> {
     let (tx, rx) = mpsc::channel();
     if let Some(control) = &opts.control {
         let ctl_tx = Mutex::new(tx.clone());
@@ -182,7 +182,7 @@ pub fn start(
         })?;
     }
     let ack = if opts.dry_run { AckMode::NoWait } else { opts.ack };
-    let writer = Writer::new(io::stdout().lock(), ack);
+    let writer = Writer::new(crate::exabgp::sink::stdout()?, ack)?;
     let children = Children::default();
     let pool = Pool::new(worker_limit(&services, opts.workers), tx.clone(), children.clone());
     let poller = Poller::start(tx)?;
@@ -204,6 +204,9 @@ pub fn start(
         // Due at once: the textfile exists from the start.
         last_periodic: now.checked_sub(TEXTFILE_EVERY).unwrap_or(now),
     };
+    if !opts.dry_run && matches!(ack, AckMode::Wait(_)) {
+        engine.core.verify_every(VERIFY_EVERY, now);
+    }
     engine.restore_drains(now)?;
     if opts.notify {
         crate::ops::sdnotify::ready();
@@ -313,7 +316,7 @@ impl<W: Write> Engine<W> {
             }
             Event::StdinReady => {
                 for line in self.inbox.take() {
-                    if let Some(stop) = self.core.stdin(line, now)? {
+                    if let Some(stop) = self.core.stdin(line, now, &mut fx)? {
                         return Ok(Some(stop));
                     }
                 }
@@ -325,7 +328,7 @@ impl<W: Write> Engine<W> {
             }
             Event::Signal(Signal::SIGHUP) => self.reload(now, &mut fx)?,
             Event::Metrics(reply) => {
-                let _ = reply.send(self.core.render_metrics(now, self.stdin_open, self.mode));
+                let _ = reply.send(self.core.render_metrics(now, self.stdin_open, self.mode, self.inbox.dropped()));
             }
             Event::Control(call) => {
                 let reply = self.core.control(call.request, now, state::unix_now(), &mut fx)?;
@@ -379,7 +382,7 @@ impl<W: Write> Engine<W> {
             crate::ops::sdnotify::watchdog_ping();
         }
         if let Some(path) = self.textfile.clone() {
-            let text = self.core.render_metrics(now, self.stdin_open, self.mode);
+            let text = self.core.render_metrics(now, self.stdin_open, self.mode, self.inbox.dropped());
             if let Err(e) = crate::ops::metrics::write_textfile(&path, &text) {
                 log::warn!("metrics textfile {}: {e}", path.display());
             }
@@ -427,7 +430,12 @@ impl<W: Write> Engine<W> {
         if lines.is_empty() {
             return Ok(());
         }
-        self.core.writer().send_now(&lines, now)?;
+        // Written ahead of anything queued, within the deadline even if
+        // ExaBGP stopped reading; then the acks, for the log only.
+        let written = self.core.writer().flush_final(&lines, now + FINAL_ACK_WAIT);
+        if written < lines.len() {
+            log::error!("only {written} of {} final withdraws could be written before exit", lines.len());
+        }
         self.wait_acks(now + FINAL_ACK_WAIT, false)?;
         Ok(())
     }
@@ -445,11 +453,8 @@ impl<W: Write> Engine<W> {
             match self.events.recv_timeout(wake.saturating_duration_since(now)) {
                 Ok(Event::StdinReady) => {
                     for line in self.inbox.take() {
-                        match line {
-                            Incoming::Done => self.core.writer().on_ack(true, Instant::now())?,
-                            Incoming::Error => self.core.writer().on_ack(false, Instant::now())?,
-                            Incoming::Shutdown => return Ok(false),
-                            _ => {}
+                        if let Routed::Event(Incoming::Shutdown) = self.core.writer().on_stdin(line, Instant::now())? {
+                            return Ok(false);
                         }
                     }
                 }

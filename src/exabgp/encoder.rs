@@ -104,14 +104,14 @@ fn list<T: std::fmt::Display>(s: &mut String, keyword: &str, items: &[T]) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::model::bgp::parse_list;
     use crate::model::service::Timing;
     use std::num::NonZeroU32;
     use std::time::Duration;
 
-    fn service() -> Service {
+    pub(crate) fn service() -> Service {
         Service {
             name: "web".into(),
             prefixes: vec!["198.51.100.100/32".parse().unwrap(), "2001:db8::100/128".parse().unwrap()],

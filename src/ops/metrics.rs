@@ -36,7 +36,10 @@ pub const BUCKETS: [f64; 16] =
     [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 /// The ack results that always appear, at 0 before the first.
-const ACK_RESULTS: [&str; 3] = ["done", "error", "missing"];
+const ACK_RESULTS: [&str; 4] = ["done", "error", "missing", "stray"];
+
+/// Why a line repaired ExaBGP's adj-rib-out.
+const REPAIR_REASONS: [&str; 3] = ["missing", "different", "unexpected"];
 
 /// Distinct failure reasons kept per check; later new reasons are counted as
 /// `other`, so a probe with a variable reason cannot grow the series without
@@ -125,6 +128,11 @@ pub struct Registry {
     transitions: BTreeMap<(String, String, String), u64>,
     lines: u64,
     acks: BTreeMap<String, u64>,
+    /// Lines never written: the writer's bound for keyless lines, the
+    /// stdin inbox's bound.
+    dropped: BTreeMap<&'static str, u64>,
+    /// Adj-rib-out repairs by reason.
+    repairs: BTreeMap<String, u64>,
     /// How late probe rounds started against their plan.
     lateness: Histogram,
     /// Start time, seconds since the epoch.
@@ -147,6 +155,8 @@ impl Registry {
             lines: 0,
             lateness: Histogram::default(),
             acks: ACK_RESULTS.iter().map(|r| (r.to_string(), 0)).collect(),
+            dropped: [("stdout", 0), ("stdin", 0)].into_iter().collect(),
+            repairs: REPAIR_REASONS.iter().map(|r| (r.to_string(), 0)).collect(),
             started,
         }
     }
@@ -186,6 +196,18 @@ impl Registry {
     /// ExaBGP answered `n` lines (`done`, `error`) or did not (`missing`).
     pub fn record_acks(&mut self, result: &str, n: u64) {
         *self.acks.entry(result.to_string()).or_default() += n;
+    }
+
+    /// `n` more lines were dropped on `channel` (`stdout`: the writer's
+    /// bound; `stdin`: the inbox's bound).
+    pub fn record_dropped(&mut self, channel: &'static str, n: u64) {
+        *self.dropped.entry(channel).or_default() += n;
+    }
+
+    /// A line repaired ExaBGP's adj-rib-out (`missing`, `different`,
+    /// `unexpected`).
+    pub fn record_repair(&mut self, reason: &str) {
+        *self.repairs.entry(reason.to_string()).or_default() += 1;
     }
 
     /// Drops every series of `service`, for a service removed by a reload
@@ -303,9 +325,31 @@ impl Registry {
         out.family("exaprobe_exabgp_lines_total", "counter", "Command lines written to ExaBGP.");
         out.sample("exaprobe_exabgp_lines_total", &[], &self.lines.to_string());
 
-        out.family("exaprobe_exabgp_acks_total", "counter", "Answers to command lines: done, error, or missing.");
+        out.family(
+            "exaprobe_exabgp_acks_total",
+            "counter",
+            "Answers to command lines: done, error, missing, or stray (an ack for no command of ours).",
+        );
         for (result, n) in &self.acks {
             out.sample("exaprobe_exabgp_acks_total", &[("result", result)], &n.to_string());
+        }
+
+        out.family(
+            "exaprobe_exabgp_dropped_lines_total",
+            "counter",
+            "Lines dropped at a bound: stdout (ExaBGP stopped reading) or stdin (a flood).",
+        );
+        for (channel, n) in &self.dropped {
+            out.sample("exaprobe_exabgp_dropped_lines_total", &[("channel", channel)], &n.to_string());
+        }
+
+        out.family(
+            "exaprobe_adj_rib_repairs_total",
+            "counter",
+            "Routes ExaBGP advertised otherwise than intended, repaired after a show adj-rib out.",
+        );
+        for (reason, n) in &self.repairs {
+            out.sample("exaprobe_adj_rib_repairs_total", &[("reason", reason)], &n.to_string());
         }
 
         out.family("exaprobe_exabgp_channel_up", "gauge", "1 while the channel to ExaBGP works.");
