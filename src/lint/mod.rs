@@ -17,7 +17,6 @@ use std::fmt;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::Path;
-use std::time::Duration;
 
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -26,7 +25,7 @@ use crate::core::fsm::Advert;
 use crate::exabgp::encoder;
 use crate::model::bgp::Prefix;
 use crate::model::config::{Config, covers, parse_asn};
-use crate::model::duration;
+use crate::model::duration::show;
 use crate::model::service::{OnFail, Service, ServiceCheck};
 use crate::probe::Check;
 use crate::probe::command::Program;
@@ -249,18 +248,6 @@ pub fn report(config: &Config, vrps: Option<&Vrps>, origin_as: Option<u32>) -> R
         warnings.len()
     );
     Report { text, errors: errors.len(), warnings: warnings.len() }
-}
-
-/// A duration in the largest unit that shows it exactly (15m, 1h, 1.5s).
-fn show(d: Duration) -> String {
-    let secs = d.as_secs();
-    if d.subsec_nanos() == 0 && secs >= 3600 && secs.is_multiple_of(3600) {
-        format!("{}h", secs / 3600)
-    } else if d.subsec_nanos() == 0 && secs >= 60 && secs.is_multiple_of(60) {
-        format!("{}m", secs / 60)
-    } else {
-        duration::show(d)
-    }
 }
 
 fn describe(text: &mut String, s: &Service) {
