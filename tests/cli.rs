@@ -251,7 +251,8 @@ fn shutdown_line_makes_it_exit_quietly() {
 fn end_of_stdin_makes_it_exit_and_kill_its_checks() {
     let marker = format!("exaprobe-test-marker-{}", std::process::id());
     let cmd = format!("sleep 30 & exec sleep 31 # {marker}");
-    let mut p = Probe::start(&["--cmd", &cmd, "--timeout", "60", "--ip", "198.51.100.1/32"]);
+    // A timeout is at most the interval.
+    let mut p = Probe::start(&["--cmd", &cmd, "--interval", "90", "--timeout", "60", "--ip", "198.51.100.1/32"]);
     p.wait_stderr("prefix(es)");
     // Wait until the check runs, then close stdin.
     let running = || {

@@ -152,9 +152,10 @@ pub struct Args {
     /// Time between checks while RISING or FALLING.
     #[arg(short = 'f', long, value_name = "DURATION", default_value = "1", help_heading = "Timing")]
     pub fast_interval: String,
-    /// Time a check may take before it counts as failed.
-    #[arg(short = 't', long, value_name = "DURATION", default_value = "5", help_heading = "Timing")]
-    pub timeout: String,
+    /// Time a check may take before it counts as failed, at most --interval [default: 5, or --interval
+    /// when shorter; 0: --interval].
+    #[arg(short = 't', long, value_name = "DURATION", help_heading = "Timing")]
+    pub timeout: Option<String>,
     /// Consecutive successes needed to announce.
     #[arg(long, value_name = "N", default_value_t = 3, help_heading = "Timing")]
     pub rise: u32,
@@ -587,9 +588,17 @@ impl Args {
             "any" => RawRequire::Any,
             n => n.parse::<u64>().map_or_else(|_| RawRequire::Other(n.to_string()), RawRequire::AtLeast),
         };
-        // The bundled healthcheck's --timeout 0 means no timeout: here, the
-        // longest a timeout may be, the interval.
-        let timeout = if duration::parse(&self.timeout) == Ok(Duration::ZERO) { &self.interval } else { &self.timeout };
+        // A timeout is at most the interval. The bundled healthcheck's
+        // default of 5 s is cut to a shorter interval (it accepts
+        // `--interval 1` alone), and its --timeout 0 (no timeout) is the
+        // longest a timeout may be: the interval.
+        let interval = duration::parse(&self.interval).ok().filter(|i| !i.is_zero());
+        let timeout = match self.timeout.as_deref() {
+            Some(t) if duration::parse(t) != Ok(Duration::ZERO) => t.to_string(),
+            Some(_) if interval.is_some() => self.interval.clone(),
+            None if interval.is_some_and(|i| i < Duration::from_secs(5)) => self.interval.clone(),
+            _ => "5".to_string(),
+        };
         let dampening = if self.dampening {
             let (d, n) = (|| maybe(None, "--dampening"), || maybe(None, "--dampening"));
             RawDampening::On { half_life: d(), penalty: n(), suppress: n(), reuse: n(), max_suppress: d() }
@@ -604,7 +613,7 @@ impl Args {
             disable_files: self.disable.iter().map(|d| At::new(d.clone(), Origin::Flag("--disable"))).collect(),
             interval: given(self.interval.clone(), "--interval"),
             fast_interval: given(self.fast_interval.clone(), "--fast-interval"),
-            timeout: given(timeout.clone(), "--timeout"),
+            timeout: given(timeout, "--timeout"),
             rise: given(self.rise, "--rise"),
             fall: given(self.fall, "--fall"),
             reassert: given(self.reassert.clone(), "--reassert"),
