@@ -786,13 +786,15 @@ fn durations_past_a_year_are_refused_before_the_engine_starts() {
         ["--ack-timeout", "300000000000y"],
         ["--drain-duration", "400d"],
     ] {
-        let (code, err) = by_hand(&[&["--dry-run", "--ip", "198.51.100.1/32", "--cmd", "true"][..], &args[..]].concat());
+        let (code, err) =
+            by_hand(&[&["--dry-run", "--ip", "198.51.100.1/32", "--cmd", "true"][..], &args[..]].concat());
         assert_eq!(code, Some(2), "{args:?}: {err}");
         assert!(err.contains(&format!("{}: ", args[0])) && err.contains("365 days"), "{args:?}: {err}");
     }
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("exaprobe.json");
-    std::fs::write(&conf, r#"{"services": [{"name": "a", "prefixes": ["198.51.100.1/32"], "interval": 1e19}]}"#).unwrap();
+    std::fs::write(&conf, r#"{"services": [{"name": "a", "prefixes": ["198.51.100.1/32"], "interval": 1e19}]}"#)
+        .unwrap();
     let (code, err) = by_hand(&["check", "--config", conf.to_str().unwrap()]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("services[0].interval: \"10000000000000000000\" is longer than"), "{err}");
@@ -828,10 +830,9 @@ fn a_json_config_is_known_by_its_content() {
     assert_eq!(p.line(), "announce route 198.51.100.1/32 next-hop self med 100");
     drop(p);
     // A comment or a top-level array: the JSON parser's error, not clap's.
-    for (text, needle) in [
-        (format!("// the web service\n{service}"), "(line 1, column 1)"),
-        ("[]".to_string(), "expected an object"),
-    ] {
+    for (text, needle) in
+        [(format!("// the web service\n{service}"), "(line 1, column 1)"), ("[]".to_string(), "expected an object")]
+    {
         std::fs::write(&conf, &text).unwrap();
         let (code, err) = by_hand(&["-F", conf.to_str().unwrap()]);
         assert_eq!(code, Some(2), "{text}: {err}");
@@ -853,8 +854,7 @@ fn sigterm_during_startup_ends_exaprobe_at_once() {
     // Opening a FIFO for writing without blocking works once it has a reader.
     let until = Instant::now() + WAIT;
     let _writer = loop {
-        match std::fs::OpenOptions::new().write(true).custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits()).open(&fifo)
-        {
+        match std::fs::OpenOptions::new().write(true).custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits()).open(&fifo) {
             Ok(w) => break w,
             Err(_) if Instant::now() < until => thread::sleep(Duration::from_millis(10)),
             Err(e) => panic!("exaprobe never opened the CA file: {e}"),

@@ -417,7 +417,12 @@ fn check_spec(flag: &'static str, kind: ProbeKind, spec: &str) -> RawProbeCheck 
 }
 
 /// A command check of `--cmd` or `--plugin`.
-fn command_check(flag: &'static str, argv: Option<Vec<String>>, shell: Option<String>, exit_codes: ExitCodes) -> RawProbeCheck {
+fn command_check(
+    flag: &'static str,
+    argv: Option<Vec<String>>,
+    shell: Option<String>,
+    exit_codes: ExitCodes,
+) -> RawProbeCheck {
     RawProbeCheck {
         probe: RawProbe::Command { argv, shell, exit_codes },
         keys: ProbeKeys::Flag { flag, keep_key: false },
@@ -488,7 +493,9 @@ impl Args {
             match ip.parse::<Prefix>() {
                 Ok(p) if self.deaggregate_networks => match p.hosts(DEAGGREGATE_MAX) {
                     Some(hosts) => prefixes.extend(hosts.iter().map(|h| At::new(h.to_string(), Origin::Flag("--ip")))),
-                    None => e.push(format!("--deaggregate-networks: {p} has more than {DEAGGREGATE_MAX} host addresses")),
+                    None => {
+                        e.push(format!("--deaggregate-networks: {p} has more than {DEAGGREGATE_MAX} host addresses"))
+                    }
                 },
                 // The validator reports the bad ones.
                 _ => prefixes.push(At::new(ip.clone(), Origin::Flag("--ip"))),
@@ -502,7 +509,8 @@ impl Args {
             }
         }
 
-        let neighbors = self.neighbor.iter().filter(|n| *n != "*").map(|n| At::new(n.clone(), Origin::Flag("--neighbor")));
+        let neighbors =
+            self.neighbor.iter().filter(|n| *n != "*").map(|n| At::new(n.clone(), Origin::Flag("--neighbor")));
         let local_preference = match self.local_preference {
             None | Some(-1) => None,
             Some(v) => match u32::try_from(v) {
@@ -522,17 +530,18 @@ impl Args {
             }
         };
         // The attributes every state shares.
-        let base = |med: u32, med_flag: &'static str, as_path: Field<RawAsPath>, communities: Field<Vec<At<String>>>| {
-            RawAttributes {
-                med: given(med, med_flag),
-                local_preference: maybe(local_preference, "--local-preference"),
-                origin: maybe(None, "--ip"),
-                as_path,
-                communities,
-                extended_communities: list(&self.extended_community, "--extended-community"),
-                large_communities: list(&self.large_community, "--large-community"),
-            }
-        };
+        let base =
+            |med: u32, med_flag: &'static str, as_path: Field<RawAsPath>, communities: Field<Vec<At<String>>>| {
+                RawAttributes {
+                    med: given(med, med_flag),
+                    local_preference: maybe(local_preference, "--local-preference"),
+                    origin: maybe(None, "--ip"),
+                    as_path,
+                    communities,
+                    extended_communities: list(&self.extended_community, "--extended-community"),
+                    large_communities: list(&self.large_community, "--large-community"),
+                }
+            };
         let communities = list(&self.community, "--community");
         let up = base(self.up_metric, "--up-metric", as_path("--up-as-path", &self.up_as_path), communities.clone());
         // DEGRADED adds its communities to --community.
@@ -544,8 +553,12 @@ impl Args {
                 given(all, "--degraded-community")
             }
         };
-        let degraded =
-            base(self.degraded_metric, "--degraded-metric", as_path("--degraded-as-path", &self.degraded_as_path), degraded_communities);
+        let degraded = base(
+            self.degraded_metric,
+            "--degraded-metric",
+            as_path("--degraded-as-path", &self.degraded_as_path),
+            degraded_communities,
+        );
         // DOWN and DISABLED: --disabled-community replaces --community.
         let worse_communities = match &self.disabled_community {
             None => communities.clone(),
@@ -559,7 +572,8 @@ impl Args {
             }
         };
         let down = worse(self.down_metric, "--down-metric", as_path("--down-as-path", &self.down_as_path));
-        let disabled = worse(self.disabled_metric, "--disabled-metric", as_path("--disabled-as-path", &self.disabled_as_path));
+        let disabled =
+            worse(self.disabled_metric, "--disabled-metric", as_path("--disabled-as-path", &self.disabled_as_path));
 
         let mut checks = Vec::new();
         let mut check = |c: RawProbeCheck, flag: &'static str| {

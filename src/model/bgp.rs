@@ -75,7 +75,8 @@ impl FromStr for Prefix {
             && v6.prefix_len() >= 96
             && let Some(v4) = v6.addr().to_ipv4_mapped()
         {
-            let v4 = IpNet::new(IpAddr::V4(v4), v6.prefix_len() - 96).map_or_else(|_| v4.to_string(), |n| n.to_string());
+            let v4 =
+                IpNet::new(IpAddr::V4(v4), v6.prefix_len() - 96).map_or_else(|_| v4.to_string(), |n| n.to_string());
             return Err(format!("{s:?} is an IPv4-mapped IPv6 prefix: write the IPv4 prefix {v4}"));
         }
         Ok(Prefix(net))

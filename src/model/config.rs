@@ -646,7 +646,6 @@ struct Identity {
     prefixes: Vec<(usize, Prefix)>,
 }
 
-
 //------------ Validation ---------------------------------------------------------
 
 /// The validation context: the file's text (for line numbers) and what has
@@ -901,10 +900,8 @@ impl<'t> Cx<'t> {
             self.err(name.origin.to_string(), "missing: every service needs a name");
         }
         let prefixes_origin = json(format!("{}.prefixes", l.path));
-        let prefixes = At {
-            value: l.svc.prefixes.as_ref().map(|v| items(v, &prefixes_origin)),
-            origin: prefixes_origin,
-        };
+        let prefixes =
+            At { value: l.svc.prefixes.as_ref().map(|v| items(v, &prefixes_origin)), origin: prefixes_origin };
 
         let (raw_checks, checks_path) = match (&l.svc.checks, &l.def.checks) {
             (Some(c), _) => (c.as_slice(), format!("{}.checks", l.path)),
@@ -977,7 +974,10 @@ impl<'t> Cx<'t> {
         let o = json(p);
         let d = v.map(|d| &d.0);
         let drain = raw::RawDrain {
-            communities: At::new(d.and_then(|d| d.communities.as_ref()).map(|c| items(c, &o.join("communities"))), o.join("communities")),
+            communities: At::new(
+                d.and_then(|d| d.communities.as_ref()).map(|c| items(c, &o.join("communities"))),
+                o.join("communities"),
+            ),
             med: At::new(d.and_then(|d| d.med), o.join("med")),
             as_path: At::new(d.and_then(|d| d.as_path.as_ref()).map(as_path), o.join("as_path")),
             duration: duration_field(d.and_then(|d| d.duration.as_ref()), o.join("duration")),
@@ -1067,7 +1067,8 @@ impl<'t> Cx<'t> {
         let (probe, common, keys): (_, Common, &'static [(&'static str, &'static str)]) = match kind.as_deref() {
             Some("tcp") => {
                 let c = self.parse::<RawTcp>(sub, path)?;
-                let probe = raw::RawProbe::Tcp { address: c.address.clone(), send: c.send.clone(), expect: c.expect.clone() };
+                let probe =
+                    raw::RawProbe::Tcp { address: c.address.clone(), send: c.send.clone(), expect: c.expect.clone() };
                 (probe, c.common_owned(), &[("address", "address"), ("send", "send"), ("expect", "expect")])
             }
             Some("http") => {

@@ -121,6 +121,7 @@ pub enum RawAsPath {
 
 /// What a state does with the routes.
 #[derive(Clone, Debug)]
+#[expect(clippy::large_enum_variant, reason = "built once per service at startup: size does not matter")]
 pub enum RawAction {
     /// Withdraw them.
     Withdraw,
@@ -143,6 +144,7 @@ pub enum RawRequire {
 
 /// Flap dampening.
 #[derive(Clone, Debug, PartialEq)]
+#[expect(clippy::large_enum_variant, reason = "built once per service at startup: size does not matter")]
 pub enum RawDampening {
     /// No dampening.
     Off,
@@ -274,12 +276,10 @@ impl ProbeKeys {
     pub fn locate(&self, key: Option<&str>) -> (Origin, bool) {
         match self {
             ProbeKeys::Flag { flag, keep_key } => (Origin::Flag(flag), *keep_key),
-            ProbeKeys::Json { check, keys } => {
-                match key.and_then(|k| keys.iter().find(|(flag, _)| *flag == k)) {
-                    Some((_, json)) => (check.join(json), false),
-                    None => (check.clone(), true),
-                }
-            }
+            ProbeKeys::Json { check, keys } => match key.and_then(|k| keys.iter().find(|(flag, _)| *flag == k)) {
+                Some((_, json)) => (check.join(json), false),
+                None => (check.clone(), true),
+            },
         }
     }
 }

@@ -266,10 +266,8 @@ impl V {
             && let Some(p) = prefixes.iter().find(|p| p.is_ipv6())
         {
             match next_hop {
-                Some(NextHop::Addr(a)) if a.is_ipv4() => self.err(
-                    o6,
-                    format!("{p} is IPv6 and {} {a} is IPv4: give {}, an IPv6 address", o4.key(), o6.key()),
-                ),
+                Some(NextHop::Addr(a)) if a.is_ipv4() => self
+                    .err(o6, format!("{p} is IPv6 and {} {a} is IPv4: give {}, an IPv6 address", o4.key(), o6.key())),
                 Some(NextHop::Own) => self.warn(
                     o6,
                     format!(

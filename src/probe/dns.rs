@@ -238,10 +238,12 @@ impl DnsBuilder {
             Some(s) if s.is_empty() => return Err(SpecError::at("answer", "must not be empty")),
             Some(s) => Some(match rtype {
                 Rtype::A => Expected::Address(IpAddr::V4(
-                    s.parse::<Ipv4Addr>().map_err(|_| SpecError::at("answer", format!("{s:?} is not an IPv4 address")))?,
+                    s.parse::<Ipv4Addr>()
+                        .map_err(|_| SpecError::at("answer", format!("{s:?} is not an IPv4 address")))?,
                 )),
                 Rtype::AAAA => Expected::Address(IpAddr::V6(
-                    s.parse::<Ipv6Addr>().map_err(|_| SpecError::at("answer", format!("{s:?} is not an IPv6 address")))?,
+                    s.parse::<Ipv6Addr>()
+                        .map_err(|_| SpecError::at("answer", format!("{s:?} is not an IPv6 address")))?,
                 )),
                 _ => Expected::Text(s.clone()),
             }),
@@ -249,7 +251,8 @@ impl DnsBuilder {
         let source = match &self.source {
             None => None,
             Some(s) => {
-                let ip: IpAddr = s.parse().map_err(|_| SpecError::at("source", format!("{s:?} is not an IP address")))?;
+                let ip: IpAddr =
+                    s.parse().map_err(|_| SpecError::at("source", format!("{s:?} is not an IP address")))?;
                 if ip.is_ipv4() != server.is_ipv4() {
                     return Err(SpecError::at("source", format!("{ip} is not of the server's address family")));
                 }
@@ -704,7 +707,14 @@ mod tests {
         assert!(e("127.0.0.1 example.com A soa-reference=127.0.0.2 soa-max-lag=x").starts_with("soa-max-lag:"));
         assert!(e("127.0.0.1 example.com A port=53").starts_with("port:"));
         assert!(e("127.0.0.1 bad..name A").starts_with("name:"));
-        assert!(DnsProbe::builder("example.com").server("dns.example.com").build().unwrap_err().to_string().starts_with("server:"));
+        assert!(
+            DnsProbe::builder("example.com")
+                .server("dns.example.com")
+                .build()
+                .unwrap_err()
+                .to_string()
+                .starts_with("server:")
+        );
     }
 
     #[test]

@@ -406,9 +406,9 @@ impl HttpBuilder {
             (Some(_), Some(_)) => return Err(SpecError::at("body-regex", "give either body or body-regex, not both")),
             (Some(b), None) if b.is_empty() => return Err(SpecError::at("body", "must not be empty")),
             (Some(b), None) => Some(BodyMatch::Contains(b.clone())),
-            (None, Some(r)) => {
-                Some(BodyMatch::Regex(BodyRegex(regex_lite::Regex::new(r).map_err(|e| SpecError::at("body-regex", e.to_string()))?)))
-            }
+            (None, Some(r)) => Some(BodyMatch::Regex(BodyRegex(
+                regex_lite::Regex::new(r).map_err(|e| SpecError::at("body-regex", e.to_string()))?,
+            ))),
             (None, None) => None,
         };
         if body.is_some() && method == Method::HEAD {
