@@ -3,13 +3,15 @@
 //! reported at once, each at its JSON path (`services[2].checks[0].timeout`)
 //! and, where the JSON parser can tell, with its line and column.
 //!
-//! How: the file is read into raw serde structs with
-//! `deny_unknown_fields` (so a misspelt key is an error, not a silently
-//! ignored setting), then converted field by field into the validated types
-//! of [`crate::model::bgp`], [`crate::probe`] and [`crate::model::service`], collecting
-//! errors instead of stopping at the first. Each service and each check is
-//! deserialized on its own, from its own slice of the file, so a bad key in
-//! one does not hide the errors in the others.
+//! How: the file (a regular file of at most [`crate::model::file::MAX_CONFIG`]
+//! bytes; a leading byte order mark is skipped) is read into raw serde structs
+//! with `deny_unknown_fields` (so a misspelt key is an error, not a silently
+//! ignored setting). Each service, its `defaults` merged in, becomes the one
+//! raw form of a service ([`RawSpec`], every value at its JSON path), which
+//! [`validate::service`], the validator the command line uses too, turns
+//! into a [`Service`], collecting errors instead of stopping at the first.
+//! Each service and each check is deserialized on its own, from its own slice
+//! of the file, so a bad key in one does not hide the errors in the others.
 //!
 //! # Schema
 //!
@@ -52,15 +54,18 @@
 //! Service keys, with their defaults in the config file:
 //! - `name` (required): 1–64 of `A-Z a-z 0-9 _ . -`, unique;
 //! - `prefixes` (required, non-empty): IPv4 and IPv6, host bits zero, each in
-//!   one service only;
+//!   one service only; IPv4-mapped IPv6 prefixes (`::ffff:…`) are refused (write
+//!   the IPv4 prefix); a default route (`0.0.0.0/0`, `::/0`) is a warning;
 //! - `checks` (`[]`: always healthy, with a warning); `require`: `"all"`
 //!   (default), `"any"` or a number of checks;
-//! - `interval` (5s), `fast_interval` (1s, at most `interval`), `timeout`
-//!   (2s, or half the interval when that is 2s or less; always below the
-//!   interval), `rise` (3), `fall` (3), `reassert` (5m; 0 never);
+//! - `interval` (5s), `fast_interval` (1s, or the interval when shorter;
+//!   longer than the interval is a warning), `timeout` (2s, or half the
+//!   interval when that is 2s or less; at most the interval, as a check's
+//!   `timeout`), `rise` (3), `fall` (3), `reassert` (5m; 0 never);
 //! - `next_hop` (`"self"`), `next_hop6` (IPv6 or `"self"`), `neighbors` (IP
-//!   list; empty: every neighbor that lists the process). IPv6 prefixes need
-//!   `next_hop6` or an IPv6 `next_hop`;
+//!   list; empty: every neighbor that lists the process). IPv6 prefixes with
+//!   an IPv4 `next_hop` need `next_hop6`; with `"self"` and no `next_hop6`
+//!   they are a warning (`self` works only over an IPv6 BGP session);
 //! - `attributes`: `med` (100), `local_preference`, `communities`,
 //!   `large_communities`, `extended_communities` (lists of strings),
 //!   `as_path` (a list of numbers or a string `"64500 64500"`), `origin`
@@ -99,7 +104,8 @@
 //!
 //! Strings are taken as JSON decodes them: `"PING\r\n"` is the six bytes,
 //! with no second layer of escapes as in the flag forms. Durations are
-//! strings (`"250ms"`, `"2s"`, `"1m"`) or numbers of seconds.
+//! strings (`"250ms"`, `"2s"`, `"1m"`) or numbers of seconds, at most
+//! [`crate::model::duration::MAX`] (365 days).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
