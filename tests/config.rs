@@ -614,6 +614,10 @@ fn config_files_are_read_only_when_regular_and_small() {
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
     let errs = config::load_file(&fifo).unwrap_err();
     assert!(errs[0].message.contains("not a regular file"), "{}", show(&errs));
+    for vrps in [std::path::Path::new("/dev/zero"), &fifo] {
+        let e = lint::load_vrps(vrps).unwrap_err();
+        assert!(e.contains("not a regular file"), "{e}");
+    }
     let big = dir.path().join("big.json");
     std::fs::File::create(&big).unwrap().set_len(5 << 20).unwrap();
     let errs = config::load_file(&big).unwrap_err();

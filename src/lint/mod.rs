@@ -127,9 +127,14 @@ struct RawRoa {
     max_length: Option<u8>,
 }
 
-/// Reads a VRP file.
+/// The largest VRP file read: 512 MiB, several times a full export of
+/// today's RPKI (about 70 MB of JSON).
+const MAX_VRPS: u64 = 512 * 1024 * 1024;
+
+/// Reads a VRP file (a regular file of at most 512 MiB).
 pub fn load_vrps(path: &Path) -> Result<Vrps, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text =
+        crate::model::file::read_text(path, MAX_VRPS).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     parse_vrps(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 

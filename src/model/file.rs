@@ -1,6 +1,7 @@
-//! Reading a configuration file (the JSON config, a `-F key = value` file):
-//! only a regular file, and at most [`MAX_CONFIG`] bytes of it, so that
-//! `--config /dev/zero` cannot grow the process and a FIFO cannot block it.
+//! Reading a configuration file (the JSON config, a `-F key = value` file,
+//! `check`'s VRPs): only a regular file, and at most [`MAX_CONFIG`] bytes of
+//! it, so that `--config /dev/zero` cannot grow the process and a FIFO
+//! cannot block it.
 
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
@@ -13,6 +14,12 @@ pub const MAX_CONFIG: u64 = 4 * 1024 * 1024;
 /// Reads a configuration file as text. The error says why, without the
 /// path (the caller names it).
 pub fn read_config(path: &Path) -> Result<String, String> {
+    read_text(path, MAX_CONFIG)
+}
+
+/// Reads a regular file of at most `max` bytes as text (the same rules as
+/// [`read_config`], for inputs that are larger by nature, such as VRPs).
+pub fn read_text(path: &Path, max: u64) -> Result<String, String> {
     // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
     // writer. It does not change reading a regular file.
     let file = std::fs::OpenOptions::new()
@@ -24,20 +31,20 @@ pub fn read_config(path: &Path) -> Result<String, String> {
     if !meta.is_file() {
         return Err("not a regular file".into());
     }
-    if meta.len() > MAX_CONFIG {
-        return Err(too_big());
+    if meta.len() > max {
+        return Err(too_big(max));
     }
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     // The file may grow while it is read: never read past the limit.
-    Read::take(&file, MAX_CONFIG + 1).read_to_end(&mut bytes).map_err(|e| e.to_string())?;
-    if bytes.len() as u64 > MAX_CONFIG {
-        return Err(too_big());
+    Read::take(&file, max + 1).read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > max {
+        return Err(too_big(max));
     }
     String::from_utf8(bytes).map_err(|e| format!("not UTF-8 text (at byte {})", e.utf8_error().valid_up_to()))
 }
 
-fn too_big() -> String {
-    format!("larger than {} MiB, the most a config file may be", MAX_CONFIG / (1024 * 1024))
+fn too_big(max: u64) -> String {
+    format!("larger than {} MiB, the most this file may be", max / (1024 * 1024))
 }
 
 /// The text without a leading UTF-8 byte order mark.
