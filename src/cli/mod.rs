@@ -488,6 +488,70 @@ impl Args {
         let mut e = Vec::new();
         self.refuse_unsupported(&mut e);
 
+        let prefixes = self.raw_prefixes(&mut e);
+        let neighbors =
+            self.neighbor.iter().filter(|n| *n != "*").map(|n| At::new(n.clone(), Origin::Flag("--neighbor")));
+        let (up, degraded, down, disabled) = self.raw_states(&mut e);
+        let checks = self.raw_checks();
+        let require = match self.require.as_str() {
+            "all" => RawRequire::All,
+            "any" => RawRequire::Any,
+            n => n.parse::<u64>().map_or_else(|_| RawRequire::Other(n.to_string()), RawRequire::AtLeast),
+        };
+        // A timeout is at most the interval. The bundled healthcheck's
+        // default of 5 s is cut to a shorter interval (it accepts
+        // `--interval 1` alone), and its --timeout 0 (no timeout) is the
+        // longest a timeout may be: the interval.
+        let interval = duration::parse(&self.interval).ok().filter(|i| !i.is_zero());
+        let timeout = match self.timeout.as_deref() {
+            Some(t) if duration::parse(t) != Ok(Duration::ZERO) => t.to_string(),
+            Some(_) if interval.is_some() => self.interval.clone(),
+            None if interval.is_some_and(|i| i < Duration::from_secs(5)) => self.interval.clone(),
+            _ => "5".to_string(),
+        };
+        let dampening = if self.dampening {
+            let (d, n) = (|| maybe(None, "--dampening"), || maybe(None, "--dampening"));
+            RawDampening::On { half_life: d(), penalty: n(), suppress: n(), reuse: n(), max_suppress: d() }
+        } else {
+            RawDampening::Off
+        };
+        let spec = RawSpec {
+            name: maybe(self.name.clone(), "--name"),
+            prefixes: given(prefixes, "--ip"),
+            checks: At::new(checks, Origin::Flag("--cmd/--tcp/--http/--dns/--ntp/--plugin")),
+            require: given(require, "--require"),
+            disable_files: self.disable.iter().map(|d| At::new(d.clone(), Origin::Flag("--disable"))).collect(),
+            interval: given(self.interval.clone(), "--interval"),
+            fast_interval: given(self.fast_interval.clone(), "--fast-interval"),
+            timeout: given(timeout, "--timeout"),
+            rise: given(self.rise, "--rise"),
+            fall: given(self.fall, "--fall"),
+            reassert: given(self.reassert.clone(), "--reassert"),
+            next_hop: given(self.next_hop.clone(), "--next-hop"),
+            next_hop6: maybe(self.next_hop6.clone(), "--next-hop6"),
+            neighbors: At::new(neighbors.collect(), Origin::Flag("--neighbor")),
+            path_id: maybe(self.path_id, "--path-id"),
+            med_increase: given(self.increase, "--increase"),
+            up,
+            degraded,
+            down,
+            disabled,
+            covering: maybe(None, "--ip"),
+            dampening: given(dampening, "--dampening"),
+            drain: RawDrain {
+                communities: maybe(None, "--drain-duration"),
+                med: maybe(None, "--drain-duration"),
+                as_path: maybe(None, "--drain-duration"),
+                duration: maybe(self.drain_duration.clone(), "--drain-duration"),
+                on_shutdown: self.drain_on_shutdown,
+            },
+        };
+        (spec, e)
+    }
+
+    /// The prefixes as the healthcheck's flags give them: each --ip, or its
+    /// host addresses with --deaggregate-networks, from --start-ip on.
+    fn raw_prefixes(&self, e: &mut Vec<String>) -> Vec<At<String>> {
         let mut prefixes = Vec::new();
         for ip in &self.ips {
             match ip.parse::<Prefix>() {
@@ -508,9 +572,13 @@ impl Args {
                 prefixes.rotate_left(self.start_ip);
             }
         }
+        prefixes
+    }
 
-        let neighbors =
-            self.neighbor.iter().filter(|n| *n != "*").map(|n| At::new(n.clone(), Origin::Flag("--neighbor")));
+    /// UP, DEGRADED, DOWN and DISABLED as the healthcheck's flags describe
+    /// them: one base (--community, --local-preference, …) with per-state
+    /// metrics, AS paths and communities.
+    fn raw_states(&self, e: &mut Vec<String>) -> (RawAttributes, RawAttributes, RawAction, RawAction) {
         let local_preference = match self.local_preference {
             None | Some(-1) => None,
             Some(v) => match u32::try_from(v) {
@@ -574,7 +642,11 @@ impl Args {
         let down = worse(self.down_metric, "--down-metric", as_path("--down-as-path", &self.down_as_path));
         let disabled =
             worse(self.disabled_metric, "--disabled-metric", as_path("--disabled-as-path", &self.disabled_as_path));
+        (up, degraded, down, disabled)
+    }
 
+    /// The checks, in the order --cmd, --plugin, --tcp, --http, --dns, --ntp.
+    fn raw_checks(&self) -> Vec<At<RawCheck>> {
         let mut checks = Vec::new();
         let mut check = |c: RawProbeCheck, flag: &'static str| {
             checks.push(At::new(RawCheck::Probe(Box::new(c)), Origin::Flag(flag)));
@@ -597,60 +669,7 @@ impl Args {
                 check(check_spec(flag, kind, v), flag);
             }
         }
-        let require = match self.require.as_str() {
-            "all" => RawRequire::All,
-            "any" => RawRequire::Any,
-            n => n.parse::<u64>().map_or_else(|_| RawRequire::Other(n.to_string()), RawRequire::AtLeast),
-        };
-        // A timeout is at most the interval. The bundled healthcheck's
-        // default of 5 s is cut to a shorter interval (it accepts
-        // `--interval 1` alone), and its --timeout 0 (no timeout) is the
-        // longest a timeout may be: the interval.
-        let interval = duration::parse(&self.interval).ok().filter(|i| !i.is_zero());
-        let timeout = match self.timeout.as_deref() {
-            Some(t) if duration::parse(t) != Ok(Duration::ZERO) => t.to_string(),
-            Some(_) if interval.is_some() => self.interval.clone(),
-            None if interval.is_some_and(|i| i < Duration::from_secs(5)) => self.interval.clone(),
-            _ => "5".to_string(),
-        };
-        let dampening = if self.dampening {
-            let (d, n) = (|| maybe(None, "--dampening"), || maybe(None, "--dampening"));
-            RawDampening::On { half_life: d(), penalty: n(), suppress: n(), reuse: n(), max_suppress: d() }
-        } else {
-            RawDampening::Off
-        };
-        let spec = RawSpec {
-            name: maybe(self.name.clone(), "--name"),
-            prefixes: given(prefixes, "--ip"),
-            checks: At::new(checks, Origin::Flag("--cmd/--tcp/--http/--dns/--ntp/--plugin")),
-            require: given(require, "--require"),
-            disable_files: self.disable.iter().map(|d| At::new(d.clone(), Origin::Flag("--disable"))).collect(),
-            interval: given(self.interval.clone(), "--interval"),
-            fast_interval: given(self.fast_interval.clone(), "--fast-interval"),
-            timeout: given(timeout, "--timeout"),
-            rise: given(self.rise, "--rise"),
-            fall: given(self.fall, "--fall"),
-            reassert: given(self.reassert.clone(), "--reassert"),
-            next_hop: given(self.next_hop.clone(), "--next-hop"),
-            next_hop6: maybe(self.next_hop6.clone(), "--next-hop6"),
-            neighbors: At::new(neighbors.collect(), Origin::Flag("--neighbor")),
-            path_id: maybe(self.path_id, "--path-id"),
-            med_increase: given(self.increase, "--increase"),
-            up,
-            degraded,
-            down,
-            disabled,
-            covering: maybe(None, "--ip"),
-            dampening: given(dampening, "--dampening"),
-            drain: RawDrain {
-                communities: maybe(None, "--drain-duration"),
-                med: maybe(None, "--drain-duration"),
-                as_path: maybe(None, "--drain-duration"),
-                duration: maybe(self.drain_duration.clone(), "--drain-duration"),
-                on_shutdown: self.drain_on_shutdown,
-            },
-        };
-        (spec, e)
+        checks
     }
 
     /// The log level the flags ask for.
