@@ -120,3 +120,20 @@ impl fmt::Display for Problem {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_name_their_setting() {
+        let svc = Origin::Json("services[0]".into());
+        assert_eq!(svc.join("checks").index(2).join("timeout").to_string(), "services[0].checks[2].timeout");
+        assert_eq!(Origin::Json("services[0].next_hop6".into()).key(), "next_hop6");
+        assert_eq!(Origin::Json("defaults.attributes.communities[1]".into()).key(), "communities");
+        assert_eq!(Origin::Flag("--next-hop6").join("x").index(3), Origin::Flag("--next-hop6"));
+        let p =
+            Problem { severity: Severity::Error, origin: Origin::Flag("--rise"), message: "must be at least 1".into() };
+        assert_eq!(p.to_string(), "--rise: must be at least 1");
+    }
+}

@@ -513,3 +513,18 @@ impl V {
         (self.errors() == before).then_some(DrainPolicy { attributes, stage, on_shutdown: d.on_shutdown })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_short_printable_words() {
+        assert_eq!(valid_name("dns-resolver_1.a"), Ok("dns-resolver_1.a".into()));
+        for bad in ["", "a b", "web\nannounce route 198.51.100.1/32", "tab\t", "é", &"a".repeat(65)] {
+            let e = valid_name(bad).unwrap_err();
+            assert!(e.contains("1-64 characters") && !e.contains('\n'), "{bad:?}: {e}");
+        }
+        assert!(valid_name(&"a".repeat(64)).is_ok());
+    }
+}
