@@ -219,7 +219,7 @@ impl Shell {
 }
 
 fn methods(kind: &str, s: &Servers) -> (Native, Shell) {
-    fn flag<T>(e: String) -> T {
+    fn flag<T>(e: exaprobe::probe::SpecError) -> T {
         panic!("flag form: {e}")
     }
     match kind {

@@ -404,7 +404,7 @@ e2e! {
         let cmd = format!("test -e {}", healthy.display());
         let args = [
             "--cmd", &cmd, "--ip", V4_PREFIX, "--interval", "1", "--fast-interval", "0.5", "--rise", "2",
-            "--fall", "2", "--timeout", "2", "--withdraw-on-down",
+            "--fall", "2", "--timeout", "1", "--withdraw-on-down",
         ];
         h.start_exabgp(&args, ExaOptions::default());
         h.wait_route_up(V4_PREFIX, secs(30.0), "announced");

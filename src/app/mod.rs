@@ -41,6 +41,12 @@ pub fn main() -> ExitCode {
         eprintln!("exaprobe: cannot block signals: {e}");
         return ExitCode::from(1);
     }
+    // Until the engine takes the signals, SIGTERM and SIGINT end exaprobe at
+    // once: reading a config on a hung mount must not make it unkillable.
+    if let Err(e) = crate::ops::signals::startup() {
+        eprintln!("exaprobe: cannot wait for signals: {e}");
+        return ExitCode::from(1);
+    }
     let exabgp = under_exabgp();
     let argv = match expand_config(std::env::args_os().collect()) {
         Ok(a) => a,
@@ -73,7 +79,7 @@ pub fn main() -> ExitCode {
         Some(sub) => return client(sub),
         None => {}
     }
-    let name = args.name.clone().unwrap_or_else(|| args.ips.first().cloned().unwrap_or_else(|| "exaprobe".into()));
+    let name = log_name(&args);
     crate::ops::logger::init(if args.debug { LevelFilter::Debug } else { args.log_level });
     let (services, options, reload, log_level) = if let Some(path) = args.config.clone() {
         match config_mode(&args, &matches, &path) {
@@ -126,6 +132,20 @@ pub fn main() -> ExitCode {
             log::error!("{e:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// The name that prefixes exaprobe's own messages: the service's, when it is
+/// valid (an invalid one could forge log lines), else the first prefix's,
+/// else `exaprobe`.
+fn log_name(args: &Args) -> String {
+    match &args.name {
+        Some(n) => crate::model::validate::valid_name(n).unwrap_or_else(|_| "exaprobe".into()),
+        None => args
+            .ips
+            .first()
+            .and_then(|p| p.parse::<crate::model::bgp::Prefix>().ok())
+            .map_or_else(|| "exaprobe".into(), |p| p.to_string()),
     }
 }
 

@@ -1,27 +1,31 @@
 //! The command line: a drop-in for the bundled healthcheck's flags, parsed
-//! with clap into raw values ([`Args`]) and then converted once into a
-//! validated [`Service`]. Every error names the flag and why; all of them
-//! are reported at once. What runs with them is [`crate::app`]'s business.
+//! with clap into raw values ([`Args`]), translated into the one raw form of
+//! a service ([`RawSpec`], the healthcheck's defaults and conventions applied
+//! here) and validated by the same validator as a JSON service
+//! ([`crate::model::validate`]). Every error names the flag and why; all of
+//! them are reported at once. What runs with them is [`crate::app`]'s
+//! business.
 
 pub mod generate;
 
 use std::ffi::OsString;
-use std::net::IpAddr;
-use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
 use log::LevelFilter;
 
-use crate::core::fsm::Require;
 use crate::engine::{self, Options};
 use crate::exabgp::AckMode;
-use crate::model::bgp::{AsPath, Community, ExtCommunity, LargeCommunity, NextHop, Prefix, parse_list};
-use crate::model::duration;
-use crate::model::service::{Action, Attributes, OnFail, Service, ServiceCheck, Timing};
-use crate::probe::Check;
-use crate::probe::command::{CommandProbe, ExitCodes, Program};
+use crate::model::bgp::Prefix;
+use crate::model::origin::{At, Field, Origin, Severity};
+use crate::model::raw::{
+    ProbeKeys, ProbeKind, RawAction, RawAsPath, RawAttributes, RawCheck, RawDampening, RawDrain, RawProbe,
+    RawProbeCheck, RawRequire, RawSpec,
+};
+use crate::model::service::Service;
+use crate::model::{duration, file, validate};
+use crate::probe::command::ExitCodes;
 
 /// Most host routes `--deaggregate-networks` may expand one prefix into.
 const DEAGGREGATE_MAX: usize = 1024;
@@ -148,9 +152,10 @@ pub struct Args {
     /// Time between checks while RISING or FALLING.
     #[arg(short = 'f', long, value_name = "DURATION", default_value = "1", help_heading = "Timing")]
     pub fast_interval: String,
-    /// Time a check may take before it counts as failed.
-    #[arg(short = 't', long, value_name = "DURATION", default_value = "5", help_heading = "Timing")]
-    pub timeout: String,
+    /// Time a check may take before it counts as failed, at most --interval [default: 5, or --interval
+    /// when shorter; 0: --interval].
+    #[arg(short = 't', long, value_name = "DURATION", help_heading = "Timing")]
+    pub timeout: Option<String>,
     /// Consecutive successes needed to announce.
     #[arg(long, value_name = "N", default_value_t = 3, help_heading = "Timing")]
     pub rise: u32,
@@ -351,275 +356,112 @@ pub struct Settings {
     pub log_level: LevelFilter,
 }
 
-/// Collects errors so that all of them are reported at once.
-#[derive(Default)]
-struct Errors(Vec<String>);
-
-impl Errors {
-    fn take<T>(&mut self, flag: &str, r: Result<T, String>) -> Option<T> {
-        r.map_err(|e| self.0.push(format!("{flag}: {e}"))).ok()
+/// The flag behind a check flag's `timeout=` or `on-fail=` option, for
+/// messages (`--tcp timeout=: must be more than 0`).
+fn option_flag(flag: &'static str, option: &str) -> &'static str {
+    match (flag, option) {
+        ("--tcp", "timeout") => "--tcp timeout=",
+        ("--tcp", _) => "--tcp on-fail=",
+        ("--http", "timeout") => "--http timeout=",
+        ("--http", _) => "--http on-fail=",
+        ("--dns", "timeout") => "--dns timeout=",
+        ("--dns", _) => "--dns on-fail=",
+        ("--ntp", "timeout") => "--ntp timeout=",
+        _ => "--ntp on-fail=",
     }
+}
 
-    fn push(&mut self, msg: impl Into<String>) {
-        self.0.push(msg.into());
+/// A value given by a flag (or its default).
+fn given<T>(value: T, flag: &'static str) -> Field<T> {
+    Field::given(value, Origin::Flag(flag))
+}
+
+/// A value a flag may give.
+fn maybe<T>(value: Option<T>, flag: &'static str) -> Field<T> {
+    At::new(value, Origin::Flag(flag))
+}
+
+/// The items of a list flag (`"65000:1 no-export"`, `"[ 65000:1, 65000:2 ]"`).
+fn words(s: &str, flag: &'static str) -> Vec<At<String>> {
+    let inner = s.trim().trim_start_matches('[').trim_end_matches(']');
+    inner
+        .split(|c: char| c.is_ascii_whitespace() || c == ',')
+        .filter(|t| !t.is_empty())
+        .map(|t| At::new(t.to_string(), Origin::Flag(flag)))
+        .collect()
+}
+
+/// Splits the options every check flag takes (`timeout=DURATION`,
+/// `on-fail=down|degrade`) from the probe's own words.
+fn check_spec(flag: &'static str, kind: ProbeKind, spec: &str) -> RawProbeCheck {
+    let mut timeout = None;
+    let mut on_fail = None;
+    let mut rest = Vec::new();
+    for word in spec.split_whitespace() {
+        if let Some(t) = word.strip_prefix("timeout=") {
+            timeout = Some(t.to_string());
+        } else if let Some(f) = word.strip_prefix("on-fail=") {
+            on_fail = Some(f.to_string());
+        } else {
+            rest.push(word);
+        }
+    }
+    RawProbeCheck {
+        probe: RawProbe::Words(kind, rest.join(" ")),
+        keys: ProbeKeys::Flag { flag, keep_key: true },
+        timeout: maybe(timeout, option_flag(flag, "timeout")),
+        rise: maybe(None, flag),
+        fall: maybe(None, flag),
+        on_fail: maybe(on_fail, option_flag(flag, "on-fail")),
+    }
+}
+
+/// A command check of `--cmd` or `--plugin`.
+fn command_check(
+    flag: &'static str,
+    argv: Option<Vec<String>>,
+    shell: Option<String>,
+    exit_codes: ExitCodes,
+) -> RawProbeCheck {
+    RawProbeCheck {
+        probe: RawProbe::Command { argv, shell, exit_codes },
+        keys: ProbeKeys::Flag { flag, keep_key: false },
+        timeout: maybe(None, flag),
+        rise: maybe(None, flag),
+        fall: maybe(None, flag),
+        on_fail: maybe(None, flag),
     }
 }
 
 impl Args {
     /// Validates the flags into [`Settings`], or every problem found.
+    /// Warnings are logged.
     pub fn settings(&self) -> Result<Settings, Vec<String>> {
-        let mut e = Errors::default();
-        self.refuse_unsupported(&mut e);
-
-        let mut prefixes = Vec::new();
-        for ip in &self.ips {
-            if let Some(p) = e.take("--ip", ip.parse::<Prefix>()) {
-                if self.deaggregate_networks {
-                    match p.hosts(DEAGGREGATE_MAX) {
-                        Some(hosts) => prefixes.extend(hosts),
-                        None => e.push(format!(
-                            "--deaggregate-networks: {p} has more than {DEAGGREGATE_MAX} host addresses"
-                        )),
-                    }
-                } else {
-                    prefixes.push(p);
-                }
+        let (spec, mut errors) = self.spec();
+        let (service, problems) = validate::service(&spec);
+        for p in problems {
+            match p.severity {
+                Severity::Error => errors.push(p.to_string()),
+                Severity::Warning => log::warn!("{p}"),
             }
         }
-        if self.ips.is_empty() {
-            e.push("--ip: give at least one prefix to announce (exaprobe does not read addresses from lo)");
-        }
-        let mut seen = std::collections::HashSet::new();
-        for p in &prefixes {
-            if !seen.insert(*p) {
-                e.push(format!("--ip: {p} is given twice"));
+        let ack_timeout = match duration::parse(&self.ack_timeout) {
+            Ok(d) if d.is_zero() => {
+                errors.push("--ack-timeout: must be more than 0".into());
+                None
             }
-        }
-        if !prefixes.is_empty() {
-            if self.start_ip >= prefixes.len() {
-                e.push(format!("--start-ip: {} is past the last prefix (there are {})", self.start_ip, prefixes.len()));
-            } else {
-                prefixes.rotate_left(self.start_ip);
-            }
-        }
-
-        let next_hop = e.take("--next-hop", self.next_hop.parse::<NextHop>());
-        let next_hop6 = self.next_hop6.as_ref().and_then(|s| e.take("--next-hop6", s.parse::<NextHop>()));
-        if let Some(NextHop::Addr(a)) = next_hop6
-            && a.is_ipv4()
-        {
-            e.push(format!("--next-hop6: {a} is an IPv4 address; give an IPv6 address or self"));
-        }
-        if let Some(nh) = next_hop {
-            if nh.is_ipv6() == Some(true) && prefixes.iter().any(|p| !p.is_ipv6()) {
-                e.push(format!(
-                    "--next-hop: {nh} is IPv6 but IPv4 prefixes are announced; give an IPv4 next hop or self"
-                ));
-            }
-            if nh.is_ipv6() == Some(false)
-                && next_hop6.is_none()
-                && let Some(p) = prefixes.iter().find(|p| p.is_ipv6())
-            {
-                e.push(format!("--next-hop6: {p} is IPv6 and --next-hop {nh} is IPv4; give --next-hop6"));
-            }
-            if nh == NextHop::Own && next_hop6.is_none() && prefixes.iter().any(Prefix::is_ipv6) {
-                log::warn!(
-                    "IPv6 prefixes with next-hop self only work over an IPv6 BGP session; over an IPv4 session \
-                     ExaBGP refuses them (4.2 without even an ack): give --next-hop6"
-                );
-            }
-        }
-
-        let mut neighbors = Vec::new();
-        for n in &self.neighbor {
-            let parsed = n.parse::<IpAddr>().map_err(|_| format!("{n:?} is not an IP address or *"));
-            if n != "*"
-                && let Some(ip) = e.take("--neighbor", parsed)
-            {
-                neighbors.push(ip);
-            }
-        }
-
-        let list = |e: &mut Errors, flag: &str, v: &Option<String>| -> Vec<Community> {
-            v.as_ref().and_then(|s| e.take(flag, parse_list::<Community>(s))).unwrap_or_default()
-        };
-        let communities = list(&mut e, "--community", &self.community);
-        let disabled_communities = self
-            .disabled_community
-            .as_ref()
-            .map(|s| e.take("--disabled-community", parse_list::<Community>(s)).unwrap_or_default());
-        let extended_communities = self
-            .extended_community
-            .as_ref()
-            .and_then(|s| e.take("--extended-community", parse_list::<ExtCommunity>(s)))
-            .unwrap_or_default();
-        let large_communities = self
-            .large_community
-            .as_ref()
-            .and_then(|s| e.take("--large-community", parse_list::<LargeCommunity>(s)))
-            .unwrap_or_default();
-        let mut path = |flag: &str, v: &Option<String>| v.as_ref().and_then(|s| e.take(flag, s.parse::<AsPath>()));
-        let as_path = path("--as-path", &self.as_path);
-        let up_as_path = path("--up-as-path", &self.up_as_path).or_else(|| as_path.clone());
-        let down_as_path = path("--down-as-path", &self.down_as_path).or_else(|| as_path.clone());
-        let disabled_as_path = path("--disabled-as-path", &self.disabled_as_path).or_else(|| as_path.clone());
-
-        let local_preference = match self.local_preference {
-            None | Some(-1) => None,
-            Some(v) => {
-                e.take("--local-preference", u32::try_from(v).map_err(|_| format!("{v} is not 0-4294967295 (or -1)")))
+            Ok(d) => Some(d),
+            Err(e) => {
+                errors.push(format!("--ack-timeout: {e}"));
+                None
             }
         };
-        let base = Attributes {
-            med: None,
-            local_preference,
-            origin: None,
-            as_path: None,
-            communities,
-            extended_communities,
-            large_communities,
-        };
-        let up = Attributes { med: Some(self.up_metric), as_path: up_as_path, ..base.clone() };
-        let worse = |med: u32, as_path: Option<AsPath>| {
-            if self.withdraw_on_down {
-                Action::Withdraw
-            } else {
-                let communities = disabled_communities.clone().unwrap_or_else(|| base.communities.clone());
-                Action::Announce(Attributes { med: Some(med), as_path, communities, ..base.clone() })
+        let (Some(service), Some(ack_timeout), true) = (service, ack_timeout, errors.is_empty()) else {
+            if errors.is_empty() {
+                errors.push("internal: a value was missing without an error".into());
             }
+            return Err(errors);
         };
-        let down = worse(self.down_metric, down_as_path);
-        let mut drain_policy = crate::model::service::DrainPolicy::graceful(&up);
-        if let Some(d) = self.drain_duration.as_deref().and_then(|v| e.take("--drain-duration", duration::parse(v))) {
-            drain_policy.stage = d;
-        }
-        drain_policy.on_shutdown = self.drain_on_shutdown;
-        let disabled = worse(self.disabled_metric, disabled_as_path);
-
-        let mut checks = Vec::new();
-        if let Some(cmd) = &self.cmd {
-            if cmd.trim().is_empty() {
-                e.push("--cmd: the command is empty");
-            }
-            let program = Program::Shell(cmd.clone());
-            checks.push(ServiceCheck::plain(Check::Command(CommandProbe {
-                program,
-                exit_codes: ExitCodes::ZeroIsHealthy,
-            })));
-        }
-        for p in &self.plugin {
-            let argv: Vec<String> = p.split_whitespace().map(String::from).collect();
-            if argv.is_empty() {
-                e.push("--plugin: the command is empty");
-                continue;
-            }
-            let program = Program::Argv(argv);
-            checks.push(ServiceCheck::plain(Check::Command(CommandProbe { program, exit_codes: ExitCodes::Nagios })));
-        }
-        type Parse = fn(&str) -> Result<Check, String>;
-        let specs: [(&str, &Vec<String>, Parse); 4] = [
-            ("--tcp", &self.tcp, |s| s.parse().map(Check::Tcp)),
-            ("--http", &self.http, |s| s.parse().map(Check::Http)),
-            ("--dns", &self.dns, |s| s.parse().map(Check::Dns)),
-            ("--ntp", &self.ntp, |s| s.parse().map(Check::Ntp)),
-        ];
-        for (flag, values, parse) in specs {
-            for v in values {
-                if let Some(c) = e.take(flag, check_spec(v, parse)) {
-                    checks.push(c);
-                }
-            }
-        }
-        if checks.is_empty() {
-            log::warn!(
-                "no check given (--cmd, --tcp, --http, --dns, --ntp, --plugin): the service always counts as healthy"
-            );
-        }
-        let require = e.take("--require", parse_require(&self.require, checks.len()));
-        let degraded = Attributes {
-            med: Some(self.degraded_metric),
-            as_path: self
-                .degraded_as_path
-                .as_ref()
-                .and_then(|s| e.take("--degraded-as-path", s.parse::<AsPath>()))
-                .or_else(|| as_path.clone()),
-            communities: {
-                let mut c = base.communities.clone();
-                c.extend(list(&mut e, "--degraded-community", &self.degraded_community));
-                c
-            },
-            ..base.clone()
-        };
-
-        let mut dur = |flag: &str, v: &str, zero_ok: bool| {
-            let d = e.take(flag, duration::parse(v))?;
-            if d.is_zero() && !zero_ok {
-                e.push(format!("{flag}: must be more than 0"));
-                return None;
-            }
-            Some(d)
-        };
-        let interval = dur("--interval", &self.interval, true);
-        let fast_interval = dur("--fast-interval", &self.fast_interval, false);
-        let timeout = dur("--timeout", &self.timeout, true);
-        let reassert = dur("--reassert", &self.reassert, true);
-        let ack_timeout = dur("--ack-timeout", &self.ack_timeout, false);
-        if interval.is_some_and(|d| d.is_zero()) {
-            e.push(
-                "--interval: 0 (exit after the first announcement) is not supported: ExaBGP respawns a process \
-                 that exits and shuts itself down after 5 respawns; give a positive interval",
-            );
-        }
-        let rise = e.take("--rise", NonZeroU32::new(self.rise).ok_or_else(|| "must be at least 1".to_string()));
-        let fall = e.take("--fall", NonZeroU32::new(self.fall).ok_or_else(|| "must be at least 1".to_string()));
-        let name = match &self.name {
-            Some(n) => e.take("--name", valid_name(n)),
-            None => prefixes.first().map(ToString::to_string),
-        };
-
-        if !e.0.is_empty() {
-            return Err(e.0);
-        }
-        // Every Option below is Some when no error was recorded.
-        let (Some(next_hop), Some(interval), Some(fast_interval), Some(timeout), Some(reassert)) =
-            (next_hop, interval, fast_interval, timeout, reassert)
-        else {
-            return Err(vec!["internal: a value was missing without an error".into()]);
-        };
-        let (Some(rise), Some(fall), Some(ack_timeout), Some(name), Some(require)) =
-            (rise, fall, ack_timeout, name, require)
-        else {
-            return Err(vec!["internal: a value was missing without an error".into()]);
-        };
-        let timeout = if timeout.is_zero() { Duration::from_secs(3600) } else { timeout };
-        let service = Service {
-            name,
-            prefixes,
-            next_hop,
-            next_hop6,
-            neighbors,
-            path_id: self.path_id,
-            med_increase: self.increase,
-            up,
-            degraded,
-            down,
-            disabled,
-            checks,
-            require,
-            disable_files: self.disable.iter().cloned().collect(),
-            drain: drain_policy,
-            dampening: self.dampening.then_some(crate::core::dampening::Dampening::RECOMMENDED),
-            covering: None,
-            timing: Timing {
-                interval,
-                fast_interval,
-                timeout,
-                rise,
-                fall,
-                reassert: (!reassert.is_zero()).then_some(reassert),
-            },
-        };
-        let log_level = self.level();
         let ack = if self.no_ack { AckMode::NoWait } else { AckMode::Wait(ack_timeout) };
         Ok(Settings {
             service,
@@ -635,8 +477,199 @@ impl Args {
                 },
                 notify: false,
             },
-            log_level,
+            log_level: self.level(),
         })
+    }
+
+    /// The service the flags describe, in the one raw form (with the
+    /// bundled healthcheck's defaults and conventions applied), and the
+    /// errors of flags that have no place in it.
+    pub fn spec(&self) -> (RawSpec, Vec<String>) {
+        let mut e = Vec::new();
+        self.refuse_unsupported(&mut e);
+
+        let prefixes = self.raw_prefixes(&mut e);
+        let neighbors =
+            self.neighbor.iter().filter(|n| *n != "*").map(|n| At::new(n.clone(), Origin::Flag("--neighbor")));
+        let (up, degraded, down, disabled) = self.raw_states(&mut e);
+        let checks = self.raw_checks();
+        let require = match self.require.as_str() {
+            "all" => RawRequire::All,
+            "any" => RawRequire::Any,
+            n => n.parse::<u64>().map_or_else(|_| RawRequire::Other(n.to_string()), RawRequire::AtLeast),
+        };
+        // A timeout is at most the interval. The bundled healthcheck's
+        // default of 5 s is cut to a shorter interval (it accepts
+        // `--interval 1` alone), and its --timeout 0 (no timeout) is the
+        // longest a timeout may be: the interval.
+        let interval = duration::parse(&self.interval).ok().filter(|i| !i.is_zero());
+        let timeout = match self.timeout.as_deref() {
+            Some(t) if duration::parse(t) != Ok(Duration::ZERO) => t.to_string(),
+            Some(_) if interval.is_some() => self.interval.clone(),
+            None if interval.is_some_and(|i| i < Duration::from_secs(5)) => self.interval.clone(),
+            _ => "5".to_string(),
+        };
+        let dampening = if self.dampening {
+            let (d, n) = (|| maybe(None, "--dampening"), || maybe(None, "--dampening"));
+            RawDampening::On { half_life: d(), penalty: n(), suppress: n(), reuse: n(), max_suppress: d() }
+        } else {
+            RawDampening::Off
+        };
+        let spec = RawSpec {
+            name: maybe(self.name.clone(), "--name"),
+            prefixes: given(prefixes, "--ip"),
+            checks: At::new(checks, Origin::Flag("--cmd/--tcp/--http/--dns/--ntp/--plugin")),
+            require: given(require, "--require"),
+            disable_files: self.disable.iter().map(|d| At::new(d.clone(), Origin::Flag("--disable"))).collect(),
+            interval: given(self.interval.clone(), "--interval"),
+            fast_interval: given(self.fast_interval.clone(), "--fast-interval"),
+            timeout: given(timeout, "--timeout"),
+            rise: given(self.rise, "--rise"),
+            fall: given(self.fall, "--fall"),
+            reassert: given(self.reassert.clone(), "--reassert"),
+            next_hop: given(self.next_hop.clone(), "--next-hop"),
+            next_hop6: maybe(self.next_hop6.clone(), "--next-hop6"),
+            neighbors: At::new(neighbors.collect(), Origin::Flag("--neighbor")),
+            path_id: maybe(self.path_id, "--path-id"),
+            med_increase: given(self.increase, "--increase"),
+            up,
+            degraded,
+            down,
+            disabled,
+            covering: maybe(None, "--ip"),
+            dampening: given(dampening, "--dampening"),
+            drain: RawDrain {
+                communities: maybe(None, "--drain-duration"),
+                med: maybe(None, "--drain-duration"),
+                as_path: maybe(None, "--drain-duration"),
+                duration: maybe(self.drain_duration.clone(), "--drain-duration"),
+                on_shutdown: self.drain_on_shutdown,
+            },
+        };
+        (spec, e)
+    }
+
+    /// The prefixes as the healthcheck's flags give them: each --ip, or its
+    /// host addresses with --deaggregate-networks, from --start-ip on.
+    fn raw_prefixes(&self, e: &mut Vec<String>) -> Vec<At<String>> {
+        let mut prefixes = Vec::new();
+        for ip in &self.ips {
+            match ip.parse::<Prefix>() {
+                Ok(p) if self.deaggregate_networks => match p.hosts(DEAGGREGATE_MAX) {
+                    Some(hosts) => prefixes.extend(hosts.iter().map(|h| At::new(h.to_string(), Origin::Flag("--ip")))),
+                    None => {
+                        e.push(format!("--deaggregate-networks: {p} has more than {DEAGGREGATE_MAX} host addresses"))
+                    }
+                },
+                // The validator reports the bad ones.
+                _ => prefixes.push(At::new(ip.clone(), Origin::Flag("--ip"))),
+            }
+        }
+        if !prefixes.is_empty() {
+            if self.start_ip >= prefixes.len() {
+                e.push(format!("--start-ip: {} is past the last prefix (there are {})", self.start_ip, prefixes.len()));
+            } else {
+                prefixes.rotate_left(self.start_ip);
+            }
+        }
+        prefixes
+    }
+
+    /// UP, DEGRADED, DOWN and DISABLED as the healthcheck's flags describe
+    /// them: one base (--community, --local-preference, …) with per-state
+    /// metrics, AS paths and communities.
+    fn raw_states(&self, e: &mut Vec<String>) -> (RawAttributes, RawAttributes, RawAction, RawAction) {
+        let local_preference = match self.local_preference {
+            None | Some(-1) => None,
+            Some(v) => match u32::try_from(v) {
+                Ok(v) => Some(v),
+                Err(_) => {
+                    e.push(format!("--local-preference: {v} is not 0-4294967295 (or -1)"));
+                    None
+                }
+            },
+        };
+        let list = |v: &Option<String>, flag: &'static str| maybe(v.as_deref().map(|s| words(s, flag)), flag);
+        let as_path = |flag: &'static str, v: &Option<String>| -> Field<RawAsPath> {
+            match (v, &self.as_path) {
+                (Some(s), _) => given(RawAsPath::Text(s.clone()), flag),
+                (None, Some(s)) => given(RawAsPath::Text(s.clone()), "--as-path"),
+                (None, None) => maybe(None, flag),
+            }
+        };
+        // The attributes every state shares.
+        let base =
+            |med: u32, med_flag: &'static str, as_path: Field<RawAsPath>, communities: Field<Vec<At<String>>>| {
+                RawAttributes {
+                    med: given(med, med_flag),
+                    local_preference: maybe(local_preference, "--local-preference"),
+                    origin: maybe(None, "--ip"),
+                    as_path,
+                    communities,
+                    extended_communities: list(&self.extended_community, "--extended-community"),
+                    large_communities: list(&self.large_community, "--large-community"),
+                }
+            };
+        let communities = list(&self.community, "--community");
+        let up = base(self.up_metric, "--up-metric", as_path("--up-as-path", &self.up_as_path), communities.clone());
+        // DEGRADED adds its communities to --community.
+        let degraded_communities = match (&communities.value, &self.degraded_community) {
+            (_, None) => communities.clone(),
+            (c, Some(d)) => {
+                let mut all = c.clone().unwrap_or_default();
+                all.extend(words(d, "--degraded-community"));
+                given(all, "--degraded-community")
+            }
+        };
+        let degraded = base(
+            self.degraded_metric,
+            "--degraded-metric",
+            as_path("--degraded-as-path", &self.degraded_as_path),
+            degraded_communities,
+        );
+        // DOWN and DISABLED: --disabled-community replaces --community.
+        let worse_communities = match &self.disabled_community {
+            None => communities.clone(),
+            Some(_) => list(&self.disabled_community, "--disabled-community"),
+        };
+        let worse = |med: u32, med_flag: &'static str, as_path: Field<RawAsPath>| {
+            if self.withdraw_on_down {
+                RawAction::Withdraw
+            } else {
+                RawAction::Announce(base(med, med_flag, as_path, worse_communities.clone()))
+            }
+        };
+        let down = worse(self.down_metric, "--down-metric", as_path("--down-as-path", &self.down_as_path));
+        let disabled =
+            worse(self.disabled_metric, "--disabled-metric", as_path("--disabled-as-path", &self.disabled_as_path));
+        (up, degraded, down, disabled)
+    }
+
+    /// The checks, in the order --cmd, --plugin, --tcp, --http, --dns, --ntp.
+    fn raw_checks(&self) -> Vec<At<RawCheck>> {
+        let mut checks = Vec::new();
+        let mut check = |c: RawProbeCheck, flag: &'static str| {
+            checks.push(At::new(RawCheck::Probe(Box::new(c)), Origin::Flag(flag)));
+        };
+        if let Some(cmd) = &self.cmd {
+            check(command_check("--cmd", None, Some(cmd.clone()), ExitCodes::ZeroIsHealthy), "--cmd");
+        }
+        for p in &self.plugin {
+            let argv = p.split_whitespace().map(String::from).collect();
+            check(command_check("--plugin", Some(argv), None, ExitCodes::Nagios), "--plugin");
+        }
+        let specs: [(&'static str, &Vec<String>, ProbeKind); 4] = [
+            ("--tcp", &self.tcp, ProbeKind::Tcp),
+            ("--http", &self.http, ProbeKind::Http),
+            ("--dns", &self.dns, ProbeKind::Dns),
+            ("--ntp", &self.ntp, ProbeKind::Ntp),
+        ];
+        for (flag, values, kind) in specs {
+            for v in values {
+                check(check_spec(flag, kind, v), flag);
+            }
+        }
+        checks
     }
 
     /// The log level the flags ask for.
@@ -656,7 +689,7 @@ impl Args {
         Some(crate::ops::control::ControlSettings { socket, mode: 0o600, group: None, state_file })
     }
 
-    fn refuse_unsupported(&self, e: &mut Errors) {
+    fn refuse_unsupported(&self, e: &mut Vec<String>) {
         const ADDRESSES: &str = "exaprobe never adds or removes addresses: put the service addresses on lo with \
                                  your network configuration (ifupdown, systemd-networkd) and remove this flag";
         let refused: [(bool, &str, &str); 13] = [
@@ -698,52 +731,6 @@ impl Args {
 const HOOKS: &str = "exaprobe runs no hooks on state changes; every transition is logged on stderr with its \
                      reason (one line each), for a log shipper to act on; remove this flag";
 
-/// Splits the options every check flag takes (`timeout=DURATION`,
-/// `on-fail=down|degrade`) from the probe's own words, then parses the rest.
-fn check_spec(spec: &str, parse: fn(&str) -> Result<Check, String>) -> Result<ServiceCheck, String> {
-    let mut timeout = None;
-    let mut on_fail = OnFail::Down;
-    let mut rest = Vec::new();
-    for word in spec.split_whitespace() {
-        if let Some(t) = word.strip_prefix("timeout=") {
-            let d = duration::parse(t).map_err(|e| format!("timeout= {e}"))?;
-            if d.is_zero() {
-                return Err("timeout= must be more than 0".into());
-            }
-            timeout = Some(d);
-        } else if let Some(f) = word.strip_prefix("on-fail=") {
-            on_fail = match f {
-                "down" => OnFail::Down,
-                "degrade" => OnFail::Degrade,
-                _ => return Err(format!("on-fail={f}: use on-fail=down or on-fail=degrade")),
-            };
-        } else {
-            rest.push(word);
-        }
-    }
-    Ok(ServiceCheck { check: parse(&rest.join(" "))?, timeout, on_fail, rise: None, fall: None })
-}
-
-fn parse_require(s: &str, checks: usize) -> Result<Require, String> {
-    match s {
-        "all" => Ok(Require::All),
-        "any" => Ok(Require::Any),
-        n => match n.parse::<usize>() {
-            Ok(k) if k >= 1 && k <= checks.max(1) => Ok(Require::AtLeast(k)),
-            Ok(k) => Err(format!("{k} is not between 1 and the number of checks ({checks})")),
-            Err(_) => Err(format!("{s:?} is not all, any or a number")),
-        },
-    }
-}
-
-fn valid_name(n: &str) -> Result<String, String> {
-    if !n.is_empty() && n.len() <= 64 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) {
-        Ok(n.to_string())
-    } else {
-        Err(format!("{n:?} is not a name (1-64 of A-Z a-z 0-9 _ . -)"))
-    }
-}
-
 /// Expands `--config FILE` / `-F FILE` (the bundled healthcheck's format:
 /// one `key = value` or `key` per line, `#` comments) into flags placed
 /// before the command-line ones, so the command line wins.
@@ -779,12 +766,12 @@ pub fn expand_config(args: Vec<OsString>) -> Result<Vec<OsString>, String> {
 
 /// The flags of a `key = value` file, or `None` when the file is JSON.
 fn read_flag_file(path: &Path) -> Result<Option<Vec<OsString>>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("--config: cannot read {}: {e}", path.display()))?;
-    if text.trim_start().starts_with('{') {
+    let text = file::read_config(path).map_err(|e| format!("--config: cannot read {}: {e}", path.display()))?;
+    if file::looks_like_json(&text) {
         return Ok(None);
     }
     let mut flags = Vec::new();
-    for line in text.lines() {
+    for line in file::strip_bom(&text).lines() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
@@ -800,6 +787,8 @@ fn read_flag_file(path: &Path) -> Result<Option<Vec<OsString>>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::bgp::{Community, parse_list};
+    use crate::model::service::{Action, Attributes};
 
     fn settings(args: &[&str]) -> Result<Settings, Vec<String>> {
         Args::try_parse_from(std::iter::once("exaprobe").chain(args.iter().copied())).unwrap().settings()

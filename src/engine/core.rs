@@ -721,14 +721,10 @@ impl<W: Write> Core<W> {
                     Ok(d) => d,
                     Err(e) => return Ok(Reply::error(format!("for: {e}"))),
                 };
-                let until = match length.map(|d| (d <= state::MAX_AHEAD).then(|| now.checked_add(d)).flatten()) {
-                    Some(None) => {
-                        return Ok(Reply::error(format!(
-                            "for: at most {}s ({} days)",
-                            state::MAX_AHEAD.as_secs(),
-                            state::MAX_AHEAD.as_secs() / 86400
-                        )));
-                    }
+                // Bounded by the parser; an Instant that still cannot hold it
+                // (a clock near its end) is an error too.
+                let until = match length.map(|d| now.checked_add(d)) {
+                    Some(None) => return Ok(Reply::error("for: too far ahead for this clock")),
                     Some(Some(u)) => Some(u),
                     None => None,
                 };

@@ -17,7 +17,6 @@ use std::fmt;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::Path;
-use std::time::Duration;
 
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -26,7 +25,7 @@ use crate::core::fsm::Advert;
 use crate::exabgp::encoder;
 use crate::model::bgp::Prefix;
 use crate::model::config::{Config, covers, parse_asn};
-use crate::model::duration;
+use crate::model::duration::show;
 use crate::model::service::{OnFail, Service, ServiceCheck};
 use crate::probe::Check;
 use crate::probe::command::Program;
@@ -128,9 +127,14 @@ struct RawRoa {
     max_length: Option<u8>,
 }
 
-/// Reads a VRP file.
+/// The largest VRP file read: 512 MiB, several times a full export of
+/// today's RPKI (about 70 MB of JSON).
+const MAX_VRPS: u64 = 512 * 1024 * 1024;
+
+/// Reads a VRP file (a regular file of at most 512 MiB).
 pub fn load_vrps(path: &Path) -> Result<Vrps, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text =
+        crate::model::file::read_text(path, MAX_VRPS).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     parse_vrps(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
@@ -249,18 +253,6 @@ pub fn report(config: &Config, vrps: Option<&Vrps>, origin_as: Option<u32>) -> R
         warnings.len()
     );
     Report { text, errors: errors.len(), warnings: warnings.len() }
-}
-
-/// A duration in the largest unit that shows it exactly (15m, 1h, 1.5s).
-fn show(d: Duration) -> String {
-    let secs = d.as_secs();
-    if d.subsec_nanos() == 0 && secs >= 3600 && secs.is_multiple_of(3600) {
-        format!("{}h", secs / 3600)
-    } else if d.subsec_nanos() == 0 && secs >= 60 && secs.is_multiple_of(60) {
-        format!("{}m", secs / 60)
-    } else {
-        duration::show(d)
-    }
 }
 
 fn describe(text: &mut String, s: &Service) {

@@ -68,6 +68,17 @@ impl FromStr for Prefix {
         if net.trunc() != net {
             return Err(format!("{s:?} has host bits set: did you mean {}?", net.trunc()));
         }
+        // ::ffff:198.51.100.1/128 is 198.51.100.1/32 in disguise: announced as
+        // IPv6 it reaches no IPv4 router, and it would dodge the check that a
+        // prefix belongs to one service.
+        if let IpNet::V6(v6) = net
+            && v6.prefix_len() >= 96
+            && let Some(v4) = v6.addr().to_ipv4_mapped()
+        {
+            let v4 =
+                IpNet::new(IpAddr::V4(v4), v6.prefix_len() - 96).map_or_else(|_| v4.to_string(), |n| n.to_string());
+            return Err(format!("{s:?} is an IPv4-mapped IPv6 prefix: write the IPv4 prefix {v4}"));
+        }
         Ok(Prefix(net))
     }
 }
@@ -348,6 +359,11 @@ mod tests {
         assert_eq!("198.51.100.0/24".parse::<Prefix>().unwrap().to_string(), "198.51.100.0/24");
         assert_eq!("198.51.100.7".parse::<Prefix>().unwrap().to_string(), "198.51.100.7/32");
         assert_eq!("2001:DB8::1".parse::<Prefix>().unwrap().to_string(), "2001:db8::1/128");
+        let e = "::ffff:198.51.100.1/128".parse::<Prefix>().unwrap_err();
+        assert!(e.contains("IPv4-mapped") && e.contains("198.51.100.1/32"), "{e}");
+        let e = "::ffff:198.51.100.0/120".parse::<Prefix>().unwrap_err();
+        assert!(e.contains("198.51.100.0/24"), "{e}");
+        assert!("::/0".parse::<Prefix>().is_ok() && "64:ff9b::/96".parse::<Prefix>().is_ok());
         let e = "198.51.100.1/24".parse::<Prefix>().unwrap_err();
         assert!(e.contains("host bits") && e.contains("198.51.100.0/24"), "{e}");
         assert!("198.51.100.0/33".parse::<Prefix>().is_err());

@@ -3,13 +3,15 @@
 //! reported at once, each at its JSON path (`services[2].checks[0].timeout`)
 //! and, where the JSON parser can tell, with its line and column.
 //!
-//! How: the file is read into raw serde structs with
-//! `deny_unknown_fields` (so a misspelt key is an error, not a silently
-//! ignored setting), then converted field by field into the validated types
-//! of [`crate::model::bgp`], [`crate::probe`] and [`crate::model::service`], collecting
-//! errors instead of stopping at the first. Each service and each check is
-//! deserialized on its own, from its own slice of the file, so a bad key in
-//! one does not hide the errors in the others.
+//! How: the file (a regular file of at most [`crate::model::file::MAX_CONFIG`]
+//! bytes; a leading byte order mark is skipped) is read into raw serde structs
+//! with `deny_unknown_fields` (so a misspelt key is an error, not a silently
+//! ignored setting). Each service, its `defaults` merged in, becomes the one
+//! raw form of a service ([`RawSpec`], every value at its JSON path), which
+//! [`validate::service`], the validator the command line uses too, turns
+//! into a [`Service`], collecting errors instead of stopping at the first.
+//! Each service and each check is deserialized on its own, from its own slice
+//! of the file, so a bad key in one does not hide the errors in the others.
 //!
 //! # Schema
 //!
@@ -52,15 +54,18 @@
 //! Service keys, with their defaults in the config file:
 //! - `name` (required): 1–64 of `A-Z a-z 0-9 _ . -`, unique;
 //! - `prefixes` (required, non-empty): IPv4 and IPv6, host bits zero, each in
-//!   one service only;
+//!   one service only; IPv4-mapped IPv6 prefixes (`::ffff:…`) are refused (write
+//!   the IPv4 prefix); a default route (`0.0.0.0/0`, `::/0`) is a warning;
 //! - `checks` (`[]`: always healthy, with a warning); `require`: `"all"`
 //!   (default), `"any"` or a number of checks;
-//! - `interval` (5s), `fast_interval` (1s, at most `interval`), `timeout`
-//!   (2s, or half the interval when that is 2s or less; always below the
-//!   interval), `rise` (3), `fall` (3), `reassert` (5m; 0 never);
+//! - `interval` (5s), `fast_interval` (1s, or the interval when shorter;
+//!   longer than the interval is a warning), `timeout` (2s, or half the
+//!   interval when that is 2s or less; at most the interval, as a check's
+//!   `timeout`), `rise` (3), `fall` (3), `reassert` (5m; 0 never);
 //! - `next_hop` (`"self"`), `next_hop6` (IPv6 or `"self"`), `neighbors` (IP
-//!   list; empty: every neighbor that lists the process). IPv6 prefixes need
-//!   `next_hop6` or an IPv6 `next_hop`;
+//!   list; empty: every neighbor that lists the process). IPv6 prefixes with
+//!   an IPv4 `next_hop` need `next_hop6`; with `"self"` and no `next_hop6`
+//!   they are a warning (`self` works only over an IPv6 BGP session);
 //! - `attributes`: `med` (100), `local_preference`, `communities`,
 //!   `large_communities`, `extended_communities` (lists of strings),
 //!   `as_path` (a list of numbers or a string `"64500 64500"`), `origin`
@@ -99,33 +104,30 @@
 //!
 //! Strings are taken as JSON decodes them: `"PING\r\n"` is the six bytes,
 //! with no second layer of escapes as in the flag forms. Durations are
-//! strings (`"250ms"`, `"2s"`, `"1m"`) or numbers of seconds.
+//! strings (`"250ms"`, `"2s"`, `"1m"`) or numbers of seconds, at most
+//! [`crate::model::duration::MAX`] (365 days).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::marker::PhantomData;
-use std::net::{IpAddr, SocketAddr};
-use std::num::NonZeroU32;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::Deserialize;
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
-use crate::core::dampening::Dampening;
-use crate::core::fsm::Require;
-use crate::model::bgp::{AsPath, Community, ExtCommunity, LargeCommunity, NextHop, Origin, Prefix};
-use crate::model::duration;
-use crate::model::service::{Action, Attributes, DrainPolicy, OnFail, Service, ServiceCheck, Timing};
+use crate::model::bgp::Prefix;
+use crate::model::origin::{At, Field, Origin, Severity};
+use crate::model::raw::{self, RawSpec};
+use crate::model::service::Service;
+use crate::model::validate::{self, valid_name};
 use crate::ops::control::ControlSettings;
-use crate::probe::Check;
-use crate::probe::command::{CommandProbe, ExitCodes, Program};
+use crate::probe::command::ExitCodes;
 use crate::probe::dns::DnsProbe;
 use crate::probe::http::HttpProbe;
 use crate::probe::ntp::NtpProbe;
-use crate::probe::tcp::{TcpProbe, parse_socket_addr};
 
 pub use crate::ops::control::{DEFAULT_SOCKET, DEFAULT_STATE_FILE};
 /// Most probe worker threads.
@@ -207,13 +209,15 @@ pub fn parse_asn(s: &str) -> Result<u32, String> {
 
 /// Reads and validates a config file.
 pub fn load_file(path: &Path) -> Result<Config, Vec<ConfigError>> {
-    let text = std::fs::read_to_string(path)
+    let text = crate::model::file::read_config(path)
         .map_err(|e| vec![ConfigError::new("", format!("cannot read {}: {e}", path.display()))])?;
     load(&text)
 }
 
-/// Validates the text of a config file.
+/// Validates the text of a config file (a leading byte order mark is
+/// skipped; line and column numbers are the same with or without it).
 pub fn load(text: &str) -> Result<Config, Vec<ConfigError>> {
+    let text = crate::model::file::strip_bom(text);
     let mut cx = Cx { text, errors: Vec::new(), warnings: Vec::new() };
     let config = cx.config();
     // A bad value in `defaults` is found once per service that uses it.
@@ -416,6 +420,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
 /// A duration as written: a string, or a number of seconds kept as its
 /// decimal text. Parsed by [`duration::parse`] during validation, so the
 /// error carries the path.
+#[derive(Clone)]
 struct RawDuration(String);
 
 impl<'de> Deserialize<'de> for RawDuration {
@@ -574,9 +579,9 @@ macro_rules! raw_checks {
             $($field: $ty,)*
         }
 
-        impl RawCommon for $name {
-            fn common(&self) -> Common<'_> {
-                Common { timeout: self.timeout.as_ref(), rise: self.rise, fall: self.fall, on_fail: self.on_fail }
+        impl $name {
+            fn common_owned(&self) -> Common {
+                Common { timeout: self.timeout.clone(), rise: self.rise, fall: self.fall, on_fail: self.on_fail }
             }
         }
     )*};
@@ -634,27 +639,17 @@ struct RawFile {
 }
 
 /// The keys every probe check takes.
-struct Common<'r> {
-    timeout: Option<&'r RawDuration>,
+struct Common {
+    timeout: Option<RawDuration>,
     rise: Option<u32>,
     fall: Option<u32>,
     on_fail: Option<RawOnFail>,
-}
-
-trait RawCommon {
-    fn common(&self) -> Common<'_>;
 }
 
 /// What identifies a service across the file.
 struct Identity {
     name: Option<String>,
     prefixes: Vec<(usize, Prefix)>,
-}
-
-/// A check once validated: a probe, or a maintenance file.
-enum Parsed {
-    Probe(Box<ServiceCheck>),
-    File(PathBuf),
 }
 
 //------------ Validation ---------------------------------------------------------
@@ -879,247 +874,154 @@ impl<'t> Cx<'t> {
     /// they could be read, for the checks across services.
     fn service(&mut self, l: &Layers<'_, 't>) -> (Option<Service>, Identity) {
         let before = self.errors.len();
-        let service = self.service_inner(l);
+        let spec = self.spec(l);
+        let (service, problems) = validate::service(&spec);
+        for p in problems {
+            let path = p.origin.to_string();
+            match p.severity {
+                Severity::Error => self.err(path, p.message),
+                Severity::Warning => self.warn(&path, p.message),
+            }
+        }
         let name = l.svc.name.as_deref().and_then(|n| valid_name(n).ok());
         let prefixes = l.svc.prefixes.iter().flatten().enumerate().filter_map(|(k, p)| Some((k, p.parse().ok()?)));
         let identity = Identity { name, prefixes: prefixes.collect() };
         (service.filter(|_| self.errors.len() == before), identity)
     }
 
-    fn service_inner(&mut self, l: &Layers<'_, 't>) -> Option<Service> {
-        let before = self.errors.len();
-        let name = match &l.svc.name {
-            None => {
-                self.err(format!("{}.name", l.path), "missing: every service needs a name");
-                None
-            }
-            Some(n) => self.take(&format!("{}.name", l.path), valid_name(n)),
-        };
-        let prefixes = self.prefixes(l);
+    /// The one raw form of a JSON service, its defaults merged in. Only the
+    /// rules of the JSON format itself (required keys, what `defaults` and
+    /// state attributes may hold) are checked here; the service's rules are
+    /// [`validate::service`]'s.
+    fn spec(&mut self, l: &Layers<'_, 't>) -> RawSpec {
+        let json = |p: String| Origin::Json(p);
+        macro_rules! field {
+            ($field:ident, $map:expr) => {{
+                let (v, p) = pick!(l, $field);
+                At { value: v.map($map), origin: json(p) }
+            }};
+        }
+        let name = field!(name, Clone::clone);
+        if name.value.is_none() {
+            self.err(name.origin.to_string(), "missing: every service needs a name");
+        }
+        let prefixes_origin = json(format!("{}.prefixes", l.path));
+        let prefixes =
+            At { value: l.svc.prefixes.as_ref().map(|v| items(v, &prefixes_origin)), origin: prefixes_origin };
 
-        // Timing first: check timeouts are judged against the interval.
-        let (v, p) = pick!(l, interval);
-        let interval = self.duration(v, &p, Duration::from_secs(5));
-        if interval.is_some_and(|d| d.is_zero()) {
-            self.err(&p, "must be more than 0");
-        }
-        let interval = interval.filter(|d| !d.is_zero());
-        let (v, p) = pick!(l, fast_interval);
-        let fast_default = interval.map_or(Duration::from_secs(1), |i| i.min(Duration::from_secs(1)));
-        let fast_interval = self.duration(v, &p, fast_default);
-        if fast_interval.is_some_and(|d| d.is_zero()) {
-            self.err(&p, "must be more than 0");
-        }
-        if let (Some(f), Some(i)) = (fast_interval, interval)
-            && f > i
-        {
-            self.warn(&p, format!("{} is longer than the interval ({})", duration::show(f), duration::show(i)));
-        }
-        let (v, p) = pick!(l, timeout);
-        let timeout_default = match interval {
-            Some(i) if i > Duration::from_secs(2) => Duration::from_secs(2),
-            Some(i) => i / 2,
-            None => Duration::from_secs(2),
-        };
-        let timeout = self.duration(v, &p, timeout_default);
-        if let Some(t) = timeout {
-            self.check_timeout(&p, t, interval);
-        }
-        let (v, p) = pick!(l, rise);
-        let rise = self.threshold(&p, v.copied(), 3);
-        let (v, p) = pick!(l, fall);
-        let fall = self.threshold(&p, v.copied(), 3);
-        let (v, p) = pick!(l, reassert);
-        let reassert = self.duration(v, &p, Duration::from_secs(300));
-
-        // Checks.
         let (raw_checks, checks_path) = match (&l.svc.checks, &l.def.checks) {
             (Some(c), _) => (c.as_slice(), format!("{}.checks", l.path)),
             (None, Some(c)) => (c.as_slice(), "defaults.checks".to_string()),
             (None, None) => (&[][..], format!("{}.checks", l.path)),
         };
+        let checks_origin = json(checks_path);
         let mut checks = Vec::new();
-        let mut disable_files = Vec::new();
         for (j, raw) in raw_checks.iter().enumerate() {
-            match self.check(raw, &format!("{checks_path}[{j}]"), interval) {
-                Some(Parsed::Probe(c)) => checks.push(*c),
-                Some(Parsed::File(f)) => disable_files.push(f),
-                None => {}
+            let origin = checks_origin.index(j);
+            if let Some(c) = self.check(raw, &origin) {
+                checks.push(At::new(c, origin));
             }
         }
-        if raw_checks.is_empty() {
-            self.warn(&checks_path, "no checks: the service always counts as healthy");
-        }
         let (v, p) = pick!(l, disable_file);
-        if let Some(f) = v {
-            disable_files.push(self.path(&p, f));
-        }
-        let (v, p) = pick!(l, require);
-        let require = match v {
-            None | Some(RawRequire::All) => Some(Require::All),
-            Some(RawRequire::Any) => Some(Require::Any),
-            Some(RawRequire::AtLeast(n)) => match usize::try_from(*n) {
-                Ok(k) if k >= 1 && k <= checks.len() => Some(Require::AtLeast(k)),
-                _ => {
-                    self.err(&p, format!("{n} is not between 1 and the number of checks ({})", checks.len()));
-                    None
-                }
-            },
-        };
-
-        // Routes.
-        let (next_hop, next_hop6) = self.next_hops(l, &prefixes.0);
+        let disable_files = v.map(|f| At::new(PathBuf::from(f), json(p))).into_iter().collect();
+        let require = field!(require, |r: &RawRequire| match r {
+            RawRequire::All => raw::RawRequire::All,
+            RawRequire::Any => raw::RawRequire::Any,
+            RawRequire::AtLeast(n) => raw::RawRequire::AtLeast(*n),
+        });
         let (v, p) = pick!(l, neighbors);
-        let mut neighbors = Vec::new();
-        for (k, n) in v.into_iter().flatten().enumerate() {
-            let r = n.parse::<IpAddr>().map_err(|_| format!("{n:?} is not an IP address"));
-            neighbors.extend(self.take(&format!("{p}[{k}]"), r));
-        }
-        let (v, _) = pick!(l, med_increase);
-        let med_increase = v.copied().unwrap_or(0);
+        let neighbors_origin = json(p);
+        let neighbors = At::new(v.map(|n| items(n, &neighbors_origin)).unwrap_or_default(), neighbors_origin);
 
         let none = RawAttributes::default();
         let base = [
             (l.svc.attributes.as_ref().map_or(&none, |o| &o.0), format!("{}.attributes", l.path)),
             (l.def.attributes.as_ref().map_or(&none, |o| &o.0), "defaults.attributes".to_string()),
         ];
-        let up = self.attributes(&base, Some(100));
-        let path_id = layer!(base, path_id).map(|(v, _)| *v);
+        let up = attributes(&base);
+        let path_id = match layer!(base, path_id) {
+            Some((v, p)) => Field::given(*v, json(p)),
+            None => Field::absent(json(format!("{}.attributes.path_id", l.path))),
+        };
         let mut layers = vec![
             (l.svc.degraded.as_ref().map_or(&none, |o| &o.0), format!("{}.degraded", l.path)),
             (l.def.degraded.as_ref().map_or(&none, |o| &o.0), "defaults.degraded".to_string()),
         ];
         self.no_path_id(&layers);
-        let degraded_med = layer!(layers, med).is_some();
+        // The degraded MED is UP's + 100 unless a degraded layer sets it.
+        let degraded_med = attributes(&layers).med;
         layers.extend(base.iter().cloned());
-        let mut degraded = self.attributes(&layers, None);
-        if !degraded_med {
-            degraded.med = up.med.map(|m| m.saturating_add(100));
-        }
+        let degraded = raw::RawAttributes { med: degraded_med, ..attributes(&layers) };
         let (v, p) = pick!(l, on_down);
         let down = self.action(v, &p, &base);
         let (v, p) = pick!(l, disabled);
         let disabled = self.action(v, &p, &base);
 
-        let (v, p) = pick!(l, covering);
-        let covering = v.and_then(|c| self.take(&p, c.parse::<Prefix>()));
-        if let Some(c) = covering
-            && !prefixes.0.is_empty()
-            && !prefixes.0.iter().any(|x| covers(&c, x))
-        {
-            self.err(&p, format!("{c} covers none of the service's prefixes"));
-        }
         let (v, p) = pick!(l, dampening);
-        let dampening = self.dampening(v, &p);
+        let dampening_origin = json(p);
+        let dampening = At {
+            value: v.map(|d| match d {
+                RawDampening::Off => raw::RawDampening::Off,
+                RawDampening::On(f) => {
+                    let o = &dampening_origin;
+                    let f = f.as_ref();
+                    raw::RawDampening::On {
+                        half_life: duration_field(f.and_then(|f| f.half_life.as_ref()), o.join("half_life")),
+                        penalty: At::new(f.and_then(|f| f.penalty), o.join("penalty")),
+                        suppress: At::new(f.and_then(|f| f.suppress), o.join("suppress")),
+                        reuse: At::new(f.and_then(|f| f.reuse), o.join("reuse")),
+                        max_suppress: duration_field(f.and_then(|f| f.max_suppress.as_ref()), o.join("max_suppress")),
+                    }
+                }
+            }),
+            origin: dampening_origin.clone(),
+        };
         let (v, p) = pick!(l, drain);
-        let drain = self.drain(v.map(|o| &o.0), &p, &up);
+        let o = json(p);
+        let d = v.map(|d| &d.0);
+        let drain = raw::RawDrain {
+            communities: At::new(
+                d.and_then(|d| d.communities.as_ref()).map(|c| items(c, &o.join("communities"))),
+                o.join("communities"),
+            ),
+            med: At::new(d.and_then(|d| d.med), o.join("med")),
+            as_path: At::new(d.and_then(|d| d.as_path.as_ref()).map(as_path), o.join("as_path")),
+            duration: duration_field(d.and_then(|d| d.duration.as_ref()), o.join("duration")),
+            on_shutdown: d.and_then(|d| d.on_shutdown).unwrap_or(false),
+        };
 
-        if self.errors.len() != before {
-            return None;
-        }
-        Some(Service {
-            name: name?,
-            prefixes: prefixes.1.then_some(prefixes.0)?,
-            next_hop: next_hop?,
-            next_hop6,
+        let (v, p) = pick!(l, interval);
+        let interval = duration_field(v, json(p));
+        let (v, p) = pick!(l, fast_interval);
+        let fast_interval = duration_field(v, json(p));
+        let (v, p) = pick!(l, timeout);
+        let timeout = duration_field(v, json(p));
+        let (v, p) = pick!(l, reassert);
+        let reassert = duration_field(v, json(p));
+        RawSpec {
+            name,
+            prefixes,
+            checks: At::new(checks, checks_origin),
+            require,
+            disable_files,
+            interval,
+            fast_interval,
+            timeout,
+            rise: field!(rise, |n: &u32| *n),
+            fall: field!(fall, |n: &u32| *n),
+            reassert,
+            next_hop: field!(next_hop, Clone::clone),
+            next_hop6: field!(next_hop6, Clone::clone),
             neighbors,
             path_id,
-            med_increase,
+            med_increase: field!(med_increase, |n: &u32| *n),
             up,
             degraded,
-            down: down?,
-            disabled: disabled?,
-            checks,
-            require: require?,
-            disable_files,
-            covering,
-            timing: Timing {
-                interval: interval?,
-                fast_interval: fast_interval?,
-                timeout: timeout?,
-                rise: rise?,
-                fall: fall?,
-                reassert: reassert.filter(|d| !d.is_zero()),
-            },
-            drain: drain?,
-            dampening: dampening?,
-        })
-    }
-
-    /// The prefixes that could be read, and whether all could.
-    fn prefixes(&mut self, l: &Layers<'_, 't>) -> (Vec<Prefix>, bool) {
-        let path = format!("{}.prefixes", l.path);
-        let Some(raw) = &l.svc.prefixes else {
-            self.err(path, "missing: every service needs at least one prefix");
-            return (Vec::new(), false);
-        };
-        if raw.is_empty() {
-            self.err(path, "empty: every service needs at least one prefix");
-            return (Vec::new(), false);
-        }
-        let mut out = Vec::new();
-        for (k, s) in raw.iter().enumerate() {
-            let Some(p) = self.take(&format!("{path}[{k}]"), s.parse::<Prefix>()) else { continue };
-            if out.contains(&p) {
-                self.err(format!("{path}[{k}]"), format!("{p} is given twice"));
-            }
-            out.push(p);
-        }
-        let all = out.len() == raw.len();
-        (out, all)
-    }
-
-    /// The next hops, checked against the families of the prefixes.
-    fn next_hops(&mut self, l: &Layers<'_, 't>, prefixes: &[Prefix]) -> (Option<NextHop>, Option<NextHop>) {
-        let (v, p4) = pick!(l, next_hop);
-        let next_hop = match v {
-            None => Some(NextHop::Own),
-            Some(s) => self.take(&p4, s.parse::<NextHop>()),
-        };
-        let (v, p6) = pick!(l, next_hop6);
-        let next_hop6 = v.and_then(|s| self.take(&p6, s.parse::<NextHop>()));
-        if let Some(NextHop::Addr(a)) = next_hop6
-            && a.is_ipv4()
-        {
-            self.err(&p6, format!("{a} is an IPv4 address; give an IPv6 address, or \"self\""));
-        }
-        if let Some(NextHop::Addr(a)) = next_hop
-            && a.is_ipv6()
-            && let Some(p) = prefixes.iter().find(|p| !p.is_ipv6())
-        {
-            self.err(&p4, format!("{a} is IPv6 but {p} is IPv4; give an IPv4 next hop or \"self\" (and next_hop6)"));
-        }
-        let v6_next_hop = next_hop6.is_some() || matches!(next_hop, Some(NextHop::Addr(a)) if a.is_ipv6());
-        if next_hop.is_some()
-            && !v6_next_hop
-            && let Some(p) = prefixes.iter().find(|p| p.is_ipv6())
-        {
-            self.err(
-                &p6,
-                format!(
-                    "{p} is IPv6 and next_hop is not: give next_hop6, an IPv6 address (\"self\" works only over an \
-                     IPv6 BGP session)"
-                ),
-            );
-        }
-        (next_hop, next_hop6)
-    }
-
-    /// Attributes from layers, the first layer that sets a key winning.
-    fn attributes(&mut self, layers: &[(&RawAttributes, String)], med_default: Option<u32>) -> Attributes {
-        let origin = layer!(layers, origin).and_then(|(v, p)| self.take(&p, v.parse::<Origin>()));
-        let as_path = layer!(layers, as_path).and_then(|(v, p)| self.as_path(v, &p));
-        let communities = layer!(layers, communities).map(|(v, p)| self.list::<Community>(v, &p));
-        let extended = layer!(layers, extended_communities).map(|(v, p)| self.list::<ExtCommunity>(v, &p));
-        let large = layer!(layers, large_communities).map(|(v, p)| self.list::<LargeCommunity>(v, &p));
-        Attributes {
-            med: layer!(layers, med).map(|(v, _)| *v).or(med_default),
-            local_preference: layer!(layers, local_preference).map(|(v, _)| *v),
-            origin,
-            as_path,
-            communities: communities.unwrap_or_default(),
-            extended_communities: extended.unwrap_or_default(),
-            large_communities: large.unwrap_or_default(),
+            down,
+            disabled,
+            covering: field!(covering, Clone::clone),
+            dampening,
+            drain,
         }
     }
 
@@ -1131,69 +1033,16 @@ impl<'t> Cx<'t> {
         }
     }
 
-    fn list<T: std::str::FromStr<Err = String>>(&mut self, items: &[String], path: &str) -> Vec<T> {
-        let mut out = Vec::new();
-        for (k, s) in items.iter().enumerate() {
-            out.extend(self.take(&format!("{path}[{k}]"), s.parse::<T>()));
-        }
-        out
-    }
-
-    fn as_path(&mut self, v: &RawAsPath, path: &str) -> Option<AsPath> {
+    fn action(&mut self, v: Option<&RawAction>, path: &str, base: &[(&RawAttributes, String); 2]) -> raw::RawAction {
         match v {
-            RawAsPath::Text(s) => self.take(path, s.parse::<AsPath>()),
-            RawAsPath::List(l) if l.is_empty() => {
-                self.err(path, "empty: leave as_path out instead");
-                None
-            }
-            RawAsPath::List(l) => Some(AsPath(l.clone())),
-        }
-    }
-
-    fn action(&mut self, v: Option<&RawAction>, path: &str, base: &[(&RawAttributes, String); 2]) -> Option<Action> {
-        match v {
-            None | Some(RawAction::Withdraw) => Some(Action::Withdraw),
+            None | Some(RawAction::Withdraw) => raw::RawAction::Withdraw,
             Some(RawAction::Announce(Obj(attrs))) => {
-                let before = self.errors.len();
                 let mut layers = vec![(attrs, format!("{path}.announce"))];
                 self.no_path_id(&layers);
                 layers.extend(base.iter().cloned());
-                let a = self.attributes(&layers, Some(100));
-                (self.errors.len() == before).then_some(Action::Announce(a))
+                raw::RawAction::Announce(attributes(&layers))
             }
         }
-    }
-
-    fn duration(&mut self, v: Option<&RawDuration>, path: &str, default: Duration) -> Option<Duration> {
-        match v {
-            None => Some(default),
-            Some(RawDuration(s)) => self.take(path, duration::parse(s)),
-        }
-    }
-
-    /// A timeout is more than 0 and below the interval: probe rounds never
-    /// overlap, so a timeout as long as the interval would stretch it.
-    fn check_timeout(&mut self, path: &str, t: Duration, interval: Option<Duration>) {
-        if t.is_zero() {
-            self.err(path, "must be more than 0");
-        } else if let Some(i) = interval
-            && t >= i
-        {
-            self.err(
-                path,
-                format!(
-                    "{} is not below the interval ({}): lower it or raise interval",
-                    duration::show(t),
-                    duration::show(i)
-                ),
-            );
-        }
-    }
-
-    fn threshold(&mut self, path: &str, v: Option<u32>, default: u32) -> Option<NonZeroU32> {
-        let n = v.unwrap_or(default);
-        let r = NonZeroU32::new(n).ok_or_else(|| "must be at least 1".to_string());
-        self.take(path, r)
     }
 
     /// A path; a relative one works, but against ExaBGP's working directory.
@@ -1206,7 +1055,9 @@ impl<'t> Cx<'t> {
         PathBuf::from(s)
     }
 
-    fn check(&mut self, raw: &'t RawValue, path: &str, interval: Option<Duration>) -> Option<Parsed> {
+    /// A check as written: its type picks the keys it may have.
+    fn check(&mut self, raw: &'t RawValue, origin: &Origin) -> Option<raw::RawCheck> {
+        let path = &origin.to_string();
         let sub = raw.get();
         if !sub.starts_with('{') {
             let (line, column) = self.position(sub, 1, 1);
@@ -1219,19 +1070,12 @@ impl<'t> Cx<'t> {
             return None;
         }
         let kind = self.parse::<RawCheckType>(sub, path)?.kind;
-        let built = match kind.as_deref() {
+        let (probe, common, keys): (_, Common, &'static [(&'static str, &'static str)]) = match kind.as_deref() {
             Some("tcp") => {
                 let c = self.parse::<RawTcp>(sub, path)?;
-                let r = parse_socket_addr(&c.address).map_err(|e| format!("address: {e}")).and_then(|a| {
-                    TcpProbe::new(a, c.send.clone().map(String::into_bytes), c.expect.clone().map(String::into_bytes))
-                });
-                self.probe(
-                    path,
-                    r.map(Check::Tcp),
-                    &c,
-                    &[("address", "address"), ("send", "send"), ("expect", "expect")],
-                    interval,
-                )
+                let probe =
+                    raw::RawProbe::Tcp { address: c.address.clone(), send: c.send.clone(), expect: c.expect.clone() };
+                (probe, c.common_owned(), &[("address", "address"), ("send", "send"), ("expect", "expect")])
             }
             Some("http") => {
                 let c = self.parse::<RawHttp>(sub, path)?;
@@ -1258,7 +1102,7 @@ impl<'t> Cx<'t> {
                     b = b.ca_file(v.as_str());
                 }
                 b = b.insecure(c.insecure.unwrap_or(false)).follow_redirects(c.follow_redirects.unwrap_or(false));
-                let keys = [
+                let keys = &[
                     ("url", "url"),
                     ("method", "method"),
                     ("host", "host"),
@@ -1268,7 +1112,7 @@ impl<'t> Cx<'t> {
                     ("header", "headers"),
                     ("ca", "ca"),
                 ];
-                self.probe(path, b.build().map(Check::Http), &c, &keys, interval)
+                (raw::RawProbe::Http(b), c.common_owned(), keys)
             }
             Some("dns") => {
                 let c = self.parse::<RawDns>(sub, path)?;
@@ -1298,7 +1142,7 @@ impl<'t> Cx<'t> {
                     b = b.soa_max_lag(v.0.as_str());
                 }
                 b = b.tcp(c.tcp.unwrap_or(false)).norecurse(c.norecurse.unwrap_or(false));
-                let keys = [
+                let keys = &[
                     ("server", "server"),
                     ("name", "query"),
                     ("type", "qtype"),
@@ -1309,7 +1153,7 @@ impl<'t> Cx<'t> {
                     ("soa-max-lag", "soa_max_lag"),
                     ("soa-zone", "soa_zone"),
                 ];
-                self.probe(path, b.build().map(Check::Dns), &c, &keys, interval)
+                (raw::RawProbe::Dns(b), c.common_owned(), keys)
             }
             Some("ntp") => {
                 let c = self.parse::<RawNtp>(sub, path)?;
@@ -1326,32 +1170,26 @@ impl<'t> Cx<'t> {
                 if let Some(v) = &c.max_dispersion {
                     b = b.max_dispersion(v.0.as_str());
                 }
-                let keys = [
+                let keys = &[
                     ("server", "server"),
                     ("max-stratum", "max_stratum"),
                     ("max-offset", "max_offset"),
                     ("max-dispersion", "max_dispersion"),
                 ];
-                self.probe(path, b.build().map(Check::Ntp), &c, &keys, interval)
+                (raw::RawProbe::Ntp(b), c.common_owned(), keys)
             }
             Some("command") => {
                 let c = self.parse::<RawCommand>(sub, path)?;
-                let program = match (&c.argv, &c.shell) {
-                    (Some(a), None) => Ok(Program::Argv(a.clone())),
-                    (None, Some(s)) => Ok(Program::Shell(s.clone())),
-                    (Some(_), Some(_)) => Err("give either argv or shell, not both".to_string()),
-                    (None, None) => Err("give argv (a list: program and arguments) or shell (a string)".to_string()),
-                };
                 let exit_codes = match c.exit_codes {
                     None | Some(RawExitCodes::Nagios) => ExitCodes::Nagios,
                     Some(RawExitCodes::ZeroIsHealthy) => ExitCodes::ZeroIsHealthy,
                 };
-                let r = program.and_then(|p| CommandProbe::new(p, exit_codes));
-                self.probe(path, r.map(Check::Command), &c, &[("argv", "argv"), ("shell", "shell")], interval)
+                let probe = raw::RawProbe::Command { argv: c.argv.clone(), shell: c.shell.clone(), exit_codes };
+                (probe, c.common_owned(), &[("argv", "argv"), ("shell", "shell")])
             }
             Some("file") => {
                 let c = self.parse::<RawFile>(sub, path)?;
-                return Some(Parsed::File(self.path(&format!("{path}.path"), &c.path)));
+                return Some(raw::RawCheck::File(At::new(PathBuf::from(&c.path), origin.join("path"))));
             }
             Some(other) => {
                 self.err(
@@ -1365,100 +1203,18 @@ impl<'t> Cx<'t> {
                 return None;
             }
         };
-        built.map(|c| Parsed::Probe(Box::new(c)))
-    }
-
-    /// A probe check with its common keys. A probe builder's error starts
-    /// with its flag-form key (`body-regex: …`), which `keys` maps to the
-    /// JSON key so that the error lands at the right path.
-    fn probe(
-        &mut self,
-        path: &str,
-        check: Result<Check, String>,
-        raw: &dyn RawCommon,
-        keys: &[(&str, &str)],
-        interval: Option<Duration>,
-    ) -> Option<ServiceCheck> {
-        let check = check.map_err(|e| {
-            let at = e.split_once(": ").and_then(|(k, rest)| {
-                keys.iter().find(|(flag, _)| *flag == k).map(|(_, json)| (format!("{path}.{json}"), rest.to_string()))
-            });
-            let (p, m) = at.unwrap_or_else(|| (path.to_string(), e));
-            self.err(p, m);
+        let on_fail = common.on_fail.map(|f| match f {
+            RawOnFail::Down => "down".to_string(),
+            RawOnFail::Degrade => "degrade".to_string(),
         });
-        let common = raw.common();
-        let timeout = common.timeout.and_then(|RawDuration(s)| {
-            let p = format!("{path}.timeout");
-            let t = self.take(&p, duration::parse(s))?;
-            self.check_timeout(&p, t, interval);
-            Some(t)
-        });
-        let rise = common.rise.map(|n| self.threshold(&format!("{path}.rise"), Some(n), 1));
-        let fall = common.fall.map(|n| self.threshold(&format!("{path}.fall"), Some(n), 1));
-        let on_fail = match common.on_fail {
-            None | Some(RawOnFail::Down) => OnFail::Down,
-            Some(RawOnFail::Degrade) => OnFail::Degrade,
-        };
-        let check = check.ok()?;
-        Some(ServiceCheck { check, timeout, on_fail, rise: rise.flatten(), fall: fall.flatten() })
-    }
-
-    fn dampening(&mut self, v: Option<&RawDampening>, path: &str) -> Option<Option<Dampening>> {
-        let r = Dampening::RECOMMENDED;
-        let f = match v {
-            Some(RawDampening::Off) => return Some(None),
-            None | Some(RawDampening::On(None)) => return Some(Some(r)),
-            Some(RawDampening::On(Some(f))) => f,
-        };
-        let half_life = self.duration(f.half_life.as_ref(), &format!("{path}.half_life"), r.half_life)?;
-        let max_suppress = self.duration(f.max_suppress.as_ref(), &format!("{path}.max_suppress"), r.max_suppress)?;
-        let d = Dampening {
-            half_life,
-            penalty: f.penalty.unwrap_or(r.penalty),
-            suppress: f.suppress.unwrap_or(r.suppress),
-            reuse: f.reuse.unwrap_or(r.reuse),
-            max_suppress,
-        };
-        let d = self.take(path, d.validate())?;
-        // RFC 2439's ceiling: the penalty never exceeds what decays to
-        // `reuse` within `max_suppress`.
-        let ceiling = d.reuse * 2f64.powf(d.max_suppress.as_secs_f64() / d.half_life.as_secs_f64());
-        if ceiling <= d.suppress {
-            self.warn(
-                path,
-                format!(
-                    "the penalty can never exceed {ceiling:.0} (reuse × 2^(max_suppress / half_life)), so it never \
-                     reaches suppress ({}): dampening never suppresses",
-                    d.suppress
-                ),
-            );
-        }
-        Some(Some(d))
-    }
-
-    fn drain(&mut self, v: Option<&RawDrain>, path: &str, up: &Attributes) -> Option<DrainPolicy> {
-        let graceful = DrainPolicy::graceful(up);
-        let Some(d) = v else { return Some(graceful) };
-        let before = self.errors.len();
-        let mut attributes = up.clone();
-        let extra = match &d.communities {
-            None => vec![Community::GRACEFUL_SHUTDOWN],
-            Some(c) => self.list::<Community>(c, &format!("{path}.communities")),
-        };
-        for c in extra {
-            if !attributes.communities.contains(&c) {
-                attributes.communities.push(c);
-            }
-        }
-        if let Some(m) = d.med {
-            attributes.med = Some(m);
-        }
-        if let Some(a) = &d.as_path {
-            attributes.as_path = self.as_path(a, &format!("{path}.as_path"));
-        }
-        let stage = self.duration(d.duration.as_ref(), &format!("{path}.duration"), graceful.stage)?;
-        let on_shutdown = d.on_shutdown.unwrap_or(false);
-        (self.errors.len() == before).then_some(DrainPolicy { attributes, stage, on_shutdown })
+        Some(raw::RawCheck::Probe(Box::new(raw::RawProbeCheck {
+            probe,
+            keys: raw::ProbeKeys::Json { check: origin.clone(), keys },
+            timeout: duration_field(common.timeout.as_ref(), origin.join("timeout")),
+            rise: At::new(common.rise, origin.join("rise")),
+            fall: At::new(common.fall, origin.join("fall")),
+            on_fail: At::new(on_fail, origin.join("on_fail")),
+        })))
     }
 
     fn control(&mut self, c: RawControl) -> ControlSettings {
@@ -1518,12 +1274,43 @@ pub fn covers(outer: &Prefix, inner: &Prefix) -> bool {
     outer.net().contains(&inner.net())
 }
 
-fn valid_name(n: &str) -> Result<String, String> {
-    if !n.is_empty() && n.len() <= 64 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) {
-        Ok(n.to_string())
-    } else {
-        Err(format!("{n:?} is not a name (1-64 of A-Z a-z 0-9 _ . -)"))
+/// Raw list items, each at its index under `origin`.
+fn items(v: &[String], origin: &Origin) -> Vec<At<String>> {
+    v.iter().enumerate().map(|(k, s)| At::new(s.clone(), origin.index(k))).collect()
+}
+
+fn duration_field(v: Option<&RawDuration>, origin: Origin) -> Field<String> {
+    At::new(v.map(|RawDuration(s)| s.clone()), origin)
+}
+
+fn as_path(v: &RawAsPath) -> raw::RawAsPath {
+    match v {
+        RawAsPath::Text(s) => raw::RawAsPath::Text(s.clone()),
+        RawAsPath::List(l) => raw::RawAsPath::List(l.clone()),
     }
+}
+
+/// Attributes from layers, the first layer that sets a key winning; an
+/// unset key is at the first layer's path.
+fn attributes(layers: &[(&RawAttributes, String)]) -> raw::RawAttributes {
+    let first = Origin::Json(layers[0].1.clone());
+    let mut out = raw::RawAttributes::none(&first);
+    macro_rules! resolve {
+        ($field:ident, $map:expr) => {
+            if let Some((v, p)) = layer!(layers, $field) {
+                let origin = Origin::Json(p);
+                out.$field = At { value: Some($map(v, &origin)), origin };
+            }
+        };
+    }
+    resolve!(med, |v: &u32, _: &Origin| *v);
+    resolve!(local_preference, |v: &u32, _: &Origin| *v);
+    resolve!(origin, |v: &String, _: &Origin| v.clone());
+    resolve!(as_path, |v: &RawAsPath, _: &Origin| as_path(v));
+    resolve!(communities, |v: &Vec<String>, o: &Origin| items(v, o));
+    resolve!(extended_communities, |v: &Vec<String>, o: &Origin| items(v, o));
+    resolve!(large_communities, |v: &Vec<String>, o: &Origin| items(v, o));
+    out
 }
 
 /// serde_json's message without its " at line L column C" (kept apart), in

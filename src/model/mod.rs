@@ -6,4 +6,8 @@
 pub mod bgp;
 pub mod config;
 pub mod duration;
+pub mod file;
+pub mod origin;
+pub mod raw;
 pub mod service;
+pub mod validate;

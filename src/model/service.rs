@@ -1,8 +1,9 @@
 //! The validated description of one service: its prefixes, its checks, its
 //! timing and what to announce in each state.
 //!
-//! Built from command-line flags by [`crate::cli`]; runtime code only ever
-//! sees this type, never raw input.
+//! Built only by [`crate::model::validate`], from the raw form that both the
+//! command line and the JSON config are translated into; runtime code only
+//! ever sees this type, never raw input.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;

@@ -5,7 +5,14 @@
 //! [`block`] must run before any other thread starts, so that every thread
 //! inherits the mask. Children started with `std::process::Command` get their
 //! signal mask reset, so external checks are unaffected.
+//!
+//! Two phases. During startup ([`startup`]: flags and config being read and
+//! validated, nothing announced yet) SIGTERM and SIGINT end the process at
+//! once, as if no signal were handled: a config on a hung mount must not
+//! make exaprobe unkillable. Once the engine (or the idle mode) calls
+//! [`spawn`], every signal goes to its handler instead.
 
+use std::sync::{Mutex, PoisonError};
 use std::thread;
 
 use nix::sys::signal::{SigSet, Signal};
@@ -19,19 +26,41 @@ fn handled() -> SigSet {
     set
 }
 
+/// Who gets the signals: `None` during startup.
+type Handler = Box<dyn Fn(Signal) + Send>;
+static HANDLER: Mutex<Option<Handler>> = Mutex::new(None);
+/// Whether the signal thread runs.
+static STARTED: Mutex<bool> = Mutex::new(false);
+
 /// Blocks the handled signals in the calling thread (and so in every thread
 /// it starts afterwards).
 pub fn block() -> nix::Result<()> {
     handled().thread_block()
 }
 
-/// Starts the thread that waits for signals and hands each to `on_signal`.
+/// Starts the startup phase: from now until [`spawn`], SIGTERM and SIGINT
+/// end the process at once and SIGHUP is ignored.
+pub fn startup() -> std::io::Result<()> {
+    ensure_thread()
+}
+
+/// Hands every signal from now on to `on_signal` (starting the thread that
+/// waits for signals, if the startup phase has not).
 pub fn spawn(on_signal: impl Fn(Signal) + Send + 'static) -> std::io::Result<()> {
+    *HANDLER.lock().unwrap_or_else(PoisonError::into_inner) = Some(Box::new(on_signal));
+    ensure_thread()
+}
+
+fn ensure_thread() -> std::io::Result<()> {
+    let mut started = STARTED.lock().unwrap_or_else(PoisonError::into_inner);
+    if *started {
+        return Ok(());
+    }
     thread::Builder::new().name("signals".into()).spawn(move || {
         let set = handled();
         loop {
             match set.wait() {
-                Ok(sig) => on_signal(sig),
+                Ok(sig) => dispatch(sig),
                 Err(e) => {
                     log::error!("waiting for signals failed: {e}");
                     return;
@@ -39,5 +68,25 @@ pub fn spawn(on_signal: impl Fn(Signal) + Send + 'static) -> std::io::Result<()>
             }
         }
     })?;
+    *started = true;
     Ok(())
+}
+
+fn dispatch(sig: Signal) {
+    let handler = HANDLER.lock().unwrap_or_else(PoisonError::into_inner);
+    match &*handler {
+        Some(on_signal) => on_signal(sig),
+        None if sig == Signal::SIGHUP => {}
+        None => die(sig),
+    }
+}
+
+/// Ends the process as `sig`'s default action would (so the parent sees it
+/// killed by that signal): unblocked in this thread and raised again.
+fn die(sig: Signal) -> ! {
+    let mut set = SigSet::empty();
+    set.add(sig);
+    let _ = set.thread_unblock();
+    let _ = nix::sys::signal::raise(sig);
+    std::process::exit(128 + sig as i32)
 }

@@ -29,9 +29,9 @@ use crate::util::fs::{self, LockError};
 pub const DEFAULT_STATE_FILE: &str = "/var/lib/exaprobe/state.json";
 
 /// The longest a drain read from the file may still run; a later `until` is
-/// cut to this. Ten years: far beyond any maintenance, far below where
-/// clock arithmetic overflows.
-pub const MAX_AHEAD: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+/// cut to this. The longest duration exaprobe takes anywhere
+/// ([`crate::model::duration::MAX`]), so no drain `--for` is ever cut.
+pub const MAX_AHEAD: Duration = crate::model::duration::MAX;
 
 /// Longest `by` or `reason` kept from the file (characters).
 pub const MAX_TEXT: usize = 200;

@@ -98,11 +98,13 @@ const DETAIL_MAX: usize = 200;
 
 impl CommandProbe {
     /// A command check; the error names the empty part (`argv: …`, `shell: …`).
-    pub fn new(program: Program, exit_codes: ExitCodes) -> Result<Self, String> {
+    pub fn new(program: Program, exit_codes: ExitCodes) -> Result<Self, super::SpecError> {
         match &program {
-            Program::Shell(s) if s.trim().is_empty() => return Err("shell: the command is empty".into()),
+            Program::Shell(s) if s.trim().is_empty() => {
+                return Err(super::SpecError::at("shell", "the command is empty"));
+            }
             Program::Argv(v) if v.first().is_none_or(|p| p.is_empty()) => {
-                return Err("argv: give the program (and its arguments)".into());
+                return Err(super::SpecError::at("argv", "give the program (and its arguments)"));
             }
             _ => {}
         }

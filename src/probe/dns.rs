@@ -55,7 +55,7 @@ use domain::rdata::AllRecordData;
 
 use super::ntp::server_addr;
 use super::tcp::{escape, remaining, unescape};
-use super::{Outcome, io_reason};
+use super::{Outcome, SpecError, io_reason};
 
 /// The DNS port.
 pub const DNS_PORT: u16 = 53;
@@ -199,49 +199,51 @@ impl DnsBuilder {
     }
 
     /// Sets one setting by its flag-form key.
-    fn set(self, key: &str, value: &str) -> Result<Self, String> {
+    fn set(self, key: &str, value: &str) -> Result<Self, SpecError> {
         Ok(match key {
             "server" => self.server(value),
             "type" => self.rtype(value),
             "rcode" => self.rcode(value),
-            "answer" => self.answer(String::from_utf8_lossy(&unescape(value).map_err(|e| format!("answer: {e}"))?)),
+            "answer" => self.answer(String::from_utf8_lossy(&unescape(value).map_err(|e| SpecError::at("answer", e))?)),
             "source" => self.source(value),
             "soa-reference" => self.soa_reference(value),
             "soa-max-lag" => self.soa_max_lag(value),
             "soa-zone" => self.soa_zone(value),
             _ => {
-                return Err(format!(
+                return Err(SpecError::general(format!(
                     "{key}: unknown DNS setting (known: rcode, answer, source, \
                      soa-reference, soa-max-lag, soa-zone, and the words tcp, norecurse)"
-                ));
+                )));
             }
         })
     }
 
     /// Validates the settings; the error names the offending one.
-    pub fn build(self) -> Result<DnsProbe, String> {
+    pub fn build(self) -> Result<DnsProbe, SpecError> {
         let server = match &self.server {
             None => SocketAddr::from(([127, 0, 0, 1], DNS_PORT)),
-            Some(s) => server_addr(s, DNS_PORT).map_err(|e| format!("server: {e}"))?,
+            Some(s) => server_addr(s, DNS_PORT).map_err(|e| SpecError::at("server", e))?,
         };
-        let name = parse_name(&self.name).map_err(|e| format!("name: {e}"))?;
+        let name = parse_name(&self.name).map_err(|e| SpecError::at("name", e))?;
         let rtype = match &self.rtype {
             None => Rtype::A,
-            Some(s) => parse_rtype(s).map_err(|e| format!("type: {e}"))?,
+            Some(s) => parse_rtype(s).map_err(|e| SpecError::at("type", e))?,
         };
         let rcode = match &self.rcode {
             None => Rcode::NOERROR,
-            Some(s) => parse_rcode(s).map_err(|e| format!("rcode: {e}"))?,
+            Some(s) => parse_rcode(s).map_err(|e| SpecError::at("rcode", e))?,
         };
         let answer = match &self.answer {
             None => None,
-            Some(s) if s.is_empty() => return Err("answer: must not be empty".into()),
+            Some(s) if s.is_empty() => return Err(SpecError::at("answer", "must not be empty")),
             Some(s) => Some(match rtype {
                 Rtype::A => Expected::Address(IpAddr::V4(
-                    s.parse::<Ipv4Addr>().map_err(|_| format!("answer: {s:?} is not an IPv4 address"))?,
+                    s.parse::<Ipv4Addr>()
+                        .map_err(|_| SpecError::at("answer", format!("{s:?} is not an IPv4 address")))?,
                 )),
                 Rtype::AAAA => Expected::Address(IpAddr::V6(
-                    s.parse::<Ipv6Addr>().map_err(|_| format!("answer: {s:?} is not an IPv6 address"))?,
+                    s.parse::<Ipv6Addr>()
+                        .map_err(|_| SpecError::at("answer", format!("{s:?} is not an IPv6 address")))?,
                 )),
                 _ => Expected::Text(s.clone()),
             }),
@@ -249,9 +251,10 @@ impl DnsBuilder {
         let source = match &self.source {
             None => None,
             Some(s) => {
-                let ip: IpAddr = s.parse().map_err(|_| format!("source: {s:?} is not an IP address"))?;
+                let ip: IpAddr =
+                    s.parse().map_err(|_| SpecError::at("source", format!("{s:?} is not an IP address")))?;
                 if ip.is_ipv4() != server.is_ipv4() {
-                    return Err(format!("source: {ip} is not of the server's address family"));
+                    return Err(SpecError::at("source", format!("{ip} is not of the server's address family")));
                 }
                 Some(ip)
             }
@@ -259,24 +262,24 @@ impl DnsBuilder {
         let soa_lag = match &self.soa_reference {
             None => {
                 if self.soa_max_lag.is_some() || self.soa_zone.is_some() {
-                    return Err("soa-reference: needed by soa-max-lag and soa-zone".into());
+                    return Err(SpecError::at("soa-reference", "needed by soa-max-lag and soa-zone"));
                 }
                 None
             }
             Some(r) => {
-                let reference = server_addr(r, DNS_PORT).map_err(|e| format!("soa-reference: {e}"))?;
+                let reference = server_addr(r, DNS_PORT).map_err(|e| SpecError::at("soa-reference", e))?;
                 if source.is_some_and(|s| s.is_ipv4() != reference.is_ipv4()) {
-                    return Err("soa-reference: not of the source address's family".into());
+                    return Err(SpecError::at("soa-reference", "not of the source address's family"));
                 }
                 let zone = match &self.soa_zone {
                     None => name.clone(),
-                    Some(z) => parse_name(z).map_err(|e| format!("soa-zone: {e}"))?,
+                    Some(z) => parse_name(z).map_err(|e| SpecError::at("soa-zone", e))?,
                 };
                 let max_lag = match &self.soa_max_lag {
                     None => 0,
                     Some(s) => match s.parse::<u32>() {
                         Ok(n) if n < 1 << 31 => n,
-                        _ => return Err(format!("soa-max-lag: {s:?} is not a number below 2^31")),
+                        _ => return Err(SpecError::at("soa-max-lag", format!("{s:?} is not a number below 2^31"))),
                     },
                 };
                 Some(SoaLag { reference, zone, max_lag })
@@ -325,9 +328,9 @@ fn parse_rcode(s: &str) -> Result<Rcode, String> {
 }
 
 impl FromStr for DnsProbe {
-    type Err = String;
+    type Err = SpecError;
 
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, SpecError> {
         let mut builder = DnsBuilder::default();
         let (mut have_server, mut have_name, mut have_type) = (false, false, false);
         for word in s.split_whitespace() {
@@ -347,7 +350,7 @@ impl FromStr for DnsProbe {
                 builder.rtype = Some(word.into());
                 have_type = true;
             } else {
-                return Err(format!("{word:?}: expected tcp, norecurse or KEY=VALUE"));
+                return Err(SpecError::general(format!("{word:?}: expected tcp, norecurse or KEY=VALUE")));
             }
         }
         builder.build()
@@ -687,7 +690,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        let e = |s: &str| s.parse::<DnsProbe>().unwrap_err();
+        let e = |s: &str| s.parse::<DnsProbe>().unwrap_err().to_string();
         assert!(e("").starts_with("name:"), "{}", e(""));
         assert!(e("127.0.0.1:53").starts_with("name:"));
         assert!(e("127.0.0.1 example.com BOGUS").starts_with("type:"));
@@ -704,7 +707,14 @@ mod tests {
         assert!(e("127.0.0.1 example.com A soa-reference=127.0.0.2 soa-max-lag=x").starts_with("soa-max-lag:"));
         assert!(e("127.0.0.1 example.com A port=53").starts_with("port:"));
         assert!(e("127.0.0.1 bad..name A").starts_with("name:"));
-        assert!(DnsProbe::builder("example.com").server("dns.example.com").build().unwrap_err().starts_with("server:"));
+        assert!(
+            DnsProbe::builder("example.com")
+                .server("dns.example.com")
+                .build()
+                .unwrap_err()
+                .to_string()
+                .starts_with("server:")
+        );
     }
 
     #[test]

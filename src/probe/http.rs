@@ -57,7 +57,7 @@ use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
 use super::tcp::{escape, first_line, unescape};
-use super::{Outcome, io_reason};
+use super::{Outcome, SpecError, io_reason};
 
 /// How much of a body is read for the body check.
 pub const BODY_LIMIT: u64 = 256 * 1024;
@@ -349,10 +349,10 @@ impl HttpBuilder {
     }
 
     /// Sets one setting by its flag-form key.
-    fn set(self, key: &str, value: &str) -> Result<Self, String> {
-        let unescaped = |what: &str| -> Result<String, String> {
-            let bytes = unescape(value).map_err(|e| format!("{what}: {e}"))?;
-            String::from_utf8(bytes).map_err(|_| format!("{what}: not UTF-8 once unescaped"))
+    fn set(self, key: &str, value: &str) -> Result<Self, SpecError> {
+        let unescaped = |what: &'static str| -> Result<String, SpecError> {
+            let bytes = unescape(value).map_err(|e| SpecError::at(what, e))?;
+            String::from_utf8(bytes).map_err(|_| SpecError::at(what, "not UTF-8 once unescaped"))
         };
         Ok(match key {
             "method" => self.method(value),
@@ -365,62 +365,67 @@ impl HttpBuilder {
             "header" => self.header(unescaped("header")?),
             "ca" => self.ca_file(value),
             _ => {
-                return Err(format!(
+                return Err(SpecError::general(format!(
                     "{key}: unknown HTTP setting (known: method, host, status, body, \
                      body-regex, header, ca, and the words insecure, follow-redirects)"
-                ));
+                )));
             }
         })
     }
 
     /// Validates the settings (and reads the CA file); the error names the
     /// offending one.
-    pub fn build(self) -> Result<HttpProbe, String> {
-        let url: HttpUrl = self.url.parse().map_err(|e| format!("url: {e}"))?;
+    pub fn build(self) -> Result<HttpProbe, SpecError> {
+        let url: HttpUrl = self.url.parse().map_err(|e| SpecError::at("url", e))?;
         let method = match &self.method {
             None => Method::GET,
             Some(m) => {
                 let upper = m.to_ascii_uppercase();
                 match upper.as_str() {
                     "GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "OPTIONS" | "PATCH" => {
-                        Method::from_bytes(upper.as_bytes()).map_err(|e| format!("method: {e}"))?
+                        Method::from_bytes(upper.as_bytes()).map_err(|e| SpecError::at("method", e.to_string()))?
                     }
-                    _ => return Err(format!("method: {m:?} is not GET, HEAD, POST, PUT, DELETE, OPTIONS or PATCH")),
+                    _ => {
+                        return Err(SpecError::at(
+                            "method",
+                            format!("{m:?} is not GET, HEAD, POST, PUT, DELETE, OPTIONS or PATCH"),
+                        ));
+                    }
                 }
             }
         };
         let host = match &self.host {
             None => None,
-            Some(h) => Some(parse_host(h).map_err(|e| format!("host: {e}"))?),
+            Some(h) => Some(parse_host(h).map_err(|e| SpecError::at("host", e))?),
         };
         let status = match &self.status {
             None => StatusSet::default(),
-            Some(s) => s.parse().map_err(|e| format!("status: {e}"))?,
+            Some(s) => s.parse().map_err(|e| SpecError::at("status", e))?,
         };
         let body = match (&self.body, &self.body_regex) {
-            (Some(_), Some(_)) => return Err("body-regex: give either body or body-regex, not both".into()),
-            (Some(b), None) if b.is_empty() => return Err("body: must not be empty".into()),
+            (Some(_), Some(_)) => return Err(SpecError::at("body-regex", "give either body or body-regex, not both")),
+            (Some(b), None) if b.is_empty() => return Err(SpecError::at("body", "must not be empty")),
             (Some(b), None) => Some(BodyMatch::Contains(b.clone())),
-            (None, Some(r)) => {
-                Some(BodyMatch::Regex(BodyRegex(regex_lite::Regex::new(r).map_err(|e| format!("body-regex: {e}"))?)))
-            }
+            (None, Some(r)) => Some(BodyMatch::Regex(BodyRegex(
+                regex_lite::Regex::new(r).map_err(|e| SpecError::at("body-regex", e.to_string()))?,
+            ))),
             (None, None) => None,
         };
         if body.is_some() && method == Method::HEAD {
-            return Err("body: a reply to HEAD has no body to check".into());
+            return Err(SpecError::at("body", "a reply to HEAD has no body to check"));
         }
         let mut headers = Vec::new();
         for h in &self.headers {
-            headers.push(parse_header(h).map_err(|e| format!("header: {e}"))?);
+            headers.push(parse_header(h).map_err(|e| SpecError::at("header", e))?);
         }
         let tls = match (&self.ca_file, self.insecure) {
-            (Some(_), true) => return Err("ca: makes no sense with insecure".into()),
-            (Some(path), false) => Tls::Verify(Some(CaBundle::read(path).map_err(|e| format!("ca: {e}"))?)),
+            (Some(_), true) => return Err(SpecError::at("ca", "makes no sense with insecure")),
+            (Some(path), false) => Tls::Verify(Some(CaBundle::read(path).map_err(|e| SpecError::at("ca", e))?)),
             (None, true) => Tls::Insecure,
             (None, false) => Tls::Verify(None),
         };
         if url.scheme == Scheme::Http && (self.ca_file.is_some() || self.insecure) {
-            return Err("url: ca and insecure need an https:// URL".into());
+            return Err(SpecError::at("url", "ca and insecure need an https:// URL"));
         }
         Ok(HttpProbe { method, url, host, status, body, headers, tls, follow_redirects: self.follow_redirects })
     }
@@ -457,9 +462,9 @@ fn parse_header(s: &str) -> Result<(HeaderName, HeaderValue), String> {
 }
 
 impl FromStr for HttpProbe {
-    type Err = String;
+    type Err = SpecError;
 
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, SpecError> {
         let mut words = s.split_whitespace();
         let mut builder = HttpProbe::builder(words.next().unwrap_or(""));
         for word in words {
@@ -467,7 +472,11 @@ impl FromStr for HttpProbe {
                 Some((key, value)) => builder.set(key, value)?,
                 None if word == "insecure" => builder.insecure(true),
                 None if word == "follow-redirects" => builder.follow_redirects(true),
-                None => return Err(format!("{word:?}: expected insecure, follow-redirects or KEY=VALUE")),
+                None => {
+                    return Err(SpecError::general(format!(
+                        "{word:?}: expected insecure, follow-redirects or KEY=VALUE"
+                    )));
+                }
             };
         }
         builder.build()
@@ -689,7 +698,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        let e = |s: &str| s.parse::<HttpProbe>().unwrap_err();
+        let e = |s: &str| s.parse::<HttpProbe>().unwrap_err().to_string();
         assert!(e("").starts_with("url:"));
         assert!(e("http://127.0.0.1/ method=FETCH").starts_with("method:"));
         assert!(e("http://127.0.0.1/ host=bad_name!").starts_with("host:"));

@@ -17,6 +17,41 @@ pub mod tcp;
 use std::fmt;
 use std::time::Duration;
 
+/// An invalid probe setting: which one, by its flag-form key (`url`,
+/// `body-regex`, `server`, …), and why. The key is what lets a JSON config
+/// put the error at the right JSON path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpecError {
+    /// The flag-form key of the setting, when the error is about one.
+    pub key: Option<&'static str>,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl SpecError {
+    /// An error about the setting `key`.
+    pub fn at(key: &'static str, message: impl Into<String>) -> Self {
+        SpecError { key: Some(key), message: message.into() }
+    }
+
+    /// An error about the probe as a whole (or its flag form).
+    pub fn general(message: impl Into<String>) -> Self {
+        SpecError { key: None, message: message.into() }
+    }
+}
+
+impl fmt::Display for SpecError {
+    /// `key: message`, as the flag forms have always shown it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.key {
+            Some(k) => write!(f, "{k}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for SpecError {}
+
 /// How a service looked to one probe run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Health {

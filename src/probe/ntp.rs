@@ -37,7 +37,7 @@ use std::str::FromStr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::tcp::{parse_socket_addr, remaining};
-use super::{Outcome, io_reason};
+use super::{Outcome, SpecError, io_reason};
 use crate::model::duration;
 
 /// The NTP port.
@@ -99,33 +99,35 @@ impl NtpBuilder {
     }
 
     /// Sets one setting by its flag-form key.
-    fn set(self, key: &str, value: &str) -> Result<Self, String> {
+    fn set(self, key: &str, value: &str) -> Result<Self, SpecError> {
         Ok(match key {
             "server" => self.server(value),
             "max-stratum" => self.max_stratum(value),
             "max-dispersion" => self.max_dispersion(value),
             "max-offset" => self.max_offset(value),
             _ => {
-                return Err(format!("{key}: unknown NTP setting (known: max-stratum, max-dispersion, max-offset)"));
+                return Err(SpecError::general(format!(
+                    "{key}: unknown NTP setting (known: max-stratum, max-dispersion, max-offset)"
+                )));
             }
         })
     }
 
     /// Validates the settings; the error names the offending one.
-    pub fn build(self) -> Result<NtpProbe, String> {
+    pub fn build(self) -> Result<NtpProbe, SpecError> {
         let server = match &self.server {
             None => SocketAddr::from(([127, 0, 0, 1], NTP_PORT)),
-            Some(s) => server_addr(s, NTP_PORT).map_err(|e| format!("server: {e}"))?,
+            Some(s) => server_addr(s, NTP_PORT).map_err(|e| SpecError::at("server", e))?,
         };
         let max_stratum = match &self.max_stratum {
             None => 15,
             Some(s) => match s.parse::<u8>() {
                 Ok(n @ 1..=15) => n,
-                _ => return Err(format!("max-stratum: {s:?} is not a stratum from 1 to 15")),
+                _ => return Err(SpecError::at("max-stratum", format!("{s:?} is not a stratum from 1 to 15"))),
             },
         };
-        let bound = |name: &str, v: &Option<String>| -> Result<Option<Duration>, String> {
-            v.as_deref().map(duration::parse).transpose().map_err(|e| format!("{name}: {e}"))
+        let bound = |name: &'static str, v: &Option<String>| -> Result<Option<Duration>, SpecError> {
+            v.as_deref().map(duration::parse).transpose().map_err(|e| SpecError::at(name, e))
         };
         Ok(NtpProbe {
             server,
@@ -149,15 +151,15 @@ pub(crate) fn server_addr(s: &str, default_port: u16) -> Result<SocketAddr, Stri
 }
 
 impl FromStr for NtpProbe {
-    type Err = String;
+    type Err = SpecError;
 
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, SpecError> {
         let mut builder = NtpProbe::builder();
         for (i, word) in s.split_whitespace().enumerate() {
             builder = match word.split_once('=') {
                 Some((key, value)) => builder.set(key, value)?,
                 None if i == 0 => builder.server(word),
-                None => return Err(format!("{word:?}: expected KEY=VALUE")),
+                None => return Err(SpecError::general(format!("{word:?}: expected KEY=VALUE"))),
             };
         }
         builder.build()
@@ -422,7 +424,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        let e = |s: &str| s.parse::<NtpProbe>().unwrap_err();
+        let e = |s: &str| s.parse::<NtpProbe>().unwrap_err().to_string();
         assert!(e("ntp.example.com").starts_with("server:"));
         assert!(e("127.0.0.1 max-stratum=16").starts_with("max-stratum:"));
         assert!(e("127.0.0.1 max-stratum=0").starts_with("max-stratum:"));

@@ -21,7 +21,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use super::{Outcome, io_reason};
+use super::{Outcome, SpecError, io_reason};
 
 /// Connects to one address, optionally sends bytes and optionally waits for
 /// a reply containing some bytes. Host names are refused at parse time
@@ -50,15 +50,15 @@ impl TcpProbe {
     }
 
     /// A probe from raw parts; `send` and `expect` must not be empty.
-    pub fn new(address: SocketAddr, send: Option<Vec<u8>>, expect: Option<Vec<u8>>) -> Result<Self, String> {
+    pub fn new(address: SocketAddr, send: Option<Vec<u8>>, expect: Option<Vec<u8>>) -> Result<Self, SpecError> {
         if send.as_ref().is_some_and(Vec::is_empty) {
-            return Err("send: must not be empty (leave it out to send nothing)".into());
+            return Err(SpecError::at("send", "must not be empty (leave it out to send nothing)"));
         }
         if expect.as_ref().is_some_and(Vec::is_empty) {
-            return Err("expect: must not be empty (leave it out to only connect)".into());
+            return Err(SpecError::at("expect", "must not be empty (leave it out to only connect)"));
         }
         if expect.as_ref().is_some_and(|e| e.len() > REPLY_LIMIT) {
-            return Err(format!("expect: longer than the {REPLY_LIMIT} bytes read"));
+            return Err(SpecError::at("expect", format!("longer than the {REPLY_LIMIT} bytes read")));
         }
         Ok(TcpProbe { address, send, expect })
     }
@@ -76,19 +76,19 @@ pub(crate) fn parse_socket_addr(s: &str) -> Result<SocketAddr, String> {
 }
 
 impl FromStr for TcpProbe {
-    type Err = String;
+    type Err = SpecError;
 
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, SpecError> {
         let mut words = s.split_whitespace();
-        let address = parse_socket_addr(words.next().unwrap_or(""))?;
+        let address = parse_socket_addr(words.next().unwrap_or("")).map_err(SpecError::general)?;
         let (mut send, mut expect) = (None, None);
         for word in words {
             match word.split_once('=') {
-                Some(("send", v)) => send = Some(unescape(v).map_err(|e| format!("send: {e}"))?),
+                Some(("send", v)) => send = Some(unescape(v).map_err(|e| SpecError::at("send", e))?),
                 Some(("expect", v)) => {
-                    expect = Some(unescape(v).map_err(|e| format!("expect: {e}"))?);
+                    expect = Some(unescape(v).map_err(|e| SpecError::at("expect", e))?);
                 }
-                _ => return Err(format!("{word:?}: expected send=BYTES or expect=BYTES")),
+                _ => return Err(SpecError::general(format!("{word:?}: expected send=BYTES or expect=BYTES"))),
             }
         }
         TcpProbe::new(address, send, expect)
@@ -267,9 +267,9 @@ mod tests {
         assert_eq!(p.expect.as_deref(), Some(&b"+PONG"[..]));
         assert_eq!(p.to_string(), "[::1]:6379 send=PING\\r\\n expect=+PONG");
         assert_eq!(p.to_string().parse::<TcpProbe>().unwrap(), p);
-        let e = "127.0.0.1:25 expect=".parse::<TcpProbe>().unwrap_err();
+        let e = "127.0.0.1:25 expect=".parse::<TcpProbe>().unwrap_err().to_string();
         assert!(e.starts_with("expect:"), "{e}");
-        let e = "127.0.0.1:25 send=\\q".parse::<TcpProbe>().unwrap_err();
+        let e = "127.0.0.1:25 send=\\q".parse::<TcpProbe>().unwrap_err().to_string();
         assert!(e.starts_with("send:"), "{e}");
         assert!("127.0.0.1:25 banner=220".parse::<TcpProbe>().is_err());
     }

@@ -1,0 +1,489 @@
+//! Flags and JSON are two spellings of one service: for every validation
+//! rule, the same service written as command-line flags and as a JSON
+//! service gives the same `Service`, or the same problem (same message,
+//! once setting names are spelt alike) at the flag and at the JSON path.
+
+use clap::Parser;
+use exaprobe::cli::Args;
+use exaprobe::model::config;
+use exaprobe::model::origin::{Origin, Problem, Severity};
+use exaprobe::model::service::Service;
+use exaprobe::model::validate;
+use serde_json::{Value, json};
+
+/// What both spellings must give.
+enum Expect {
+    /// The same service, with the same warnings.
+    Same,
+    /// An error at this flag and this JSON path, its message containing this.
+    Error(&'static str, &'static str, &'static str),
+    /// The same service, and a warning at this flag and this JSON path.
+    Warning(&'static str, &'static str, &'static str),
+}
+
+struct Row {
+    what: &'static str,
+    flags: Vec<&'static str>,
+    json: Value,
+    expect: Expect,
+}
+
+fn row(what: &'static str, flags: &[&'static str], json: Value, expect: Expect) -> Row {
+    Row { what, flags: flags.to_vec(), json, expect }
+}
+
+/// One outcome: the service, if valid, and the problems as
+/// (severity, where, message).
+type Outcome = (Option<Service>, Vec<(Severity, String, String)>);
+
+fn from_flags(extra: &[&str]) -> Outcome {
+    let mut argv = vec!["exaprobe", "--name", "web"];
+    if !extra.contains(&"--ip") {
+        argv.extend(["--ip", "198.51.100.1/32"]);
+    }
+    argv.extend(extra);
+    let args = Args::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+    let (spec, errors) = args.spec();
+    assert_eq!(errors, Vec::<String>::new(), "{argv:?}");
+    let (service, problems) = validate::service(&spec);
+    let problems = problems
+        .into_iter()
+        .map(|Problem { severity, origin, message }| {
+            let Origin::Flag(f) = origin else { panic!("a flag's problem at {origin:?}") };
+            (severity, f.to_string(), message)
+        })
+        .collect();
+    (service, problems)
+}
+
+/// The flags' defaults, written in JSON (whose own defaults differ: the
+/// config file withdraws when down and dampens by default).
+fn json_base() -> Value {
+    json!({
+        "name": "web", "prefixes": ["198.51.100.1/32"],
+        "interval": 5, "fast_interval": 1, "timeout": 5, "med_increase": 1,
+        "degraded": {"med": 200},
+        "on_down": {"announce": {"med": 1000}}, "disabled": {"announce": {"med": 500}},
+        "dampening": false
+    })
+}
+
+fn from_json(extra: &Value) -> Outcome {
+    let mut service = json_base();
+    for (k, v) in extra.as_object().unwrap() {
+        service[k] = v.clone();
+    }
+    let text = json!({"services": [service]}).to_string();
+    match config::load(&text) {
+        Ok(mut c) => {
+            let warnings = c
+                .warnings
+                .iter()
+                .map(|w| {
+                    let (path, message) = w.split_once(": ").unwrap();
+                    (Severity::Warning, path.to_string(), message.to_string())
+                })
+                .collect();
+            (Some(c.services.remove(0)), warnings)
+        }
+        Err(errors) => (None, errors.into_iter().map(|e| (Severity::Error, e.path, e.message)).collect()),
+    }
+}
+
+/// A message with the flags' names of settings spelt as JSON keys.
+fn normal(message: &str) -> String {
+    message.replace("--next-hop6", "next_hop6").replace("--next-hop", "next_hop")
+}
+
+fn find<'a>(
+    problems: &'a [(Severity, String, String)],
+    severity: Severity,
+    at: &str,
+    needle: &str,
+) -> Option<&'a String> {
+    problems.iter().find(|(s, o, m)| *s == severity && o == at && normal(m).contains(needle)).map(|(_, _, m)| m)
+}
+
+#[test]
+fn flags_and_json_give_the_same_service_or_the_same_problem() {
+    use Expect::*;
+    let tcp = |extra: Value| {
+        let mut c = json!({"type": "tcp", "address": "127.0.0.1:80"});
+        for (k, v) in extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        json!({"checks": [c]})
+    };
+    let table = vec![
+        row("the healthcheck's defaults: timeout = interval = 5s", &[], json!({}), Same),
+        row("name", &["--name", "web.1"], json!({"name": "web.1"}), Same),
+        row(
+            "bad name",
+            &["--name", "web server"],
+            json!({"name": "web server"}),
+            Error("--name", "services[0].name", "is not a name"),
+        ),
+        row(
+            "name with a newline",
+            &["--name", "web\nannounce"],
+            json!({"name": "web\nannounce"}),
+            Error("--name", "services[0].name", "is not a name"),
+        ),
+        row(
+            "name too long",
+            &["--name", &*"a".repeat(65).leak()],
+            json!({"name": "a".repeat(65)}),
+            Error("--name", "services[0].name", "1-64 characters"),
+        ),
+        row(
+            "two prefixes",
+            &["--ip", "198.51.100.1/32", "--ip", "2001:db8::1/128", "--next-hop6", "2001:db8::ff"],
+            json!({"prefixes": ["198.51.100.1/32", "2001:db8::1/128"], "next_hop6": "2001:db8::ff"}),
+            Same,
+        ),
+        row(
+            "host bits",
+            &["--ip", "198.51.100.1/24"],
+            json!({"prefixes": ["198.51.100.1/24"]}),
+            Error("--ip", "services[0].prefixes[0]", "has host bits set"),
+        ),
+        row(
+            "IPv4-mapped IPv6 prefix",
+            &["--ip", "::ffff:198.51.100.1/128"],
+            json!({"prefixes": ["::ffff:198.51.100.1/128"]}),
+            Error("--ip", "services[0].prefixes[0]", "write the IPv4 prefix 198.51.100.1/32"),
+        ),
+        row(
+            "prefix given twice",
+            &["--ip", "198.51.100.1/32", "--ip", "198.51.100.1"],
+            json!({"prefixes": ["198.51.100.1/32", "198.51.100.1"]}),
+            Error("--ip", "services[0].prefixes[1]", "is given twice"),
+        ),
+        row(
+            "default route",
+            &["--ip", "0.0.0.0/0"],
+            json!({"prefixes": ["0.0.0.0/0"]}),
+            Warning("--ip", "services[0].prefixes[0]", "is a default route"),
+        ),
+        row("interval", &["--interval", "2", "--timeout", "1"], json!({"interval": "2s", "timeout": "1s"}), Same),
+        row(
+            "interval 0",
+            &["--interval", "0"],
+            json!({"interval": 0}),
+            Error("--interval", "services[0].interval", "must be more than 0"),
+        ),
+        row(
+            "interval of 10^19 s",
+            &["--interval", "10000000000000000000"],
+            json!({"interval": 1e19}),
+            Error("--interval", "services[0].interval", "365 days"),
+        ),
+        row(
+            "interval of 3·10^11 years",
+            &["--interval", "300000000000y"],
+            json!({"interval": "300000000000y"}),
+            Error("--interval", "services[0].interval", "365 days"),
+        ),
+        row(
+            "fast interval 0",
+            &["--fast-interval", "0"],
+            json!({"fast_interval": 0}),
+            Error("--fast-interval", "services[0].fast_interval", "must be more than 0"),
+        ),
+        row(
+            "fast interval too long",
+            &["--fast-interval", "400d"],
+            json!({"fast_interval": "400d"}),
+            Error("--fast-interval", "services[0].fast_interval", "365 days"),
+        ),
+        row(
+            "fast interval above the interval",
+            &["--fast-interval", "10"],
+            json!({"fast_interval": 10}),
+            Warning("--fast-interval", "services[0].fast_interval", "longer than the interval"),
+        ),
+        row(
+            "timeout equal to the interval",
+            &["--interval", "2", "--timeout", "2"],
+            json!({"interval": 2, "timeout": 2}),
+            Same,
+        ),
+        row(
+            "timeout above the interval",
+            &["--interval", "2", "--timeout", "3"],
+            json!({"interval": 2, "timeout": 3}),
+            Warning("--timeout", "services[0].timeout", "3s is longer than the interval (2s)"),
+        ),
+        row("rise 0", &["--rise", "0"], json!({"rise": 0}), Error("--rise", "services[0].rise", "must be at least 1")),
+        row("fall 0", &["--fall", "0"], json!({"fall": 0}), Error("--fall", "services[0].fall", "must be at least 1")),
+        row("rise and fall", &["--rise", "5", "--fall", "2"], json!({"rise": 5, "fall": 2}), Same),
+        row("reassert never", &["--reassert", "0"], json!({"reassert": 0}), Same),
+        row(
+            "reassert too long",
+            &["--reassert", "366d"],
+            json!({"reassert": "366d"}),
+            Error("--reassert", "services[0].reassert", "365 days"),
+        ),
+        row("next hop", &["--next-hop", "198.51.100.254"], json!({"next_hop": "198.51.100.254"}), Same),
+        row(
+            "IPv6 next hop for an IPv4 prefix",
+            &["--next-hop", "2001:db8::1"],
+            json!({"next_hop": "2001:db8::1"}),
+            Error("--next-hop", "services[0].next_hop", "is IPv6 but 198.51.100.1/32 is IPv4"),
+        ),
+        row(
+            "IPv6 prefix with next-hop self (unified: a warning)",
+            &["--ip", "2001:db8::1/128"],
+            json!({"prefixes": ["2001:db8::1/128"]}),
+            Warning("--next-hop6", "services[0].next_hop6", "works only over an IPv6 BGP session"),
+        ),
+        row(
+            "IPv6 prefix with an IPv4 next hop",
+            &["--ip", "2001:db8::1/128", "--next-hop", "198.51.100.254"],
+            json!({"prefixes": ["2001:db8::1/128"], "next_hop": "198.51.100.254"}),
+            Error("--next-hop6", "services[0].next_hop6", "is IPv4: give next_hop6"),
+        ),
+        row(
+            "IPv4 next_hop6",
+            &["--next-hop6", "198.51.100.254"],
+            json!({"next_hop6": "198.51.100.254"}),
+            Error("--next-hop6", "services[0].next_hop6", "is an IPv4 address"),
+        ),
+        row("neighbors", &["--neighbor", "192.0.2.1"], json!({"neighbors": ["192.0.2.1"]}), Same),
+        row(
+            "bad neighbor",
+            &["--neighbor", "peer1"],
+            json!({"neighbors": ["peer1"]}),
+            Error("--neighbor", "services[0].neighbors[0]", "is not an IP address"),
+        ),
+        row("path id", &["--path-id", "7"], json!({"attributes": {"path_id": 7}}), Same),
+        row(
+            "attributes",
+            &[
+                "--community",
+                "65000:1 no-export",
+                "--large-community",
+                "65000:1:1",
+                "--extended-community",
+                "target:65000:1",
+                "--local-preference",
+                "200",
+                "--as-path",
+                "65001 65001",
+            ],
+            json!({"attributes": {"communities": ["65000:1", "no-export"], "large_communities": ["65000:1:1"],
+                   "extended_communities": ["target:65000:1"], "local_preference": 200, "as_path": "65001 65001"}}),
+            Same,
+        ),
+        row(
+            "bad community",
+            &["--community", "65536:1"],
+            json!({"attributes": {"communities": ["65536:1"]}}),
+            Error("--community", "services[0].attributes.communities[0]", "is not a community"),
+        ),
+        row(
+            "bad large community",
+            &["--large-community", "1:2"],
+            json!({"attributes": {"large_communities": ["1:2"]}}),
+            Error("--large-community", "services[0].attributes.large_communities[0]", "not a large community"),
+        ),
+        row(
+            "bad extended community",
+            &["--extended-community", "bogus"],
+            json!({"attributes": {"extended_communities": ["bogus"]}}),
+            Error("--extended-community", "services[0].attributes.extended_communities[0]", ""),
+        ),
+        row(
+            "bad AS path",
+            &["--as-path", "65001 x"],
+            json!({"attributes": {"as_path": "65001 x"}}),
+            Error("--as-path", "services[0].attributes.as_path", "\"x\""),
+        ),
+        row(
+            "withdraw when down",
+            &["--withdraw-on-down"],
+            json!({"on_down": "withdraw", "disabled": "withdraw"}),
+            Same,
+        ),
+        row(
+            "metrics",
+            &[
+                "--up-metric",
+                "10",
+                "--degraded-metric",
+                "20",
+                "--down-metric",
+                "30",
+                "--disabled-metric",
+                "40",
+                "--increase",
+                "0",
+            ],
+            json!({"attributes": {"med": 10}, "degraded": {"med": 20}, "on_down": {"announce": {"med": 30}},
+                   "disabled": {"announce": {"med": 40}}, "med_increase": 0}),
+            Same,
+        ),
+        row("dampening", &["--dampening"], json!({"dampening": true}), Same),
+        row(
+            "drain",
+            &["--drain-duration", "10s", "--drain-on-shutdown"],
+            json!({"drain": {"duration": "10s", "on_shutdown": true}}),
+            Same,
+        ),
+        row(
+            "drain too long",
+            &["--drain-duration", "400d"],
+            json!({"drain": {"duration": "400d"}}),
+            Error("--drain-duration", "services[0].drain.duration", "365 days"),
+        ),
+        row("maintenance file", &["--disable", "/run/maint"], json!({"disable_file": "/run/maint"}), Same),
+        row(
+            "relative maintenance file",
+            &["--disable", "maint"],
+            json!({"disable_file": "maint"}),
+            Warning("--disable", "services[0].disable_file", "is relative"),
+        ),
+        row(
+            "tcp check",
+            &["--tcp", "127.0.0.1:80 send=PING expect=PONG"],
+            tcp(json!({"send": "PING", "expect": "PONG"})),
+            Same,
+        ),
+        row(
+            "tcp host name",
+            &["--tcp", "example.com:80"],
+            json!({"checks": [{"type": "tcp", "address": "example.com:80"}]}),
+            Error("--tcp", "services[0].checks[0].address", "host names are not resolved"),
+        ),
+        row(
+            "check timeout and on-fail",
+            &["--tcp", "127.0.0.1:80 timeout=1s on-fail=degrade"],
+            tcp(json!({"timeout": "1s", "on_fail": "degrade"})),
+            Same,
+        ),
+        row(
+            "check timeout equal to the interval",
+            &["--tcp", "127.0.0.1:80 timeout=5"],
+            tcp(json!({"timeout": 5})),
+            Same,
+        ),
+        row(
+            "check timeout above the interval",
+            &["--tcp", "127.0.0.1:80 timeout=10s"],
+            tcp(json!({"timeout": "10s"})),
+            Warning("--tcp timeout=", "services[0].checks[0].timeout", "10s is longer than the interval (5s)"),
+        ),
+        row(
+            "check timeout 0",
+            &["--tcp", "127.0.0.1:80 timeout=0"],
+            tcp(json!({"timeout": 0})),
+            Error("--tcp timeout=", "services[0].checks[0].timeout", "must be more than 0"),
+        ),
+        row(
+            "check timeout too long",
+            &["--tcp", "127.0.0.1:80 timeout=10000000000000000000"],
+            tcp(json!({"timeout": 1e19})),
+            Error("--tcp timeout=", "services[0].checks[0].timeout", "365 days"),
+        ),
+        row(
+            "http check",
+            &["--http", "http://127.0.0.1:8080/health status=200,204 body=ok"],
+            json!({"checks": [{"type": "http", "url": "http://127.0.0.1:8080/health", "status": "200,204", "body": "ok"}]}),
+            Same,
+        ),
+        row(
+            "bad http regex",
+            &["--http", "http://127.0.0.1/ body-regex=("],
+            json!({"checks": [{"type": "http", "url": "http://127.0.0.1/", "body_regex": "("}]}),
+            Error("--http", "services[0].checks[0].body_regex", ""),
+        ),
+        row(
+            "dns check",
+            &["--dns", "127.0.0.1 example.com AAAA tcp"],
+            json!({"checks": [{"type": "dns", "server": "127.0.0.1", "query": "example.com", "qtype": "AAAA", "tcp": true}]}),
+            Same,
+        ),
+        row(
+            "bad dns type",
+            &["--dns", "127.0.0.1 example.com AXFR"],
+            json!({"checks": [{"type": "dns", "server": "127.0.0.1", "query": "example.com", "qtype": "AXFR"}]}),
+            Error("--dns", "services[0].checks[0].qtype", "cannot be probed"),
+        ),
+        row(
+            "ntp check",
+            &["--ntp", "127.0.0.1 max-stratum=3 max-offset=100ms"],
+            json!({"checks": [{"type": "ntp", "server": "127.0.0.1", "max_stratum": 3, "max_offset": "100ms"}]}),
+            Same,
+        ),
+        row(
+            "ntp offset too long",
+            &["--ntp", "127.0.0.1 max-offset=400d"],
+            json!({"checks": [{"type": "ntp", "server": "127.0.0.1", "max_offset": "400d"}]}),
+            Error("--ntp", "services[0].checks[0].max_offset", "365 days"),
+        ),
+        row(
+            "shell command",
+            &["--cmd", "test -e /run/ok"],
+            json!({"checks": [{"type": "command", "shell": "test -e /run/ok", "exit_codes": "zero-is-healthy"}]}),
+            Same,
+        ),
+        row(
+            "empty shell command",
+            &["--cmd", " "],
+            json!({"checks": [{"type": "command", "shell": " ", "exit_codes": "zero-is-healthy"}]}),
+            Error("--cmd", "services[0].checks[0].shell", "the command is empty"),
+        ),
+        row(
+            "plugin",
+            &["--plugin", "/usr/lib/nagios/plugins/check_dummy 0"],
+            json!({"checks": [{"type": "command", "argv": ["/usr/lib/nagios/plugins/check_dummy", "0"]}]}),
+            Same,
+        ),
+        row(
+            "require",
+            &["--require", "any", "--tcp", "127.0.0.1:80", "--tcp", "127.0.0.1:81"],
+            json!({"require": "any", "checks": [{"type": "tcp", "address": "127.0.0.1:80"}, {"type": "tcp", "address": "127.0.0.1:81"}]}),
+            Same,
+        ),
+        row(
+            "require more than the checks",
+            &["--require", "2", "--tcp", "127.0.0.1:80"],
+            json!({"require": 2, "checks": [{"type": "tcp", "address": "127.0.0.1:80"}]}),
+            Error("--require", "services[0].require", "2 is not between 1 and the number of checks (1)"),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for r in &table {
+        let f = from_flags(&r.flags);
+        let j = from_json(&r.json);
+        let problem = match &r.expect {
+            Same | Warning(..) if f.0.is_none() || j.0.is_none() => {
+                Some(format!("refused: flags {:?}, json {:?}", f.1, j.1))
+            }
+            Same | Warning(..) if f.0 != j.0 => Some(format!("services differ:\nflags {:#?}\njson {:#?}", f.0, j.0)),
+            Same => {
+                let msgs = |o: &Outcome| o.1.iter().map(|(s, _, m)| (*s, normal(m))).collect::<Vec<_>>();
+                (msgs(&f) != msgs(&j)).then(|| format!("problems differ: flags {:?}, json {:?}", f.1, j.1))
+            }
+            Warning(flag, path, needle) | Error(flag, path, needle) => {
+                let severity = if matches!(r.expect, Warning(..)) { Severity::Warning } else { Severity::Error };
+                match (find(&f.1, severity, flag, needle), find(&j.1, severity, path, needle)) {
+                    // A flag whose value holds several settings names the one at fault.
+                    (Some(a), Some(b))
+                        if normal(a) == normal(b) || normal(a).ends_with(&format!(": {}", normal(b))) =>
+                    {
+                        None
+                    }
+                    (Some(a), Some(b)) => Some(format!("messages differ:\n  {flag}: {a}\n  {path}: {b}")),
+                    _ => {
+                        Some(format!("no {severity:?} {needle:?} at {flag} / {path}: flags {:?}, json {:?}", f.1, j.1))
+                    }
+                }
+            }
+        };
+        if let Some(p) = problem {
+            failures.push(format!("{}: {p}", r.what));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} rows:\n{}", failures.len(), table.len(), failures.join("\n\n"));
+}
