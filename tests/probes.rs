@@ -542,6 +542,7 @@ fn forking_check(marker: &str) -> CommandProbe {
     CommandProbe {
         program: Program::Shell(format!("{helper} & {helper} & sleep 600; : {marker}")),
         exit_codes: ExitCodes::ZeroIsHealthy,
+        run_as: None,
     }
 }
 

@@ -505,6 +505,7 @@ impl Args {
             checks.push(ServiceCheck::plain(Check::Command(CommandProbe {
                 program,
                 exit_codes: ExitCodes::ZeroIsHealthy,
+                run_as: None,
             })));
         }
         for p in &self.plugin {
@@ -514,7 +515,11 @@ impl Args {
                 continue;
             }
             let program = Program::Argv(argv);
-            checks.push(ServiceCheck::plain(Check::Command(CommandProbe { program, exit_codes: ExitCodes::Nagios })));
+            checks.push(ServiceCheck::plain(Check::Command(CommandProbe {
+                program,
+                exit_codes: ExitCodes::Nagios,
+                run_as: None,
+            })));
         }
         type Parse = fn(&str) -> Result<Check, String>;
         let specs: [(&str, &Vec<String>, Parse); 4] = [
