@@ -642,6 +642,10 @@ const RETRY_FIRST: Duration = Duration::from_millis(1);
 const RETRY_MAX: Duration = Duration::from_millis(100);
 /// How long the supervisor keeps looking after an ended check's group.
 const GROUP_WATCH: Duration = Duration::from_secs(10);
+/// Without the kernel's lists of children, a sweep reads every process's
+/// `/proc/PID/stat` (some 10–30 µs each); this keeps that to at most a few
+/// sweeps a second, however many checks end (at exit, no limit applies).
+const SCAN_EVERY_MIN: Duration = Duration::from_millis(250);
 
 /// Makes exaprobe a child subreaper (`PR_SET_CHILD_SUBREAPER`) and starts
 /// the supervisor thread, so that processes a check leaves behind, even
@@ -677,19 +681,26 @@ fn supervise(ended: mpsc::Receiver<i32>) {
     let mut groups: Vec<(i32, Instant)> = Vec::new();
     let mut busy = false;
     let mut delay = RETRY_FIRST;
+    let min_gap = if children_files() { Duration::ZERO } else { SCAN_EVERY_MIN };
+    let mut last = Instant::now();
     loop {
         let wait = if groups.is_empty() && !busy { SWEEP_EVERY } else { delay };
+        let wait = wait.max(min_gap.saturating_sub(last.elapsed()));
         match ended.recv_timeout(wait) {
             Ok(pgid) => {
                 let until = Instant::now() + GROUP_WATCH;
                 groups.push((pgid, until));
                 groups.extend(ended.try_iter().map(|g| (g, until)));
                 delay = RETRY_FIRST;
+                if last.elapsed() < min_gap {
+                    continue;
+                }
             }
             Err(RecvTimeoutError::Timeout) => delay = (delay * 2).min(RETRY_MAX),
             Err(RecvTimeoutError::Disconnected) => return,
         }
         busy = sweep().busy();
+        last = Instant::now();
         let now = Instant::now();
         // A group is gone once all its members are dead and reaped; by then
         // their children have been re-parented to us, and the next sweeps
@@ -734,9 +745,9 @@ fn sweep() -> Sweep {
         return s;
     }
     let (me, my_group, my_pid) = (getpid().as_raw(), getpgrp().as_raw(), std::process::id());
-    let Ok(dir) = std::fs::read_dir("/proc") else { return s };
-    for entry in dir.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+    // The start time of the oldest running check, read when first needed.
+    let mut oldest_live: Option<Option<u64>> = None;
+    for pid in children_by_file().unwrap_or_else(children_by_scan) {
         if reg.live.contains_key(&pid) {
             continue;
         }
@@ -752,10 +763,18 @@ fn sweep() -> Sweep {
             }
             continue;
         }
-        if let Some((owner, run)) = read_run(pid)
-            && owner == my_pid
-            && reg.live.values().any(|&r| r == run)
-        {
+        let spare = match read_run(pid) {
+            Run::Of(owner, run) if owner == my_pid => reg.live.values().any(|&r| r == run),
+            // No (valid) mark: an `env -i`, or an exec under way (the
+            // environment reads empty for a moment). It may belong to any
+            // check that was running when it started.
+            _ => {
+                let first = *oldest_live
+                    .get_or_insert_with(|| reg.live.keys().filter_map(|&l| read_stat(l)).map(|l| l.start).min());
+                first.is_some_and(|first| first <= st.start)
+            }
+        };
+        if spare {
             s.spared += 1;
             continue;
         }
@@ -770,12 +789,45 @@ fn sweep() -> Sweep {
     s
 }
 
+/// Whether the kernel lists each thread's children
+/// (`/proc/PID/task/TID/children`, `CONFIG_PROC_CHILDREN`, which Debian,
+/// Ubuntu and RHEL kernels have): then a sweep reads a file per exaprobe
+/// thread instead of one per process on the host.
+fn children_files() -> bool {
+    static HAVE: OnceLock<bool> = OnceLock::new();
+    *HAVE.get_or_init(|| std::fs::metadata(format!("/proc/self/task/{}/children", getpid())).is_ok())
+}
+
+/// Our children, from the kernel's per-thread lists; `None` without them.
+fn children_by_file() -> Option<Vec<i32>> {
+    if !children_files() {
+        return None;
+    }
+    let mut pids = Vec::new();
+    // A thread that ends meanwhile has had its children moved to another
+    // thread, which is read after it or in the next sweep.
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let path = task.path().join("children");
+        let Ok(list) = std::fs::read_to_string(path) else { continue };
+        pids.extend(list.split_ascii_whitespace().filter_map(|p| p.parse::<i32>().ok()));
+    }
+    Some(pids)
+}
+
+/// Every process on the host (the callers keep those whose parent is us).
+fn children_by_scan() -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    dir.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect()
+}
+
 /// The fields of `/proc/PID/stat` the supervisor needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Stat {
     state: u8,
     ppid: i32,
     pgrp: i32,
+    /// When it started, in clock ticks since boot.
+    start: u64,
 }
 
 fn read_stat(pid: i32) -> Option<Stat> {
@@ -794,16 +846,32 @@ fn parse_stat(stat: &[u8]) -> Option<Stat> {
     let state = *fields.next()?.as_bytes().first()?;
     let ppid = fields.next()?.parse().ok()?;
     let pgrp = fields.next()?.parse().ok()?;
-    Some(Stat { state, ppid, pgrp })
+    // Fields 6 to 21 (session … itrealvalue), then 22: starttime.
+    let start = fields.nth(16)?.parse().ok()?;
+    Some(Stat { state, ppid, pgrp, start })
 }
 
 /// Most of a process's environment read to find [`RUN_VAR`].
 const ENVIRON_MAX: u64 = 256 * 1024;
 
-fn read_run(pid: i32) -> Option<(u32, u64)> {
+/// Which run an orphan belongs to, from its environment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Run {
+    /// [`RUN_VAR`] says: this exaprobe's pid and run number.
+    Of(u32, u64),
+    /// No valid [`RUN_VAR`], or an environment that reads empty (an exec
+    /// under way, an `env -i`) or cannot be read (a process that is not
+    /// dumpable).
+    Unknown,
+}
+
+fn read_run(pid: i32) -> Run {
     let mut env = Vec::new();
-    File::open(format!("/proc/{pid}/environ")).ok()?.take(ENVIRON_MAX).read_to_end(&mut env).ok()?;
-    parse_run(&env)
+    let read = File::open(format!("/proc/{pid}/environ")).and_then(|f| f.take(ENVIRON_MAX).read_to_end(&mut env));
+    match read.ok().and_then(|_| parse_run(&env)) {
+        Some((p, r)) => Run::Of(p, r),
+        None => Run::Unknown,
+    }
 }
 
 fn parse_run(environ: &[u8]) -> Option<(u32, u64)> {
@@ -913,11 +981,25 @@ mod tests {
     }
 
     #[test]
+    fn children_are_found_either_way() {
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id() as i32;
+        let me = getpid().as_raw();
+        assert!(children_by_scan().contains(&pid));
+        assert_eq!(read_stat(pid).map(|s| s.ppid), Some(me));
+        match children_by_file() {
+            Some(pids) => assert!(pids.contains(&pid), "{pids:?}"),
+            None => assert!(!children_files()),
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    #[test]
     fn stat_and_environ_parsing() {
-        let s = b"1234 (a (b) c) S 1 1234 1234 0 -1 4194560 100 0 0 0";
-        assert_eq!(parse_stat(s), Some(Stat { state: b'S', ppid: 1, pgrp: 1234 }));
-        assert_eq!(parse_stat(b"7 (x) Z 5 6"), Some(Stat { state: b'Z', ppid: 5, pgrp: 6 }));
-        assert_eq!(parse_stat(b"7 (x) Z 5"), None);
+        let s = b"1234 (a (b) c) S 1 1234 1234 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 1 0 98765 4 5 6";
+        assert_eq!(parse_stat(s), Some(Stat { state: b'S', ppid: 1, pgrp: 1234, start: 98765 }));
+        assert_eq!(parse_stat(b"7 (x) Z 5 6"), None);
         assert_eq!(parse_stat(b"garbage"), None);
         let env = format!("A=1\0{RUN_VAR}=42.7\0B=2\0");
         assert_eq!(parse_run(env.as_bytes()), Some((42, 7)));
