@@ -980,3 +980,41 @@ fn command_child_scenarios() {
         other => panic!("unknown scenario {other}"),
     }
 }
+
+/// The whole binary: a `--cmd` check leaves a `setsid` daemon and a
+/// double-forked one and keeps running; when ExaBGP goes away (stdin
+/// closes), exaprobe exits and neither daemon survives it.
+#[test]
+#[ignore = "enable once exaprobe's startup calls probe::command::init_supervision()"]
+fn exaprobe_leaves_no_daemon_behind() {
+    use std::process::{Command, Stdio};
+    let marker = unique_marker("binary");
+    let dir = tempfile::tempdir().unwrap();
+    let cmd = format!(
+        "{}; {}; sleep 300",
+        daemon(Escape::Setsid, &marker, dir.path()),
+        daemon(Escape::DoubleFork, &marker, dir.path())
+    );
+    let mut exaprobe = Command::new(env!("CARGO_BIN_EXE_exaprobe"))
+        .args(["--cmd", &cmd, "--timeout", "60", "--ip", "198.51.100.1/32"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let up = eventually(|| daemons(&marker).len() == 2);
+    drop(exaprobe.stdin.take());
+    let exaprobe = std::cell::RefCell::new(exaprobe);
+    let exited = eventually(|| exaprobe.borrow_mut().try_wait().unwrap().is_some());
+    let mut exaprobe = exaprobe.into_inner();
+    if !exited {
+        let _ = exaprobe.kill();
+    }
+    let _ = exaprobe.wait();
+    assert!(up, "the daemons did not start: {:?}", daemons(&marker));
+    assert!(exited, "exaprobe did not exit when its stdin closed");
+    let gone = eventually(|| processes_with(&marker).is_empty());
+    let left = processes_with(&marker);
+    kill_marked(&marker);
+    assert!(gone, "left behind after exaprobe exited: {left:?}");
+}

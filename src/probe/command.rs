@@ -9,15 +9,23 @@
 //!   non-empty line is kept (as the outcome's detail, at most
 //!   [`DETAIL_MAX`] characters); the rest is read and dropped so that the
 //!   check never blocks on a full pipe.
-//! - No other file descriptor: everything exaprobe opens is close-on-exec.
+//! - No file descriptor of exaprobe's beyond 0, 1 and 2: everything exaprobe
+//!   opens is close-on-exec. (Descriptors exaprobe itself inherited without
+//!   close-on-exec would pass on; ExaBGP passes none.)
 //! - exaprobe's environment without systemd's `NOTIFY_SOCKET`,
 //!   `WATCHDOG_USEC` and `WATCHDOG_PID`, plus [`RUN_VAR`] (which tells the
 //!   check's processes apart from other children of exaprobe). With a
 //!   [`RunAs`], `HOME`, `USER` and `LOGNAME` are the target user's.
 //! - exaprobe's working directory (so relative paths may not resolve for a
-//!   [`RunAs`] user that cannot search it: use absolute paths).
-//! - An empty signal mask and default signal dispositions (std resets them).
-//!   The only signal a check ever gets from exaprobe is `SIGKILL`.
+//!   [`RunAs`] user that cannot search it: use absolute paths), resource
+//!   limits, umask and scheduling priority.
+//! - An empty signal mask and `SIGPIPE` at its default (std resets both);
+//!   signals that exaprobe's parent left ignored stay ignored. The only
+//!   signal a check ever gets from exaprobe is `SIGKILL`: there is no
+//!   `SIGTERM` first, so a check has no clean-up to do on a timeout.
+//! - With a [`RunAs`]: that uid and gid, no supplementary groups, no
+//!   capabilities, and `no_new_privs` (setuid programs such as `sudo` or
+//!   `su` do not raise privileges, nor do file capabilities).
 //!
 //! # The end of a check
 //!
@@ -30,18 +38,26 @@
 //! A process that left the group (`setsid`, a double fork) is not reached by
 //! the group kill. [`init_supervision`] makes exaprobe a child subreaper, so
 //! such processes become exaprobe's children when their parents die; a
-//! supervisor thread then finds them in `/proc` (children of exaprobe that
-//! are not a running check's leader), kills them and their process group,
-//! and reaps them. A process is spared while the run named in its
-//! [`RUN_VAR`] is still going, so a check's helpers live exactly as long as
-//! the check. [`Children::kill_all`] (at exit) kills the running checks and
-//! then everything they left. Only a `SIGKILL` of exaprobe itself leaves
-//! processes behind (they go to init).
+//! supervisor thread then finds them (children of exaprobe that are not a
+//! running check's leader), kills them and their process group, and reaps
+//! them. It looks after every check that ends and every [`SWEEP_EVERY`].
+//! A process is spared while the run named in its [`RUN_VAR`] is still
+//! going, so a check's helpers live exactly as long as the check; one
+//! without a valid mark (an `env -i`) is spared while a check that was
+//! running when it started still runs. [`Children::kill_all`] (at exit)
+//! kills the running checks and then everything they left. Only a `SIGKILL`
+//! of exaprobe itself leaves processes behind (they go to init).
 //!
 //! Reaping never steals an exit status from `std::process::Child`: orphans
 //! are reaped one by one, by pid, under the lock that also covers the
 //! registration of each new leader, and never while a spawn is under way
 //! (std reaps a child whose `exec` failed).
+//!
+//! Cost: one short-lived thread per running check (it waits for the
+//! leader), and per sweep either one file per exaprobe thread (kernels with
+//! `/proc/PID/task/TID/children`) or one `/proc/PID/stat` per process on
+//! the host, at most every [`SCAN_EVERY_MIN`]. A sweep that finds exaprobe
+//! without children reads nothing.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -636,7 +652,7 @@ static SUPERVISOR: OnceLock<mpsc::Sender<i32>> = OnceLock::new();
 static INIT: Mutex<()> = Mutex::new(());
 
 /// How often the supervisor looks for orphans when nothing happens.
-const SWEEP_EVERY: Duration = Duration::from_secs(5);
+pub const SWEEP_EVERY: Duration = Duration::from_secs(5);
 /// First and longest pause between sweeps while there is work.
 const RETRY_FIRST: Duration = Duration::from_millis(1);
 const RETRY_MAX: Duration = Duration::from_millis(100);
@@ -645,7 +661,7 @@ const GROUP_WATCH: Duration = Duration::from_secs(10);
 /// Without the kernel's lists of children, a sweep reads every process's
 /// `/proc/PID/stat` (some 10–30 µs each); this keeps that to at most a few
 /// sweeps a second, however many checks end (at exit, no limit applies).
-const SCAN_EVERY_MIN: Duration = Duration::from_millis(250);
+pub const SCAN_EVERY_MIN: Duration = Duration::from_millis(250);
 
 /// Makes exaprobe a child subreaper (`PR_SET_CHILD_SUBREAPER`) and starts
 /// the supervisor thread, so that processes a check leaves behind, even
