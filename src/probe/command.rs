@@ -1044,9 +1044,16 @@ mod tests {
             assert!(RunAs::resolve("4000000", None).unwrap_err().contains("give the group"));
             assert_eq!(RunAs::resolve("4000000", Some("4000000")).unwrap().home, PathBuf::from("/"));
         } else {
-            assert!(RunAs::resolve("nobody", None).unwrap_err().contains("needs root"));
+            let other = (geteuid().as_raw() + 1).to_string();
+            let group = getegid().as_raw().to_string();
+            assert!(RunAs::resolve(&other, Some(&group)).unwrap_err().contains("needs root"));
+            // Our own user is allowed (std's setgroups(0) fails without
+            // CAP_SETGID, which it ignores: the groups stay).
             let me = geteuid().as_raw().to_string();
-            assert_eq!(RunAs::resolve(&me, Some(&getegid().as_raw().to_string())).unwrap().uid, geteuid().as_raw());
+            let r = RunAs::resolve(&me, Some(&getegid().as_raw().to_string())).unwrap();
+            assert_eq!(r.uid, geteuid().as_raw());
+            let o = shell("id -u").with_run_as(Some(r)).run(Duration::from_secs(5), &Children::default());
+            assert_eq!((o.reason.as_str(), o.detail.as_str()), ("exit 0", me.as_str()), "{o}");
         }
     }
 }
