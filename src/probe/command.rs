@@ -475,6 +475,7 @@ fn wait_for_leader(
     status_tx: mpsc::SyncSender<io::Result<ExitStatus>>,
     children: Children,
 ) {
+    block_signals();
     let Ok(mut child) = child.recv() else { return };
     let pid = Pid::from_raw(child.id() as i32);
     let waited = loop {
@@ -691,7 +692,15 @@ pub fn supervising() -> bool {
     SUPERVISOR.get().is_some()
 }
 
+/// Blocks every signal in the calling thread: the waiter and supervisor
+/// threads handle none, so a process-directed signal (SIGTERM) must go to a
+/// thread that does, whatever mask they were started with.
+fn block_signals() {
+    let _ = nix::sys::signal::SigSet::all().thread_block();
+}
+
 fn supervise(ended: mpsc::Receiver<i32>) {
+    block_signals();
     // Groups of ended checks that may still have members, and until when to
     // keep looking at them.
     let mut groups: Vec<(i32, Instant)> = Vec::new();
