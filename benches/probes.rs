@@ -210,7 +210,12 @@ struct Shell {
 impl Shell {
     fn new(name: &'static str, tool: &'static str, template: &'static str, port: u16) -> Self {
         let program = Program::Shell(template.replace("PORT", &port.to_string()));
-        Shell { name, tool, template, probe: CommandProbe { program, exit_codes: ExitCodes::ZeroIsHealthy } }
+        Shell {
+            name,
+            tool,
+            template,
+            probe: CommandProbe { program, exit_codes: ExitCodes::ZeroIsHealthy, run_as: None },
+        }
     }
 
     fn run(&self, timeout: Duration, children: &Children) -> Outcome {

@@ -311,3 +311,46 @@ fn a_stdin_flood_is_bounded_and_sigterm_still_wins() {
     assert!(t.elapsed() < Duration::from_secs(1), "exit took {:?}", t.elapsed());
     let _ = flood.join();
 }
+
+/// Command checks without root: `--user nobody` runs the check as nobody,
+/// with no new privileges (the check itself asserts both); the JSON
+/// `run_as` does the same, and a user that does not exist is an error of
+/// `exaprobe check` at its path.
+#[test]
+fn command_checks_run_as_the_configured_user() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: run_as needs root, and the suite runs as root in CI");
+        return;
+    }
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().expect("a nobody user");
+    let check = format!("test \"$(id -u)\" = {} && grep -q '^NoNewPrivs:[[:space:]]*1' /proc/self/status", nobody.uid);
+    let mut p = Exaprobe::start(&[
+        "--dry-run",
+        "--name",
+        "web",
+        "--ip",
+        "198.51.100.1/32",
+        "--rise",
+        "1",
+        "--interval",
+        "1",
+        "--user",
+        "nobody",
+        "--cmd",
+        &check,
+    ]);
+    assert_eq!(p.line(), "announce route 198.51.100.1/32 next-hop self med 100");
+
+    let dir = tempfile::tempdir().unwrap();
+    let cmd = format!(r#"{{"type": "command", "shell": "{}"}}"#, check.replace('"', "\\\""));
+    let path = config(dir.path(), &[service("web", &["198.51.100.2/32"], &cmd, r#", "run_as": {"user": "nobody"}"#)]);
+    let mut p = Exaprobe::start(&["--config", path.to_str().unwrap(), "--no-ack"]);
+    assert_eq!(p.line(), "announce route 198.51.100.2/32 next-hop self med 100");
+
+    let bad =
+        config(dir.path(), &[service("web", &["198.51.100.2/32"], &cmd, r#", "run_as": {"user": "no-such-user-x"}"#)]);
+    let out = Command::new(EXE).args(["check", "--config", bad.to_str().unwrap()]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("services[0].run_as.user"), "{text}");
+}

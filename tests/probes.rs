@@ -542,6 +542,7 @@ fn forking_check(marker: &str) -> CommandProbe {
     CommandProbe {
         program: Program::Shell(format!("{helper} & {helper} & sleep 600; : {marker}")),
         exit_codes: ExitCodes::ZeroIsHealthy,
+        run_as: None,
     }
 }
 
@@ -611,4 +612,410 @@ impl Watcher {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
         self.thread.join().expect("watcher thread")
     }
+}
+
+// ------------------------------------------------ command supervision, run-as
+
+use exaprobe::probe::command::{KILL_ALL_WAIT, RunAs, init_supervision};
+
+/// Names the scenario a re-run of this test binary plays (see [`child`]).
+const CHILD: &str = "EXAPROBE_PROBES_CHILD";
+
+/// Runs this test binary again, for [`command_child_scenarios`] alone, with
+/// `CHILD` set to `scenario`: supervision makes the whole process a
+/// subreaper that kills every child it did not start as a check, so it
+/// cannot share a process with other tests (nor can a change of
+/// supplementary groups).
+fn in_child(scenario: &str, marker: &str) {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["command_child_scenarios", "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD, scenario)
+        .env("EXAPROBE_PROBES_MARKER", marker)
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    eprintln!("{text}");
+    assert!(out.status.success(), "child scenario {scenario} failed");
+    assert!(text.contains("1 passed"), "the child did not run scenario {scenario}");
+}
+
+fn count(dir: &str) -> usize {
+    std::fs::read_dir(dir).unwrap().count()
+}
+
+/// Clearly less than a daemon's life (300 s), on a loaded machine: a run
+/// that takes less did not wait for its daemon.
+const NOT_WAITING: Duration = Duration::from_secs(10);
+
+/// How a check leaves a daemon behind.
+#[derive(Clone, Copy)]
+enum Escape {
+    /// `setsid` in the background: a new session, a child of the check's shell.
+    Setsid,
+    /// A double fork: a new session whose leader exits at once, and a
+    /// grandchild in it, whose parent is gone.
+    DoubleFork,
+}
+
+/// Shell text that starts a daemon (a shell whose `-c` text ends in
+/// `sleep 300; : MARKER`) and waits until it runs in its session of its own
+/// (it creates a file in `dir` then), so that it is not in the check's group
+/// when the check ends.
+fn daemon(how: Escape, marker: &str, dir: &std::path::Path) -> String {
+    let (n, start) = match how {
+        Escape::Setsid => (1, "{ setsid sh -c \"echo > $r; sleep 300; : MARKER\" & }"),
+        Escape::DoubleFork => (2, "(setsid sh -c \"(sh -c 'echo > $r; sleep 300; : MARKER' &); exit 0\" &)"),
+    };
+    let start = start.replace("MARKER", marker);
+    format!("r={}/$$.{n}; {start}; until [ -e $r ]; do sleep 0.01; done; rm $r", dir.display())
+}
+
+/// A check that leaves a daemon and exits at once.
+fn daemonizing(how: Escape, marker: &str, dir: &std::path::Path) -> CommandProbe {
+    let script = format!("echo started; {}", daemon(how, marker, dir));
+    CommandProbe::new(Program::Shell(script), ExitCodes::ZeroIsHealthy).unwrap()
+}
+
+/// The daemons of [`daemon`] that are alive.
+fn daemons(marker: &str) -> Vec<u32> {
+    let end = format!("sleep 300; : {marker}\0");
+    processes_with(marker)
+        .into_iter()
+        .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default().ends_with(end.as_bytes()))
+        .collect()
+}
+
+/// Kills, by pid, processes carrying the marker, with their process groups
+/// (a daemon's `sleep` does not carry it), and waits until they are gone.
+fn kill_marked(marker: &str) {
+    use nix::sys::signal::{Signal, kill, killpg};
+    use nix::unistd::{Pid, getpgrp};
+    for pid in processes_with(marker) {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let pgrp = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(2)?.parse::<i32>().ok());
+        match pgrp {
+            Some(g) if g > 1 && g != getpgrp().as_raw() => drop(killpg(Pid::from_raw(g), Signal::SIGKILL)),
+            _ => drop(kill(Pid::from_raw(pid as i32), Signal::SIGKILL)),
+        }
+    }
+    assert!(eventually(|| processes_with(marker).is_empty()), "cannot kill {:?}", processes_with(marker));
+}
+
+/// The parent half of a supervision scenario: after the child process has
+/// exited, nothing it started may remain.
+fn nothing_left(marker: &str) {
+    let left = processes_with(marker);
+    kill_marked(marker);
+    assert!(left.is_empty(), "left behind after the child exited: {left:?}");
+}
+
+#[test]
+fn command_daemons_are_killed_when_their_check_ends() {
+    let marker = unique_marker("daemons");
+    in_child("daemons", &marker);
+    nothing_left(&marker);
+}
+
+/// The child half: the test process supervises its checks like exaprobe.
+fn daemons_scenario(marker: &str) {
+    init_supervision().expect("subreaper");
+    let children = Children::default();
+    let dir = tempfile::tempdir().unwrap();
+    let t = Duration::from_secs(5);
+    // A check that exits at once is judged at once, though its daemon keeps
+    // the output pipe open; the daemon is killed soon after.
+    for (what, how) in [("setsid", Escape::Setsid), ("double fork", Escape::DoubleFork)] {
+        let check = daemonizing(how, marker, dir.path());
+        let (o, _) = timed(&format!("command {what} daemon"), t, |t| check.run(t, &children));
+        assert_eq!((o.health, o.reason.as_str(), o.detail.as_str()), (Health::Healthy, "exit 0", "started"));
+        assert!(eventually(|| processes_with(marker).is_empty()), "{what}: left {:?}", processes_with(marker));
+    }
+    // At the timeout too.
+    let script = format!(
+        "{}; {}; sleep 300",
+        daemon(Escape::Setsid, marker, dir.path()),
+        daemon(Escape::DoubleFork, marker, dir.path())
+    );
+    let check = CommandProbe::new(Program::Shell(script), ExitCodes::ZeroIsHealthy).unwrap();
+    let watcher = watch(&format!("sleep 300; : {marker}"));
+    let (o, _) = timed("command daemons and timeout", Duration::from_secs(2), |t| check.run(t, &children));
+    down(&o, "timeout");
+    assert!(watcher.stop() >= 2, "the daemons did not start: the test proves nothing");
+    assert!(eventually(|| processes_with(marker).is_empty()), "left: {:?}", processes_with(marker));
+    assert!(eventually(|| our_zombies().is_empty()), "zombies: {:?}", our_zombies());
+
+    // Hundreds of runs: no thread, fd or process is left over.
+    let (fds, tasks) = (count("/proc/self/fd"), count("/proc/self/task"));
+    let start = Instant::now();
+    for i in 0..200 {
+        let check = daemonizing(if i % 2 == 0 { Escape::Setsid } else { Escape::DoubleFork }, marker, dir.path());
+        let run = Instant::now();
+        healthy(&check.run(t, &children), "exit 0");
+        assert!(run.elapsed() < NOT_WAITING, "run {i} took {:?}", run.elapsed());
+    }
+    eprintln!("wall-time command 200 daemonizing checks: {:.1} ms in all", start.elapsed().as_secs_f64() * 1e3);
+    assert!(eventually(|| processes_with(marker).is_empty()), "left: {:?}", processes_with(marker));
+    assert!(eventually(|| our_zombies().is_empty()), "zombies: {:?}", our_zombies());
+    assert!(
+        eventually(|| count("/proc/self/fd") <= fds && count("/proc/self/task") <= tasks),
+        "fds {fds} -> {}, threads {tasks} -> {}",
+        count("/proc/self/fd"),
+        count("/proc/self/task")
+    );
+    assert!(children.is_empty());
+}
+
+#[test]
+fn command_helpers_live_as_long_as_their_check() {
+    let marker = unique_marker("spared");
+    in_child("spared", &marker);
+    nothing_left(&marker);
+}
+
+/// The child half: a double-forked helper is re-parented to the supervisor
+/// while its check still runs, and other checks end meanwhile (each ending
+/// makes the supervisor sweep): the helper lives until its own check ends.
+fn spared_scenario(marker: &str) {
+    init_supervision().expect("subreaper");
+    let children = Children::default();
+    let dir = tempfile::tempdir().unwrap();
+    let script = format!("{}; sleep 1", daemon(Escape::DoubleFork, marker, dir.path()));
+    let long = CommandProbe::new(Program::Shell(script), ExitCodes::ZeroIsHealthy).unwrap();
+    let c2 = children.clone();
+    let runner = std::thread::spawn(move || long.run(Duration::from_secs(10), &c2));
+    assert!(eventually(|| daemons(marker).len() == 1), "the helper did not start");
+    let helper = daemons(marker)[0];
+    assert_eq!(stat_fields(helper).map(|f| f.1), Some(std::process::id()), "the helper is not an orphan of ours");
+    let quick = CommandProbe::new(Program::Shell("true".into()), ExitCodes::ZeroIsHealthy).unwrap();
+    let mut quick_runs = 0;
+    while !runner.is_finished() {
+        healthy(&quick.run(Duration::from_secs(5), &children), "exit 0");
+        quick_runs += 1;
+        std::thread::sleep(Duration::from_millis(20));
+        if !runner.is_finished() {
+            assert_eq!(daemons(marker), vec![helper], "the helper was killed while its check ran");
+        }
+    }
+    assert!(quick_runs >= 5, "only {quick_runs} other checks ran meanwhile");
+    healthy(&runner.join().unwrap(), "exit 0");
+    assert!(eventually(|| processes_with(marker).is_empty()), "left: {:?}", processes_with(marker));
+}
+
+#[test]
+fn command_daemons_are_killed_when_exaprobe_exits() {
+    let marker = unique_marker("exit");
+    in_child("exit", &marker);
+    nothing_left(&marker);
+}
+
+/// The child half: checks are running, with daemons out of their groups,
+/// when the process shuts down through `kill_all`.
+fn exit_scenario(marker: &str) {
+    init_supervision().expect("subreaper");
+    let children = Children::default();
+    let dir = tempfile::tempdir().unwrap();
+    let script = format!(
+        "{}; {}; sleep 300",
+        daemon(Escape::Setsid, marker, dir.path()),
+        daemon(Escape::DoubleFork, marker, dir.path())
+    );
+    let check = CommandProbe::new(Program::Shell(script), ExitCodes::ZeroIsHealthy).unwrap();
+    let c2 = children.clone();
+    let runner = std::thread::spawn(move || check.run(Duration::from_secs(60), &c2));
+    assert!(eventually(|| daemons(marker).len() == 2), "daemons: {:?}", daemons(marker));
+    let start = Instant::now();
+    children.kill_all();
+    let took = start.elapsed();
+    eprintln!("wall-time kill_all: {:.1} ms", took.as_secs_f64() * 1e3);
+    assert!(took < KILL_ALL_WAIT + MARGIN, "kill_all took {took:?}");
+    // The leader was killed too: the run ends with that.
+    down(&runner.join().unwrap(), "signal 9");
+    assert!(processes_with(marker).is_empty(), "kill_all returned with {:?} alive", processes_with(marker));
+    assert!(children.is_empty());
+}
+
+#[test]
+fn command_output_pipe_held_by_a_daemon_leaks_nothing() {
+    let marker = unique_marker("unsupervised");
+    in_child("unsupervised", &marker);
+    nothing_left(&marker);
+}
+
+/// The child half, without supervision (the daemons survive, holding the
+/// output pipe): the runs still end at once, with no thread or fd kept
+/// waiting for the pipe to close.
+fn unsupervised_scenario(marker: &str) {
+    let children = Children::default();
+    let dir = tempfile::tempdir().unwrap();
+    let check = daemonizing(Escape::Setsid, marker, dir.path());
+    let t = Duration::from_secs(5);
+    healthy(&check.run(t, &children), "exit 0");
+    let (fds, tasks) = (count("/proc/self/fd"), count("/proc/self/task"));
+    for i in 0..50 {
+        let run = Instant::now();
+        let o = check.run(t, &children);
+        healthy(&o, "exit 0");
+        assert_eq!(o.detail, "started");
+        assert!(run.elapsed() < NOT_WAITING, "run {i} took {:?}", run.elapsed());
+    }
+    assert!(daemons(marker).len() >= 51, "the daemons did not survive: the test proves nothing");
+    let ok = eventually(|| count("/proc/self/fd") <= fds && count("/proc/self/task") <= tasks);
+    let (fds2, tasks2) = (count("/proc/self/fd"), count("/proc/self/task"));
+    kill_marked(marker);
+    assert!(ok, "with 51 daemons alive: fds {fds} -> {fds2}, threads {tasks} -> {tasks2}");
+}
+
+#[test]
+fn command_runs_as_an_unprivileged_user() {
+    if !nix::unistd::geteuid().is_root() {
+        // Without root there is no one else to run as (see the unit tests).
+        let other = (nix::unistd::geteuid().as_raw() + 1).to_string();
+        let group = nix::unistd::getegid().as_raw().to_string();
+        assert!(RunAs::resolve(&other, Some(&group)).unwrap_err().contains("needs root"));
+        return;
+    }
+    in_child("run-as", "");
+}
+
+/// The child half (as root): the process gets a supplementary group first,
+/// which the check must not inherit. The check sleeps while this process
+/// looks at it in /proc.
+fn run_as_scenario() {
+    nix::unistd::setgroups(&[nix::unistd::Gid::from_raw(4242)]).unwrap();
+    assert!(std::fs::read_to_string("/proc/self/status").unwrap().contains("Groups:\t4242"));
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().expect("a nobody user");
+    let run_as = RunAs::resolve("nobody", None).unwrap();
+    assert_eq!((run_as.uid, run_as.gid), (nobody.uid.as_raw(), nobody.gid.as_raw()));
+    let nogroup = nix::unistd::Group::from_gid(nobody.gid).unwrap().unwrap().name;
+    let argv = vec!["/bin/sleep".into(), "30.4242".into()];
+    let check = CommandProbe::new(Program::Argv(argv), ExitCodes::ZeroIsHealthy).unwrap().with_run_as(Some(run_as));
+    assert!(check.to_string().ends_with(&format!(" as nobody:{nogroup}")), "{check}");
+    let children = Children::default();
+    let c2 = children.clone();
+    let runner = std::thread::spawn(move || check.run(Duration::from_secs(30), &c2));
+    let me = std::process::id();
+    let find = || {
+        std::fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok()).find(
+            |&pid| {
+                stat_fields(pid).is_some_and(|(_, ppid)| ppid == me)
+                    && std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default() == b"/bin/sleep\x0030.4242\0"
+            },
+        )
+    };
+    assert!(eventually(|| find().is_some()), "the check did not start");
+    let pid = find().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':')).unwrap_or_default().trim().to_string()
+    };
+    let (uid, gid) = (nobody.uid.as_raw(), nobody.gid.as_raw());
+    assert_eq!(field("Uid"), format!("{uid}\t{uid}\t{uid}\t{uid}"));
+    assert_eq!(field("Gid"), format!("{gid}\t{gid}\t{gid}\t{gid}"));
+    assert_eq!(field("Groups"), "", "supplementary groups");
+    assert_eq!(field("NoNewPrivs"), "1");
+    assert_eq!(field("CapEff"), "0000000000000000");
+    assert_eq!(field("CapPrm"), "0000000000000000");
+    assert_eq!(field("SigBlk"), "0000000000000000", "signal mask");
+    let ignored = u64::from_str_radix(&field("SigIgn"), 16).unwrap();
+    assert_eq!(ignored & (1 << (13 - 1)), 0, "SIGPIPE ignored");
+    let mut fds: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_str().unwrap().parse().unwrap())
+        .collect();
+    fds.sort();
+    // 0, 1, 2, and whatever this process inherited without close-on-exec
+    // (the test harness may pass some; ExaBGP passes none): nothing that
+    // the process opened itself.
+    let mut expected: Vec<u32> = (0..3).collect();
+    for e in std::fs::read_dir("/proc/self/fd").unwrap() {
+        let fd: u32 = e.unwrap().file_name().to_str().unwrap().parse().unwrap();
+        let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).unwrap_or_default();
+        let flags =
+            info.lines().find_map(|l| l.strip_prefix("flags:")).map(|f| u32::from_str_radix(f.trim(), 8).unwrap());
+        if fd > 2 && flags.is_some_and(|f| f & 0o2000000 == 0) {
+            expected.push(fd);
+        }
+    }
+    expected.sort();
+    assert_eq!(fds, expected, "open fds");
+    assert_eq!(std::fs::read_link(format!("/proc/{pid}/fd/0")).unwrap(), std::path::Path::new("/dev/null"));
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let env: Vec<&[u8]> = environ.split(|&b| b == 0).collect();
+    assert!(env.contains(&b"USER=nobody".as_slice()) && env.contains(&b"LOGNAME=nobody".as_slice()));
+    assert!(env.contains(&format!("HOME={}", nobody.dir.display()).as_bytes()));
+    assert!(!env.iter().any(|v| v.starts_with(b"NOTIFY_SOCKET=")));
+    children.kill_all();
+    down(&runner.join().unwrap(), "signal 9");
+
+    // A setuid-root program (sudo, su, …) gives no privilege back.
+    let dir = tempfile::tempdir().unwrap();
+    let setuid_id = dir.path().join("id");
+    std::fs::copy("/usr/bin/id", &setuid_id).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&setuid_id, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    let argv = vec![setuid_id.display().to_string(), "-u".into()];
+    let check = CommandProbe::new(Program::Argv(argv), ExitCodes::ZeroIsHealthy).unwrap();
+    // Without no_new_privs the setuid bit works (nobody would get euid 0);
+    // here run by root, it shows 0 either way, but it proves the file
+    // system honours setuid bits, so the next run proves something.
+    let o = check.run(LONG, &Children::default());
+    assert_eq!((o.reason.as_str(), o.detail.as_str()), ("exit 0", "0"), "{o}");
+    // … as nobody, with no_new_privs, the setuid bit is ignored.
+    let check = check.with_run_as(Some(RunAs::resolve("nobody", None).unwrap()));
+    let o = check.run(LONG, &Children::default());
+    assert_eq!((o.reason.as_str(), o.detail.as_str()), ("exit 0", uid.to_string().as_str()), "{o}");
+    assert!(children.is_empty());
+}
+
+/// The child halves, dispatched on the scenario; does nothing on its own.
+#[test]
+fn command_child_scenarios() {
+    let Ok(scenario) = std::env::var(CHILD) else { return };
+    let marker = std::env::var("EXAPROBE_PROBES_MARKER").unwrap();
+    match scenario.as_str() {
+        "daemons" => daemons_scenario(&marker),
+        "spared" => spared_scenario(&marker),
+        "exit" => exit_scenario(&marker),
+        "unsupervised" => unsupervised_scenario(&marker),
+        "run-as" => run_as_scenario(),
+        other => panic!("unknown scenario {other}"),
+    }
+}
+
+/// The whole binary: a `--cmd` check leaves a `setsid` daemon and a
+/// double-forked one and keeps running; when ExaBGP goes away (stdin
+/// closes), exaprobe exits and neither daemon survives it.
+#[test]
+fn exaprobe_leaves_no_daemon_behind() {
+    use std::process::{Command, Stdio};
+    let marker = unique_marker("binary");
+    let dir = tempfile::tempdir().unwrap();
+    let cmd = format!(
+        "{}; {}; sleep 300",
+        daemon(Escape::Setsid, &marker, dir.path()),
+        daemon(Escape::DoubleFork, &marker, dir.path())
+    );
+    let mut exaprobe = Command::new(env!("CARGO_BIN_EXE_exaprobe"))
+        .args(["--cmd", &cmd, "--timeout", "60", "--ip", "198.51.100.1/32"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let up = eventually(|| daemons(&marker).len() == 2);
+    drop(exaprobe.stdin.take());
+    let exaprobe = std::cell::RefCell::new(exaprobe);
+    let exited = eventually(|| exaprobe.borrow_mut().try_wait().unwrap().is_some());
+    let mut exaprobe = exaprobe.into_inner();
+    if !exited {
+        let _ = exaprobe.kill();
+    }
+    let _ = exaprobe.wait();
+    assert!(up, "the daemons did not start: {:?}", daemons(&marker));
+    assert!(exited, "exaprobe did not exit when its stdin closed");
+    let gone = eventually(|| processes_with(&marker).is_empty());
+    let left = processes_with(&marker);
+    kill_marked(&marker);
+    assert!(gone, "left behind after exaprobe exited: {left:?}");
 }

@@ -251,11 +251,12 @@ pub struct Args {
     #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "daemon")]
     #[doc(hidden)]
     pub syslog_facility: Option<String>,
-    #[arg(long, hide = true)]
-    #[doc(hidden)]
+    /// Run command checks (--cmd, --plugin) as this user when exaprobe runs
+    /// as root: a name or a uid, never root; no new privileges
+    #[arg(long, value_name = "USER")]
     pub user: Option<String>,
-    #[arg(long, hide = true)]
-    #[doc(hidden)]
+    /// The group for --user (default: the user's primary group)
+    #[arg(long, value_name = "GROUP")]
     pub group: Option<String>,
     #[arg(long, hide = true)]
     #[doc(hidden)]
@@ -545,6 +546,8 @@ impl Args {
                 duration: maybe(self.drain_duration.clone(), "--drain-duration"),
                 on_shutdown: self.drain_on_shutdown,
             },
+            run_as_user: maybe(self.user.clone(), "--user"),
+            run_as_group: maybe(self.group.clone(), "--group"),
         };
         (spec, e)
     }
@@ -692,7 +695,7 @@ impl Args {
     fn refuse_unsupported(&self, e: &mut Vec<String>) {
         const ADDRESSES: &str = "exaprobe never adds or removes addresses: put the service addresses on lo with \
                                  your network configuration (ifupdown, systemd-networkd) and remove this flag";
-        let refused: [(bool, &str, &str); 13] = [
+        let refused: [(bool, &str, &str); 11] = [
             (self.dynamic_ip_setup, "--dynamic-ip-setup", ADDRESSES),
             (self.ip_setup, "--ip-setup", ADDRESSES),
             (self.label.is_some(), "--label", ADDRESSES),
@@ -704,16 +707,6 @@ impl Args {
                 "--syslog-facility",
                 "exaprobe logs to stderr, which ExaBGP copies into its own log; use --log-target syslog (facility \
                  daemon) or journald instead of this flag",
-            ),
-            (
-                self.user.is_some(),
-                "--user",
-                "exaprobe runs as the user ExaBGP starts it as: set exabgp.daemon.user; remove this flag",
-            ),
-            (
-                self.group.is_some(),
-                "--group",
-                "exaprobe runs as the group ExaBGP starts it as: set exabgp.daemon.user; remove this flag",
             ),
             (!self.execute.is_empty(), "--execute", HOOKS),
             (!self.up_execute.is_empty(), "--up-execute", HOOKS),

@@ -138,6 +138,33 @@ fn worker_limit(services: &[Service], workers: usize) -> usize {
     if workers > 0 { workers } else { services.iter().flat_map(|s| &s.checks).filter(|c| blocking(c)).count().max(1) }
 }
 
+/// Command checks need the supervisor (exaprobe as a child subreaper, so
+/// that what a check leaves behind is killed) and, when one runs as another
+/// user, no new privileges for the whole process (exaprobe never needs to
+/// gain any). Both are set up when the first such check is configured, at
+/// start or by a reload.
+fn supervise_commands(services: &[Service]) {
+    use crate::probe::{Check, command};
+    let commands = services.iter().flat_map(|s| &s.checks).filter_map(|c| match &c.check {
+        Check::Command(p) => Some(p),
+        _ => None,
+    });
+    let (mut any, mut run_as) = (false, false);
+    for p in commands {
+        any = true;
+        run_as |= p.run_as.is_some();
+    }
+    if any
+        && !command::supervising()
+        && let Err(e) = command::init_supervision()
+    {
+        log::warn!("{e}: processes that command checks leave behind may outlive them");
+    }
+    if run_as && let Err(e) = command::set_no_new_privs() {
+        log::warn!("{e}");
+    }
+}
+
 /// Sets up the engine for `services`: the control socket and the metrics
 /// listener first (the setup that can fail on a bad config or a busy
 /// socket), then the signal and stdin threads. Signals must already be
@@ -181,6 +208,7 @@ pub fn start(services: Vec<Service>, opts: &Options, reload: Option<Reload>) -> 
             });
         })?;
     }
+    supervise_commands(&services);
     let ack = if opts.dry_run { AckMode::NoWait } else { opts.ack };
     let writer = Writer::new(crate::exabgp::sink::stdout()?, ack)?;
     let children = Children::default();
@@ -397,6 +425,7 @@ impl<W: Write> Engine<W> {
         };
         match reload() {
             Ok(services) => {
+                supervise_commands(&services);
                 self.pool.set_limit(worker_limit(&services, self.workers));
                 self.core.reload(services, now, fx)
             }

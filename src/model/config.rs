@@ -312,6 +312,14 @@ struct RawService<'t> {
     reassert: Option<RawDuration>,
     dampening: Option<RawDampening>,
     drain: Option<Obj<RawDrain>>,
+    run_as: Option<RawRunAs>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a run_as object: {\"user\": …, \"group\": …}")]
+struct RawRunAs {
+    user: Option<String>,
+    group: Option<String>,
 }
 
 #[derive(Clone, Default, Deserialize)]
@@ -1022,6 +1030,14 @@ impl<'t> Cx<'t> {
             covering: field!(covering, Clone::clone),
             dampening,
             drain,
+            run_as_user: {
+                let (v, p) = pick!(l, run_as);
+                At { value: v.and_then(|r| r.user.clone()), origin: json(format!("{p}.user")) }
+            },
+            run_as_group: {
+                let (v, p) = pick!(l, run_as);
+                At { value: v.and_then(|r| r.group.clone()), origin: json(format!("{p}.group")) }
+            },
         }
     }
 

@@ -72,6 +72,10 @@ pub struct RawSpec {
     pub dampening: Field<RawDampening>,
     /// How a drain looks.
     pub drain: RawDrain,
+    /// The user command checks run as (when exaprobe is root).
+    pub run_as_user: Field<String>,
+    /// Their group (default: the user's primary group).
+    pub run_as_group: Field<String>,
 }
 
 /// BGP attributes of one state, with every layer (JSON `defaults`, the

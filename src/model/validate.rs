@@ -35,7 +35,7 @@ use crate::model::raw::{
     RawRequire, RawSpec,
 };
 use crate::model::service::{Action, Attributes, DrainPolicy, OnFail, Service, ServiceCheck, Timing};
-use crate::probe::command::{CommandProbe, Program};
+use crate::probe::command::{CommandProbe, Program, RunAs};
 use crate::probe::tcp::{TcpProbe, parse_socket_addr};
 use crate::probe::{Check, SpecError};
 
@@ -144,6 +144,14 @@ impl V {
         }
         if raw.checks.value.is_empty() {
             self.warn(&raw.checks.origin, "no checks: the service always counts as healthy");
+        }
+        let run_as = self.run_as(raw);
+        if run_as.is_some() {
+            for c in &mut checks {
+                if let Check::Command(p) = &mut c.check {
+                    *p = p.clone().with_run_as(run_as.clone());
+                }
+            }
         }
         for f in &raw.disable_files {
             disable_files.push(self.path(f));
@@ -342,6 +350,22 @@ impl V {
             self.warn(&p.origin, format!("{:?} is relative: it is looked up from ExaBGP's working directory", p.value));
         }
         p.value.clone()
+    }
+
+    /// The user (and group) command checks run as. Resolved here, once, so
+    /// an unknown user is an error of `check`, not of the first probe.
+    fn run_as(&mut self, raw: &RawSpec) -> Option<RunAs> {
+        match (&raw.run_as_user.value, &raw.run_as_group.value) {
+            (None, None) => None,
+            (None, Some(_)) => {
+                self.err(&raw.run_as_group.origin, "a group needs a user to run command checks as");
+                None
+            }
+            (Some(user), group) => {
+                let origin = raw.run_as_user.origin.clone();
+                self.take(&origin, RunAs::resolve(user, group.as_deref()))
+            }
+        }
     }
 
     fn check(&mut self, c: &RawProbeCheck, interval: Option<Duration>) -> Option<ServiceCheck> {

@@ -1,25 +1,84 @@
-//! Command probe: runs an external program and judges its exit status.
+//! Command probe: runs an external program and judges its exit status, and
+//! supervises every process a check starts so that none outlives it.
 //!
-//! The program runs in a process group of its own, with stdin from
-//! `/dev/null` and stdout and stderr captured (they must never reach
-//! exaprobe's stdout, which is the ExaBGP protocol). At the timeout, or as
-//! soon as the program itself exits, the whole group is killed, so a check
-//! that forks helpers or hangs leaves no process behind. Groups still running
-//! when exaprobe exits are killed through [`Children::kill_all`].
+//! # What a check runs in
+//!
+//! - Its own process group (in exaprobe's session), stdin from `/dev/null`,
+//!   stdout and stderr on one pipe that exaprobe reads: they never reach
+//!   exaprobe's stdout, which is the ExaBGP protocol. Only the first
+//!   non-empty line is kept (as the outcome's detail, at most
+//!   [`DETAIL_MAX`] characters); the rest is read and dropped so that the
+//!   check never blocks on a full pipe.
+//! - No file descriptor of exaprobe's beyond 0, 1 and 2: everything exaprobe
+//!   opens is close-on-exec. (Descriptors exaprobe itself inherited without
+//!   close-on-exec would pass on; ExaBGP passes none.)
+//! - exaprobe's environment without systemd's `NOTIFY_SOCKET`,
+//!   `WATCHDOG_USEC` and `WATCHDOG_PID`, plus [`RUN_VAR`] (which tells the
+//!   check's processes apart from other children of exaprobe). With a
+//!   [`RunAs`], `HOME`, `USER` and `LOGNAME` are the target user's.
+//! - exaprobe's working directory (so relative paths may not resolve for a
+//!   [`RunAs`] user that cannot search it: use absolute paths), resource
+//!   limits, umask and scheduling priority.
+//! - An empty signal mask and `SIGPIPE` at its default (std resets both);
+//!   signals that exaprobe's parent left ignored stay ignored. The only
+//!   signal a check ever gets from exaprobe is `SIGKILL`: there is no
+//!   `SIGTERM` first, so a check has no clean-up to do on a timeout.
+//! - With a [`RunAs`]: that uid and gid, no supplementary groups, no
+//!   capabilities, and `no_new_privs` (setuid programs such as `sudo` or
+//!   `su` do not raise privileges, nor do file capabilities).
+//!
+//! # The end of a check
+//!
+//! The check ends when its first process (the leader) exits or at the
+//! timeout, whichever comes first. Then its process group is killed with
+//! `SIGKILL`, and the result is read from the leader's exit status and the
+//! output already in the pipe: exaprobe never waits for the pipe to close,
+//! because a process the check left behind may keep it open.
+//!
+//! A process that left the group (`setsid`, a double fork) is not reached by
+//! the group kill. [`init_supervision`] makes exaprobe a child subreaper, so
+//! such processes become exaprobe's children when their parents die; a
+//! supervisor thread then finds them (children of exaprobe that are not a
+//! running check's leader), kills them and their process group, and reaps
+//! them. It looks after every check that ends and every [`SWEEP_EVERY`].
+//! A process is spared while the run named in its [`RUN_VAR`] is still
+//! going, so a check's helpers live exactly as long as the check; one
+//! without a valid mark (an `env -i`) is spared while a check that was
+//! running when it started still runs. [`Children::kill_all`] (at exit)
+//! kills the running checks and then everything they left. Only a `SIGKILL`
+//! of exaprobe itself leaves processes behind (they go to init).
+//!
+//! Reaping never steals an exit status from `std::process::Child`: orphans
+//! are reaped one by one, by pid, under the lock that also covers the
+//! registration of each new leader, and never while a spawn is under way
+//! (std reaps a child whose `exec` failed).
+//!
+//! Cost: one short-lived thread per running check (it waits for the
+//! leader), and per sweep either one file per exaprobe thread (kernels with
+//! `/proc/PID/task/TID/children`) or one `/proc/PID/stat` per process on
+//! the host, at most every [`SCAN_EVERY_MIN`]. A sweep that finds exaprobe
+//! without children reads nothing.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
-use std::io::{BufRead, BufReader, Read};
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::AsFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, killpg};
-use nix::sys::wait::{Id, WaitPidFlag, waitid};
-use nix::unistd::Pid;
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
+use nix::unistd::{Gid, Group, Pid, Uid, User, getegid, geteuid, getgid, getpgrp, getpid};
 
 use super::Outcome;
 
@@ -49,52 +108,229 @@ pub struct CommandProbe {
     pub program: Program,
     /// How exit codes are read.
     pub exit_codes: ExitCodes,
+    /// The user and group the check runs as; `None`: exaprobe's own.
+    pub run_as: Option<RunAs>,
 }
 
 impl fmt::Display for CommandProbe {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.program {
-            Program::Shell(s) => write!(f, "{s:?}"),
-            Program::Argv(v) => write!(f, "{v:?}"),
+            Program::Shell(s) => write!(f, "{s:?}")?,
+            Program::Argv(v) => write!(f, "{v:?}")?,
         }
+        if let Some(r) = &self.run_as {
+            write!(f, " as {r}")?;
+        }
+        Ok(())
     }
 }
 
-/// The process groups of checks that are running now, so that they can be
-/// killed when exaprobe exits. Cheap to clone; shared by all workers.
+/// The unprivileged user and group a check runs as, resolved and checked.
+///
+/// The check's process gets this uid and gid, no supplementary groups (std
+/// calls `setgroups(0)` before `setuid` when it runs as root) and the
+/// `no_new_privs` attribute, so neither setuid programs (`sudo`, `su`,
+/// `ping` on old systems) nor file capabilities can give it back any
+/// privilege. Root (uid 0 or gid 0) is refused as a target: it would not
+/// drop anything.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunAs {
+    /// The user's name (or its uid in decimal, for a uid without a passwd entry).
+    pub user: String,
+    /// The group's name (or its gid in decimal).
+    pub group: String,
+    /// The uid the check runs with.
+    pub uid: u32,
+    /// The gid the check runs with.
+    pub gid: u32,
+    /// The check's `HOME` (the user's home directory, `/` without a passwd entry).
+    pub home: PathBuf,
+}
+
+impl RunAs {
+    /// Resolves a user and an optional group, each a name or a numeric id.
+    /// The group defaults to the user's primary group.
+    ///
+    /// Refused: unknown names, root as the target, a numeric uid without a
+    /// passwd entry and no group, and (when exaprobe does not run as root)
+    /// any user and group other than exaprobe's own, which it could not
+    /// switch to.
+    pub fn resolve(user: &str, group: Option<&str>) -> Result<RunAs, String> {
+        if user.is_empty() {
+            return Err("the user is empty".into());
+        }
+        let lookup = |r: nix::Result<Option<User>>| r.map_err(|e| format!("cannot look up user {user:?}: {e}"));
+        let (name, uid, primary, home) = match user.parse::<u32>() {
+            Ok(n) => match lookup(User::from_uid(Uid::from_raw(n)))? {
+                Some(u) => (u.name, n, Some(u.gid.as_raw()), u.dir),
+                None => (n.to_string(), n, None, PathBuf::from("/")),
+            },
+            Err(_) => match lookup(User::from_name(user))? {
+                Some(u) => (u.name, u.uid.as_raw(), Some(u.gid.as_raw()), u.dir),
+                None => return Err(format!("no such user {user:?}")),
+            },
+        };
+        if uid == 0 {
+            return Err(format!(
+                "user {user:?} is root (uid 0): running checks as root is what a run-as user avoids; \
+                 leave it out to run checks as exaprobe's own user"
+            ));
+        }
+        let (group_name, gid) = match group {
+            None => match primary {
+                Some(gid) => (group_name_of(gid)?, gid),
+                None => return Err(format!("uid {uid} has no passwd entry, so no primary group: give the group")),
+            },
+            Some(g) => resolve_group(g)?,
+        };
+        if gid == 0 {
+            return Err(format!("group {group_name:?} is root's (gid 0): choose an unprivileged group"));
+        }
+        // Switching uid and gid needs root (CAP_SETUID, CAP_SETGID); without
+        // it only our own ids can be "switched" to.
+        let (euid, egid) = (geteuid().as_raw(), getegid().as_raw());
+        if euid != 0 && (uid != euid || (gid != egid && gid != getgid().as_raw())) {
+            return Err(format!(
+                "running checks as {name} (uid {uid}, gid {gid}) needs root, and exaprobe runs as uid {euid} \
+                 (gid {egid}): start exaprobe as root, or leave the run-as user out"
+            ));
+        }
+        Ok(RunAs { user: name, group: group_name, uid, gid, home })
+    }
+}
+
+fn group_name_of(gid: u32) -> Result<String, String> {
+    match Group::from_gid(Gid::from_raw(gid)) {
+        Ok(Some(g)) => Ok(g.name),
+        Ok(None) => Ok(gid.to_string()),
+        Err(e) => Err(format!("cannot look up gid {gid}: {e}")),
+    }
+}
+
+fn resolve_group(group: &str) -> Result<(String, u32), String> {
+    if group.is_empty() {
+        return Err("the group is empty".into());
+    }
+    if let Ok(gid) = group.parse::<u32>() {
+        return Ok((group_name_of(gid)?, gid));
+    }
+    match Group::from_name(group) {
+        Ok(Some(g)) => Ok((g.name, g.gid.as_raw())),
+        Ok(None) => Err(format!("no such group {group:?}")),
+        Err(e) => Err(format!("cannot look up group {group:?}: {e}")),
+    }
+}
+
+impl fmt::Display for RunAs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.user, self.group)
+    }
+}
+
+/// Sets `no_new_privs` on the calling thread, which every thread it starts
+/// afterwards and every process they spawn inherit (it cannot be unset).
+///
+/// Call it once at startup, before the probe workers start, when some check
+/// has a [`RunAs`]: then every check, with or without a run-as user, runs
+/// without the means to gain privileges. exaprobe itself never executes a
+/// setuid program or needs to gain a privilege, so this costs it nothing.
+/// (Each spawn of a check with a [`RunAs`] sets it on its own thread too, so
+/// those checks have it even if this is never called: it is a per-thread
+/// attribute, and setting it in the child alone would need `pre_exec`,
+/// which is `unsafe`.)
+pub fn set_no_new_privs() -> Result<(), String> {
+    nix::sys::prctl::set_no_new_privs().map_err(|e| format!("cannot set no_new_privs (prctl): {e}"))
+}
+
+/// The environment variable that names the run a check's processes belong
+/// to: `<exaprobe's pid>.<run number>`.
+pub const RUN_VAR: &str = "EXAPROBE_CHECK_RUN";
+
+/// Every check leader running now (pid to run number), and how many spawns
+/// are under way. One lock for the whole process: the supervisor must see
+/// every leader that any [`Children`] started.
+struct Registry {
+    live: BTreeMap<i32, u64>,
+    spawning: usize,
+}
+
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry { live: BTreeMap::new(), spawning: 0 });
+static RUNS: AtomicU64 = AtomicU64::new(1);
+
+fn registry() -> MutexGuard<'static, Registry> {
+    REGISTRY.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Kills a leader and its group, if it is still a running leader (not
+/// reaped: its pid cannot belong to anyone else).
+fn kill_leader(reg: &Registry, pid: i32) {
+    if reg.live.contains_key(&pid) {
+        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+}
+
+/// The checks that are running now, so that they can be killed when
+/// exaprobe exits. Cheap to clone; shared by all workers.
 #[derive(Clone, Debug, Default)]
 pub struct Children(Arc<Mutex<HashSet<i32>>>);
 
 impl Children {
-    fn insert(&self, pgid: i32) {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).insert(pgid);
+    fn set(&self) -> MutexGuard<'_, HashSet<i32>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn remove(&self, pgid: i32) {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).remove(&pgid);
-    }
-
-    /// Sends SIGKILL to every running check's process group.
+    /// Kills every running check (`SIGKILL` to its process group) and, once
+    /// [`init_supervision`] has run, everything the checks left behind,
+    /// waiting (at most [`KILL_ALL_WAIT`]) until all of it is gone.
     pub fn kill_all(&self) {
-        let groups = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        for &pgid in groups.iter() {
-            let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+        {
+            let reg = registry();
+            for &pid in self.set().iter() {
+                kill_leader(&reg, pid);
+            }
+        }
+        if SUPERVISOR.get().is_none() {
+            return;
+        }
+        let until = Instant::now() + KILL_ALL_WAIT;
+        let mut delay = Duration::from_millis(1);
+        loop {
+            let s = sweep();
+            if !s.busy() && self.is_empty() {
+                return;
+            }
+            if Instant::now() >= until {
+                log::warn!("check processes still running after {KILL_ALL_WAIT:?} of killing them");
+                return;
+            }
+            thread::sleep(delay);
+            delay = (delay * 2).min(RETRY_MAX);
         }
     }
 
-    /// How many check process groups are running now.
+    /// How many checks are running now.
     pub fn len(&self) -> usize {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.set().len()
     }
 
-    /// True when no check process is running.
+    /// True when no check is running.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }
 
-/// Longest first output line kept as the outcome's detail.
-const DETAIL_MAX: usize = 200;
+/// Longest first output line kept as the outcome's detail, in characters.
+pub const DETAIL_MAX: usize = 200;
+/// Longest line looked at for the detail, in bytes.
+const LINE_MAX: usize = 64 * 1024;
+/// Most output read in one go while the check runs (then the deadline is
+/// looked at again), and most read once the leader has exited.
+const READ_BURST: usize = 64 * 1024;
+/// How long, after its exit or the kill, the leader's status may take.
+const REAP_WAIT: Duration = Duration::from_secs(5);
+/// How long [`Children::kill_all`] waits for the checks' processes to go.
+pub const KILL_ALL_WAIT: Duration = Duration::from_secs(2);
 
 impl CommandProbe {
     /// A command check; the error names the empty part (`argv: …`, `shell: …`).
@@ -108,12 +344,25 @@ impl CommandProbe {
             }
             _ => {}
         }
-        Ok(CommandProbe { program, exit_codes })
+        Ok(CommandProbe { program, exit_codes, run_as: None })
+    }
+
+    /// The same check, run as `run_as` (`None`: as exaprobe's own user).
+    pub fn with_run_as(mut self, run_as: Option<RunAs>) -> Self {
+        self.run_as = run_as;
+        self
     }
 
     /// Runs the command once, killing its process group at `timeout`.
     pub fn run(&self, timeout: Duration, children: &Children) -> Outcome {
-        let start = Instant::now();
+        let deadline = Instant::now() + timeout;
+        match self.start(children) {
+            Ok(running) => running.finish(deadline, self),
+            Err(outcome) => outcome,
+        }
+    }
+
+    fn command(&self) -> Command {
         let mut cmd = match &self.program {
             Program::Shell(s) => {
                 let mut c = Command::new("/bin/sh");
@@ -126,60 +375,54 @@ impl CommandProbe {
                 c
             }
         };
-        let (reader, writer) = match std::io::pipe() {
-            Ok(p) => p,
-            Err(e) => return Outcome::down("spawn-failed").with_detail(e.to_string()),
-        };
-        let writer2 = match writer.try_clone() {
-            Ok(w) => w,
-            Err(e) => return Outcome::down("spawn-failed").with_detail(e.to_string()),
-        };
         // systemd's notify and watchdog variables are for exaprobe alone.
         for var in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"] {
             cmd.env_remove(var);
         }
-        cmd.stdin(Stdio::null()).stdout(writer).stderr(writer2).process_group(0);
-        let mut child = match cmd.spawn() {
-            Ok(c) => c,
-            Err(e) => return Outcome::down("spawn-failed").with_detail(e.to_string()),
-        };
-        // The Command still holds the write ends; drop it so EOF can come.
-        drop(cmd);
-        let pid = child.id() as i32;
-        children.insert(pid);
-        let first_line = read_first_line(reader);
-
-        // A waiter thread blocks until the leader exits, without reaping it
-        // (WNOWAIT): its pid stays reserved, so killing the group afterwards
-        // cannot hit an unrelated process that reused the number. At the
-        // timeout the group is killed, which ends the waiter too.
-        let (exited_tx, exited) = mpsc::channel();
-        let waiter = thread::Builder::new().name("cmd-wait".into()).stack_size(64 * 1024).spawn(move || {
-            let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT;
-            while let Err(nix::errno::Errno::EINTR) = waitid(Id::Pid(Pid::from_raw(pid)), flags) {}
-            let _ = exited_tx.send(());
-        });
-        let timed_out = match waiter {
-            Ok(_) => exited.recv_timeout(timeout.saturating_sub(start.elapsed())).is_err(),
-            Err(_) => true,
-        };
-        // Kill whatever the check left in its group, then reap the leader.
-        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-        let status = child.wait();
-        children.remove(pid);
-        if timed_out {
-            return Outcome::down("timeout");
+        if let Some(r) = &self.run_as {
+            cmd.uid(r.uid).gid(r.gid).env("HOME", &r.home).env("USER", &r.user).env("LOGNAME", &r.user);
         }
-        let detail = first_line.recv_timeout(Duration::from_millis(50)).unwrap_or_default();
-        let outcome = match status {
-            Err(e) => Outcome::down("wait-failed").with_detail(e.to_string()),
-            Ok(st) => match (st.code(), st.signal()) {
-                (Some(code), _) => self.judge(code),
-                (None, Some(sig)) => Outcome::down(format!("signal {sig}")),
-                (None, None) => Outcome::down("unknown-status"),
-            },
-        };
-        outcome.with_detail(detail)
+        cmd
+    }
+
+    /// Spawns the check with its waiter thread.
+    fn start(&self, children: &Children) -> Result<Running, Outcome> {
+        fn failed(e: impl fmt::Display) -> Outcome {
+            Outcome::down("spawn-failed").with_detail(e.to_string())
+        }
+        let mut cmd = self.command();
+        if self.run_as.is_some() {
+            set_no_new_privs().map_err(failed)?;
+        }
+        let (output, out_w) = io::pipe().map_err(failed)?;
+        let err_w = out_w.try_clone().map_err(failed)?;
+        fcntl(&output, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).map_err(failed)?;
+        let (exited, exited_w) = io::pipe().map_err(failed)?;
+        let run = RUNS.fetch_add(1, Ordering::Relaxed);
+        cmd.env(RUN_VAR, format!("{}.{run}", std::process::id()));
+        cmd.stdin(Stdio::null()).stdout(out_w).stderr(err_w).process_group(0);
+
+        // The waiter starts first: if no thread can be had, nothing is spawned.
+        let (child_tx, child_rx) = mpsc::sync_channel::<Child>(1);
+        let (status_tx, status) = mpsc::sync_channel(1);
+        let waiter_children = children.clone();
+        thread::Builder::new()
+            .name("cmd-wait".into())
+            .stack_size(64 * 1024)
+            .spawn(move || wait_for_leader(child_rx, exited_w, status_tx, waiter_children))
+            .map_err(failed)?;
+
+        let spawning = Spawning::begin();
+        let spawned = cmd.spawn();
+        // The Command holds the pipe's write ends; drop it so that only the
+        // check holds them.
+        drop(cmd);
+        let child = spawning.end(spawned, run, children).map_err(failed)?;
+        let pid = child.id() as i32;
+        // The waiter is alive (it ends only when this sender is dropped or
+        // after the child), so the send cannot fail.
+        let _ = child_tx.send(child);
+        Ok(Running { pid, output, exited, status })
     }
 
     fn judge(&self, code: i32) -> Outcome {
@@ -192,32 +435,477 @@ impl CommandProbe {
     }
 }
 
-/// Reads the child's output in a thread: keeps the first non-empty line,
-/// drains the rest so the child never blocks on a full pipe. The thread ends
-/// at EOF, which comes once every process holding the pipe is gone.
-fn read_first_line(reader: std::io::PipeReader) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    let spawned = thread::Builder::new().name("cmd-output".into()).spawn(move || {
-        let mut reader = BufReader::new(reader);
-        let mut first = String::new();
-        let mut line = Vec::new();
-        while first.is_empty() {
-            line.clear();
-            match reader.by_ref().take(64 * 1024).read_until(b'\n', &mut line) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    let text = String::from_utf8_lossy(&line);
-                    first = text.trim().chars().filter(|c| !c.is_control()).take(DETAIL_MAX).collect();
+/// A spawn under way: sweeps leave every child alone meanwhile, because the
+/// new child is not registered yet, and std reaps it itself if `exec` fails.
+struct Spawning(bool);
+
+impl Spawning {
+    fn begin() -> Self {
+        registry().spawning += 1;
+        Spawning(true)
+    }
+
+    /// Registers the new leader, in the same critical section that ends the spawn.
+    fn end(mut self, spawned: io::Result<Child>, run: u64, children: &Children) -> io::Result<Child> {
+        let mut reg = registry();
+        reg.spawning -= 1;
+        self.0 = false;
+        if let Ok(child) = &spawned {
+            let pid = child.id() as i32;
+            reg.live.insert(pid, run);
+            children.set().insert(pid);
+        }
+        spawned
+    }
+}
+
+impl Drop for Spawning {
+    fn drop(&mut self) {
+        if self.0 {
+            registry().spawning -= 1;
+        }
+    }
+}
+
+/// The waiter thread: blocks until the leader exits, without reaping it
+/// (WNOWAIT), so that its pid, which is also its group's id, stays ours while
+/// the group is killed. Then it reaps the leader and unregisters it, and
+/// tells the supervisor to clean up after the group.
+fn wait_for_leader(
+    child: mpsc::Receiver<Child>,
+    exited: io::PipeWriter,
+    status_tx: mpsc::SyncSender<io::Result<ExitStatus>>,
+    children: Children,
+) {
+    block_signals();
+    let Ok(mut child) = child.recv() else { return };
+    let pid = Pid::from_raw(child.id() as i32);
+    let waited = loop {
+        match waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {
+            Err(Errno::EINTR) => continue,
+            other => break other,
+        }
+    };
+    // Closing our end wakes the run, which stops reading the output.
+    drop(exited);
+    let unregister = |reg: &mut Registry| {
+        reg.live.remove(&pid.as_raw());
+        children.set().remove(&pid.as_raw());
+    };
+    let status = if waited.is_ok() {
+        let _ = killpg(pid, Signal::SIGKILL);
+        // The leader has exited, so this wait does not block.
+        let mut reg = registry();
+        let status = child.wait();
+        unregister(&mut reg);
+        status
+    } else {
+        // Cannot happen (the child is ours and unreaped); never block while
+        // holding the registry.
+        let status = child.wait();
+        unregister(&mut registry());
+        status
+    };
+    let _ = status_tx.send(status);
+    if let Some(supervisor) = SUPERVISOR.get() {
+        let _ = supervisor.send(pid.as_raw());
+    }
+}
+
+/// A spawned check.
+struct Running {
+    pid: i32,
+    output: io::PipeReader,
+    /// Readable (at EOF) once the leader has exited.
+    exited: io::PipeReader,
+    status: mpsc::Receiver<io::Result<ExitStatus>>,
+}
+
+impl Running {
+    fn finish(self, deadline: Instant, probe: &CommandProbe) -> Outcome {
+        let mut first = FirstLine::default();
+        let mut buf = vec![0; 8192];
+        let mut output_open = true;
+        let ended = loop {
+            let Some(left) = deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) else {
+                break Ok(false);
+            };
+            // Round up, so that the loop does not spin through the last millisecond.
+            let ms = left.as_millis().saturating_add(1).min(60_000) as u16;
+            let mut fds = vec![PollFd::new(self.exited.as_fd(), PollFlags::POLLIN)];
+            if output_open {
+                fds.push(PollFd::new(self.output.as_fd(), PollFlags::POLLIN));
+            }
+            match poll(&mut fds, PollTimeout::from(ms)) {
+                Err(Errno::EINTR) | Ok(0) => continue,
+                Err(e) => break Err(e),
+                Ok(_) => {}
+            }
+            let leader_done = fds[0].any().unwrap_or(true);
+            let output_ready = fds.get(1).is_some_and(|f| f.any().unwrap_or(true));
+            drop(fds);
+            if output_ready {
+                output_open = drain(&self.output, &mut first, &mut buf);
+            }
+            if leader_done {
+                break Ok(true);
+            }
+        };
+        match ended {
+            Ok(true) => {
+                // What the leader wrote is in the pipe by now; take that, and
+                // do not wait for the pipe to close.
+                if output_open {
+                    drain(&self.output, &mut first, &mut buf);
+                }
+                let detail = first.finish();
+                let outcome = match self.status.recv_timeout(REAP_WAIT) {
+                    Err(_) => Outcome::down("wait-failed").with_detail("no exit status from the waiter"),
+                    Ok(Err(e)) => Outcome::down("wait-failed").with_detail(e.to_string()),
+                    Ok(Ok(st)) => match (st.code(), st.signal()) {
+                        (Some(code), _) => probe.judge(code),
+                        (None, Some(sig)) => Outcome::down(format!("signal {sig}")),
+                        (None, None) => Outcome::down("unknown-status"),
+                    },
+                };
+                outcome.with_detail(detail)
+            }
+            Ok(false) | Err(_) => {
+                kill_leader(&registry(), self.pid);
+                // The leader dies at once (unless stuck in the kernel); the
+                // waiter reaps it. Do not wait for ever.
+                if let Err(RecvTimeoutError::Timeout) = self.status.recv_timeout(REAP_WAIT) {
+                    log::warn!("check process {} did not die within {REAP_WAIT:?} of SIGKILL", self.pid);
+                }
+                match ended {
+                    Err(e) => Outcome::down("wait-failed").with_detail(format!("poll: {e}")),
+                    Ok(_) => Outcome::down("timeout"),
                 }
             }
         }
-        let _ = tx.send(first);
-        let _ = std::io::copy(&mut reader, &mut std::io::sink());
-    });
-    if spawned.is_err() {
-        log::warn!("could not start a thread to read a check's output");
     }
-    rx
+}
+
+/// Reads what the pipe holds now (at most [`READ_BURST`]); false at EOF or error.
+fn drain(pipe: &io::PipeReader, first: &mut FirstLine, buf: &mut [u8]) -> bool {
+    let mut pipe = pipe;
+    let mut total = 0;
+    while total < READ_BURST {
+        match pipe.read(buf) {
+            Ok(0) => return false,
+            Ok(n) => {
+                first.feed(&buf[..n]);
+                total += n;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+/// The first non-empty line of a check's output, trimmed, without control
+/// characters, at most [`DETAIL_MAX`] characters; a line longer than
+/// [`LINE_MAX`] bytes is cut there.
+#[derive(Default)]
+struct FirstLine {
+    line: Vec<u8>,
+    found: Option<String>,
+}
+
+impl FirstLine {
+    fn feed(&mut self, mut data: &[u8]) {
+        while self.found.is_none() && !data.is_empty() {
+            let room = LINE_MAX - self.line.len();
+            let (take, ends) = match data.iter().position(|&b| b == b'\n') {
+                Some(i) if i <= room => (i, true),
+                _ if data.len() >= room => (room, true),
+                _ => (data.len(), false),
+            };
+            self.line.extend_from_slice(&data[..take]);
+            data = data.get(take + usize::from(take < data.len() && data[take] == b'\n')..).unwrap_or(&[]);
+            if ends {
+                self.end_line();
+            }
+        }
+    }
+
+    fn end_line(&mut self) {
+        let text = String::from_utf8_lossy(&self.line);
+        let text: String = text.trim().chars().filter(|c| !c.is_control()).take(DETAIL_MAX).collect();
+        self.line.clear();
+        if !text.is_empty() {
+            self.found = Some(text);
+        }
+    }
+
+    fn finish(mut self) -> String {
+        if self.found.is_none() {
+            self.end_line();
+        }
+        self.found.unwrap_or_default()
+    }
+}
+
+// ------------------------------------------------------------ supervision
+
+/// The supervisor's inbox: the process groups of checks that just ended.
+static SUPERVISOR: OnceLock<mpsc::Sender<i32>> = OnceLock::new();
+static INIT: Mutex<()> = Mutex::new(());
+
+/// How often the supervisor looks for orphans when nothing happens.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(5);
+/// First and longest pause between sweeps while there is work.
+const RETRY_FIRST: Duration = Duration::from_millis(1);
+const RETRY_MAX: Duration = Duration::from_millis(100);
+/// How long the supervisor keeps looking after an ended check's group.
+const GROUP_WATCH: Duration = Duration::from_secs(10);
+/// Without the kernel's lists of children, a sweep reads every process's
+/// `/proc/PID/stat` (some 10–30 µs each); this keeps that to at most a few
+/// sweeps a second, however many checks end (at exit, no limit applies).
+pub const SCAN_EVERY_MIN: Duration = Duration::from_millis(250);
+
+/// Makes exaprobe a child subreaper (`PR_SET_CHILD_SUBREAPER`) and starts
+/// the supervisor thread, so that processes a check leaves behind, even
+/// outside its process group, are killed and reaped (see the module
+/// documentation). Call once at startup, in the exaprobe process only: from
+/// then on every child of the process that is not a running check counts as
+/// a check's leftover. Calling it again does nothing.
+pub fn init_supervision() -> Result<(), String> {
+    let _once = INIT.lock().unwrap_or_else(PoisonError::into_inner);
+    if SUPERVISOR.get().is_some() {
+        return Ok(());
+    }
+    nix::sys::prctl::set_child_subreaper(true)
+        .map_err(|e| format!("cannot become a child subreaper (prctl PR_SET_CHILD_SUBREAPER): {e}"))?;
+    let (tx, rx) = mpsc::channel();
+    thread::Builder::new()
+        .name("cmd-reaper".into())
+        .stack_size(256 * 1024)
+        .spawn(move || supervise(rx))
+        .map_err(|e| format!("cannot start the check supervisor thread: {e}"))?;
+    let _ = SUPERVISOR.set(tx);
+    Ok(())
+}
+
+/// True once [`init_supervision`] has succeeded.
+pub fn supervising() -> bool {
+    SUPERVISOR.get().is_some()
+}
+
+/// Blocks every signal in the calling thread: the waiter and supervisor
+/// threads handle none, so a process-directed signal (SIGTERM) must go to a
+/// thread that does, whatever mask they were started with.
+fn block_signals() {
+    let _ = nix::sys::signal::SigSet::all().thread_block();
+}
+
+fn supervise(ended: mpsc::Receiver<i32>) {
+    block_signals();
+    // Groups of ended checks that may still have members, and until when to
+    // keep looking at them.
+    let mut groups: Vec<(i32, Instant)> = Vec::new();
+    let mut busy = false;
+    let mut delay = RETRY_FIRST;
+    let min_gap = if children_files() { Duration::ZERO } else { SCAN_EVERY_MIN };
+    let mut last = Instant::now();
+    loop {
+        let wait = if groups.is_empty() && !busy { SWEEP_EVERY } else { delay };
+        let wait = wait.max(min_gap.saturating_sub(last.elapsed()));
+        match ended.recv_timeout(wait) {
+            Ok(pgid) => {
+                let until = Instant::now() + GROUP_WATCH;
+                groups.push((pgid, until));
+                groups.extend(ended.try_iter().map(|g| (g, until)));
+                delay = RETRY_FIRST;
+                if last.elapsed() < min_gap {
+                    continue;
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => delay = (delay * 2).min(RETRY_MAX),
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        busy = sweep().busy();
+        last = Instant::now();
+        let now = Instant::now();
+        // A group is gone once all its members are dead and reaped; by then
+        // their children have been re-parented to us, and the next sweeps
+        // see them.
+        groups.retain(|&(pgid, until)| now < until && killpg(Pid::from_raw(pgid), None) != Err(Errno::ESRCH));
+    }
+}
+
+/// What one sweep did.
+#[derive(Clone, Copy, Debug, Default)]
+struct Sweep {
+    killed: usize,
+    reaped: usize,
+    /// Leftovers of checks that are still running, left alone.
+    spared: usize,
+    /// A spawn was under way, so nothing was looked at.
+    skipped: bool,
+}
+
+impl Sweep {
+    /// More may need doing soon.
+    fn busy(&self) -> bool {
+        self.killed > 0 || self.reaped > 0 || self.skipped
+    }
+}
+
+/// Kills and reaps the children of exaprobe that are not running checks'
+/// leaders (orphans re-parented to us), sparing those whose run is still
+/// going. Holds the registry throughout, so no leader can be spawned or
+/// reaped meanwhile: a child seen here stays ours until we reap it, and its
+/// pid cannot be reused under our feet.
+fn sweep() -> Sweep {
+    let reg = registry();
+    let mut s = Sweep::default();
+    if reg.spawning > 0 {
+        s.skipped = true;
+        return s;
+    }
+    // No child at all (the common case): nothing to read in /proc.
+    let any = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT | WaitPidFlag::__WALL;
+    if reg.live.is_empty() && waitid(Id::All, any) == Err(Errno::ECHILD) {
+        return s;
+    }
+    let (me, my_group, my_pid) = (getpid().as_raw(), getpgrp().as_raw(), std::process::id());
+    // The start time of the oldest running check, read when first needed.
+    let mut oldest_live: Option<Option<u64>> = None;
+    for pid in children_by_file().unwrap_or_else(children_by_scan) {
+        if reg.live.contains_key(&pid) {
+            continue;
+        }
+        let Some(st) = read_stat(pid) else { continue };
+        if st.ppid != me {
+            continue;
+        }
+        if matches!(st.state, b'Z' | b'X') {
+            if let Ok(w) = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL))
+                && w != WaitStatus::StillAlive
+            {
+                s.reaped += 1;
+            }
+            continue;
+        }
+        let spare = match read_run(pid) {
+            Run::Of(owner, run) if owner == my_pid => reg.live.values().any(|&r| r == run),
+            // No (valid) mark: an `env -i`, or an exec under way (the
+            // environment reads empty for a moment). It may belong to any
+            // check that was running when it started.
+            _ => {
+                let first = *oldest_live
+                    .get_or_insert_with(|| reg.live.keys().filter_map(|&l| read_stat(l)).map(|l| l.start).min());
+                first.is_some_and(|first| first <= st.start)
+            }
+        };
+        if spare {
+            s.spared += 1;
+            continue;
+        }
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        // Its group too (a daemon's helpers), unless that is our own or a
+        // running check's.
+        if st.pgrp > 1 && st.pgrp != my_group && !reg.live.contains_key(&st.pgrp) {
+            let _ = killpg(Pid::from_raw(st.pgrp), Signal::SIGKILL);
+        }
+        s.killed += 1;
+    }
+    s
+}
+
+/// Whether the kernel lists each thread's children
+/// (`/proc/PID/task/TID/children`, `CONFIG_PROC_CHILDREN`, which Debian,
+/// Ubuntu and RHEL kernels have): then a sweep reads a file per exaprobe
+/// thread instead of one per process on the host.
+fn children_files() -> bool {
+    static HAVE: OnceLock<bool> = OnceLock::new();
+    *HAVE.get_or_init(|| std::fs::metadata(format!("/proc/self/task/{}/children", getpid())).is_ok())
+}
+
+/// Our children, from the kernel's per-thread lists; `None` without them.
+fn children_by_file() -> Option<Vec<i32>> {
+    if !children_files() {
+        return None;
+    }
+    let mut pids = Vec::new();
+    // A thread that ends meanwhile has had its children moved to another
+    // thread, which is read after it or in the next sweep.
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let path = task.path().join("children");
+        let Ok(list) = std::fs::read_to_string(path) else { continue };
+        pids.extend(list.split_ascii_whitespace().filter_map(|p| p.parse::<i32>().ok()));
+    }
+    Some(pids)
+}
+
+/// Every process on the host (the callers keep those whose parent is us).
+fn children_by_scan() -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    dir.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect()
+}
+
+/// The fields of `/proc/PID/stat` the supervisor needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stat {
+    state: u8,
+    ppid: i32,
+    pgrp: i32,
+    /// When it started, in clock ticks since boot.
+    start: u64,
+}
+
+fn read_stat(pid: i32) -> Option<Stat> {
+    let mut buf = [0; 1024];
+    let mut f = File::open(format!("/proc/{pid}/stat")).ok()?;
+    // The fields needed come early; a short read still has them.
+    let n = f.read(&mut buf).ok()?;
+    parse_stat(&buf[..n])
+}
+
+fn parse_stat(stat: &[u8]) -> Option<Stat> {
+    // The command name is in parentheses and may contain anything, `)` too.
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(stat.get(close + 1..)?).ok()?;
+    let mut fields = rest.split_ascii_whitespace();
+    let state = *fields.next()?.as_bytes().first()?;
+    let ppid = fields.next()?.parse().ok()?;
+    let pgrp = fields.next()?.parse().ok()?;
+    // Fields 6 to 21 (session … itrealvalue), then 22: starttime.
+    let start = fields.nth(16)?.parse().ok()?;
+    Some(Stat { state, ppid, pgrp, start })
+}
+
+/// Most of a process's environment read to find [`RUN_VAR`].
+const ENVIRON_MAX: u64 = 256 * 1024;
+
+/// Which run an orphan belongs to, from its environment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Run {
+    /// [`RUN_VAR`] says: this exaprobe's pid and run number.
+    Of(u32, u64),
+    /// No valid [`RUN_VAR`], or an environment that reads empty (an exec
+    /// under way, an `env -i`) or cannot be read (a process that is not
+    /// dumpable).
+    Unknown,
+}
+
+fn read_run(pid: i32) -> Run {
+    let mut env = Vec::new();
+    let read = File::open(format!("/proc/{pid}/environ")).and_then(|f| f.take(ENVIRON_MAX).read_to_end(&mut env));
+    match read.ok().and_then(|_| parse_run(&env)) {
+        Some((p, r)) => Run::Of(p, r),
+        None => Run::Unknown,
+    }
+}
+
+fn parse_run(environ: &[u8]) -> Option<(u32, u64)> {
+    let prefix = format!("{RUN_VAR}=");
+    let value = environ.split(|&b| b == 0).find_map(|var| var.strip_prefix(prefix.as_bytes()))?;
+    let (pid, run) = std::str::from_utf8(value).ok()?.split_once('.')?;
+    Some((pid.parse().ok()?, run.parse().ok()?))
 }
 
 #[cfg(test)]
@@ -226,7 +914,7 @@ mod tests {
     use crate::probe::Health;
 
     fn shell(s: &str) -> CommandProbe {
-        CommandProbe { program: Program::Shell(s.into()), exit_codes: ExitCodes::ZeroIsHealthy }
+        CommandProbe { program: Program::Shell(s.into()), exit_codes: ExitCodes::ZeroIsHealthy, run_as: None }
     }
 
     #[test]
@@ -238,7 +926,7 @@ mod tests {
         assert_eq!((o.health, o.reason.as_str(), o.detail.as_str()), (Health::Down, "exit 3", "not good"));
         // The healthcheck rule: 1 is down; the Nagios rule: 1 is degraded.
         assert_eq!(shell("exit 1").run(t, &c).health, Health::Down);
-        let nagios = |s: &str| CommandProbe { program: Program::Shell(s.into()), exit_codes: ExitCodes::Nagios };
+        let nagios = |s: &str| CommandProbe::new(Program::Shell(s.into()), ExitCodes::Nagios).unwrap();
         assert_eq!(nagios("exit 1").run(t, &c).health, Health::Degraded);
         assert_eq!(nagios("exit 2").run(t, &c).health, Health::Down);
         assert_eq!(nagios("exit 3").run(t, &c).health, Health::Down);
@@ -248,17 +936,17 @@ mod tests {
     #[test]
     fn argv_runs_without_a_shell() {
         let c = Children::default();
-        let p = CommandProbe {
-            program: Program::Argv(vec!["/bin/echo".into(), "$HOME; exit 1".into()]),
-            exit_codes: ExitCodes::ZeroIsHealthy,
-        };
+        let p = CommandProbe::new(
+            Program::Argv(vec!["/bin/echo".into(), "$HOME; exit 1".into()]),
+            ExitCodes::ZeroIsHealthy,
+        )
+        .unwrap();
         let o = p.run(Duration::from_secs(5), &c);
         assert_eq!((o.health, o.detail.as_str()), (Health::Healthy, "$HOME; exit 1"));
-        let missing = CommandProbe {
-            program: Program::Argv(vec!["/nonexistent/check".into()]),
-            exit_codes: ExitCodes::ZeroIsHealthy,
-        };
+        let missing =
+            CommandProbe::new(Program::Argv(vec!["/nonexistent/check".into()]), ExitCodes::ZeroIsHealthy).unwrap();
         assert_eq!(missing.run(Duration::from_secs(5), &c).reason, "spawn-failed");
+        assert!(c.is_empty());
     }
 
     #[test]
@@ -284,5 +972,99 @@ mod tests {
         });
         assert!(gone, "background child {grandchild} survived the timeout");
         assert!(c.is_empty());
+    }
+
+    #[test]
+    fn big_output_never_blocks_the_check() {
+        // Far more than a pipe holds (64 KiB), in one line and then many:
+        // the check is never stuck writing, and the detail is bounded.
+        let c = Children::default();
+        let start = Instant::now();
+        let o = shell("head -c 3000000 /dev/zero | tr '\\0' x; echo; seq 1 200000; exit 4")
+            .run(Duration::from_secs(20), &c);
+        assert_eq!((o.reason.as_str(), o.detail.len()), ("exit 4", DETAIL_MAX));
+        assert!(o.detail.chars().all(|c| c == 'x'));
+        assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
+    }
+
+    #[test]
+    fn first_line_is_bounded() {
+        let line = |chunks: &[&[u8]]| {
+            let mut f = FirstLine::default();
+            for c in chunks {
+                f.feed(c);
+            }
+            f.finish()
+        };
+        assert_eq!(line(&[b"\n  \n", b"  ok", b" then\nmore\n"]), "ok then");
+        assert_eq!(line(&[b"no newline"]), "no newline");
+        assert_eq!(line(&[b"a\x07b\r\n"]), "ab");
+        assert_eq!(line(&[b""]), "");
+        let long = vec![b'x'; LINE_MAX + 10];
+        assert_eq!(line(&[&long]).len(), DETAIL_MAX);
+        // A blank line longer than LINE_MAX is skipped like any blank line.
+        let blank = [vec![b' '; LINE_MAX + 10], b"\nnext\n".to_vec()].concat();
+        assert_eq!(line(&[&blank]), "next");
+    }
+
+    #[test]
+    fn children_are_found_either_way() {
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id() as i32;
+        let me = getpid().as_raw();
+        assert!(children_by_scan().contains(&pid));
+        assert_eq!(read_stat(pid).map(|s| s.ppid), Some(me));
+        match children_by_file() {
+            Some(pids) => assert!(pids.contains(&pid), "{pids:?}"),
+            None => assert!(!children_files()),
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    #[test]
+    fn stat_and_environ_parsing() {
+        let s = b"1234 (a (b) c) S 1 1234 1234 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 1 0 98765 4 5 6";
+        assert_eq!(parse_stat(s), Some(Stat { state: b'S', ppid: 1, pgrp: 1234, start: 98765 }));
+        assert_eq!(parse_stat(b"7 (x) Z 5 6"), None);
+        assert_eq!(parse_stat(b"garbage"), None);
+        let env = format!("A=1\0{RUN_VAR}=42.7\0B=2\0");
+        assert_eq!(parse_run(env.as_bytes()), Some((42, 7)));
+        assert_eq!(parse_run(format!("X{RUN_VAR}=42.7\0").as_bytes()), None);
+        assert_eq!(parse_run(format!("{RUN_VAR}=42\0").as_bytes()), None);
+        assert_eq!(parse_run(b""), None);
+    }
+
+    #[test]
+    fn run_as_resolution() {
+        let root = geteuid().is_root();
+        assert!(RunAs::resolve("root", None).unwrap_err().contains("root (uid 0)"));
+        assert!(RunAs::resolve("0", None).unwrap_err().contains("uid 0"));
+        assert!(RunAs::resolve("", None).unwrap_err().contains("empty"));
+        assert!(RunAs::resolve("no-such-user-exaprobe", None).unwrap_err().contains("no such user"));
+        if root {
+            let nobody = User::from_name("nobody").unwrap().expect("a nobody user");
+            let r = RunAs::resolve("nobody", None).unwrap();
+            assert_eq!((r.uid, r.gid), (nobody.uid.as_raw(), nobody.gid.as_raw()));
+            assert_eq!(RunAs::resolve(&nobody.uid.to_string(), None).unwrap(), r);
+            assert!(RunAs::resolve("nobody", Some("root")).unwrap_err().contains("gid 0"));
+            assert!(RunAs::resolve("nobody", Some("no-such-group-exaprobe")).unwrap_err().contains("no such group"));
+            let g = RunAs::resolve("nobody", Some("12345")).unwrap();
+            assert_eq!((g.gid, g.group.as_str()), (12345, "12345"));
+            // A uid without a passwd entry needs a group.
+            assert!(RunAs::resolve("4000000", None).unwrap_err().contains("give the group"));
+            assert_eq!(RunAs::resolve("4000000", Some("4000000")).unwrap().home, PathBuf::from("/"));
+        } else {
+            let other = (geteuid().as_raw() + 1).to_string();
+            let group = getegid().as_raw().to_string();
+            assert!(RunAs::resolve(&other, Some(&group)).unwrap_err().contains("needs root"));
+            // Our own user is allowed (std's setgroups(0) fails without
+            // CAP_SETGID, which it ignores: the groups stay).
+            let me = geteuid().as_raw().to_string();
+            let r = RunAs::resolve(&me, Some(&getegid().as_raw().to_string())).unwrap();
+            assert_eq!(r.uid, geteuid().as_raw());
+            let o = shell("id -u").with_run_as(Some(r)).run(Duration::from_secs(5), &Children::default());
+            assert_eq!((o.reason.as_str(), o.detail.as_str()), ("exit 0", me.as_str()), "{o}");
+        }
     }
 }

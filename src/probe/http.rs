@@ -17,7 +17,8 @@
 //! upgrade must be checked against the tests here.)
 //!
 //! TLS certificates are verified by default, against Mozilla's roots or the
-//! CA certificates of `ca=` (a PEM file, read when the probe is built);
+//! CA certificates of `ca=` (a PEM file, read when the probe is built: a
+//! regular file of at most [`CA_FILE_MAX`], 1 MiB);
 //! `insecure` turns verification off. Redirects are not followed unless
 //! `follow-redirects` is given, so by default a 3xx is judged as it is
 //! (healthy under the default status set 200–399).
@@ -220,11 +221,15 @@ pub struct CaBundle {
     pub certs: Vec<Vec<u8>>,
 }
 
+/// Largest CA file read (Mozilla's whole bundle is some 220 KiB).
+pub const CA_FILE_MAX: u64 = 1024 * 1024;
+
 impl CaBundle {
-    /// Reads every certificate of a PEM file.
+    /// Reads every certificate of a PEM file: a regular file of at most
+    /// [`CA_FILE_MAX`] bytes.
     pub fn read(path: impl Into<PathBuf>) -> Result<Self, String> {
         let path = path.into();
-        let pem = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let pem = super::read_small_file(&path, CA_FILE_MAX)?;
         let mut certs = Vec::new();
         for item in ureq::tls::parse_pem(&pem) {
             match item {
@@ -713,5 +718,28 @@ mod tests {
         assert!(e("http://127.0.0.1/ insecure").starts_with("url:"));
         assert!(e("http://127.0.0.1/ timeout=1").starts_with("timeout:"));
         assert!(e("http://127.0.0.1/ verbose").contains("insecure"));
+    }
+
+    #[test]
+    fn ca_files_are_small_regular_files() {
+        let e = |ca: &std::path::Path| {
+            format!("https://127.0.0.1/ ca={}", ca.display()).parse::<HttpProbe>().unwrap_err().to_string()
+        };
+        assert_eq!(e("/dev/zero".as_ref()), "ca: /dev/zero: not a regular file");
+        let dir = tempfile::tempdir().unwrap();
+        assert!(e(dir.path()).ends_with(": a directory"));
+        // A FIFO with no writer: opening it for reading would block.
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert!(e(&fifo).ends_with("fifo: not a regular file"));
+        let big = dir.path().join("big.pem");
+        std::fs::write(&big, vec![b'#'; CA_FILE_MAX as usize + 1]).unwrap();
+        assert!(e(&big).ends_with(&format!("big.pem: larger than {CA_FILE_MAX} bytes")));
+        // At the limit, the file is read (and found to hold no certificate).
+        std::fs::write(&big, vec![b'#'; CA_FILE_MAX as usize]).unwrap();
+        assert!(e(&big).ends_with("no PEM certificate in it"));
+        let link = dir.path().join("link.pem");
+        std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+        assert!(e(&link).ends_with("link.pem: not a regular file"));
     }
 }

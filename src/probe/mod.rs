@@ -146,6 +146,43 @@ pub fn io_reason(err: &std::io::Error) -> String {
     }
 }
 
+/// Reads a small regular file whole: at most `limit` bytes, else an error,
+/// as is anything but a regular file (a FIFO, a device such as
+/// `/dev/zero`, a directory), so that a mistyped path can neither grow
+/// exaprobe's memory without bound nor block it. The error starts with the
+/// path.
+pub fn read_small_file(path: &std::path::Path, limit: u64) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let shown = path.display();
+    let not_regular = |m: &std::fs::Metadata| {
+        let kind = m.file_type();
+        let what = if kind.is_dir() { "a directory" } else { "not a regular file" };
+        format!("{shown}: {what}")
+    };
+    // Looked at before opening, since opening a FIFO blocks and opening a
+    // device may act; and again after, on what was opened.
+    let meta = std::fs::metadata(path).map_err(|e| format!("{shown}: {e}"))?;
+    if !meta.is_file() {
+        return Err(not_regular(&meta));
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits() | nix::fcntl::OFlag::O_NOCTTY.bits())
+        .open(path)
+        .map_err(|e| format!("{shown}: {e}"))?;
+    let meta = file.metadata().map_err(|e| format!("{shown}: {e}"))?;
+    if !meta.is_file() {
+        return Err(not_regular(&meta));
+    }
+    let mut data = Vec::new();
+    file.take(limit + 1).read_to_end(&mut data).map_err(|e| format!("{shown}: {e}"))?;
+    if data.len() as u64 > limit {
+        return Err(format!("{shown}: larger than {limit} bytes"));
+    }
+    Ok(data)
+}
+
 /// One configured check, validated, ready to run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Check {
