@@ -354,3 +354,30 @@ fn command_checks_run_as_the_configured_user() {
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(text.contains("services[0].run_as.user"), "{text}");
 }
+
+/// SIGUSR1 and SIGUSR2 used to kill exaprobe without a withdraw: they are
+/// ignored now; SIGQUIT withdraws and exits, as SIGTERM does.
+#[test]
+fn sigusr1_is_ignored_and_sigquit_withdraws() {
+    let up = listener();
+    let check = format!("{} ", up.addr);
+    let mut p = Exaprobe::start(&[
+        "--name",
+        "web",
+        "--ip",
+        "198.51.100.1/32",
+        "--rise",
+        "1",
+        "--no-ack",
+        "--tcp",
+        check.trim(),
+    ]);
+    assert!(p.line().starts_with("announce route 198.51.100.1/32"));
+    p.signal(nix::sys::signal::Signal::SIGUSR1);
+    p.signal(nix::sys::signal::Signal::SIGUSR2);
+    p.wait_stderr("SIGUSR2: ignored");
+    assert!(p.child.try_wait().unwrap().is_none(), "SIGUSR1/SIGUSR2 ended exaprobe");
+    p.signal(nix::sys::signal::Signal::SIGQUIT);
+    assert_eq!(p.wait_exit(Duration::from_secs(2)), Some(0));
+    assert_eq!(p.rest(), ["withdraw route 198.51.100.1/32"]);
+}

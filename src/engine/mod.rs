@@ -51,6 +51,7 @@ use self::poller::Poller;
 use self::pool::Pool;
 use crate::exabgp::{AckMode, Incoming, Routed, Writer};
 use crate::model::service::Service;
+use crate::ops::signals::{Meaning, meaning};
 use crate::ops::{control, state};
 use crate::probe::Outcome;
 use crate::probe::command::Children;
@@ -354,7 +355,8 @@ impl<W: Write> Engine<W> {
                 log::info!("stdin closed: ExaBGP is gone; exiting");
                 return Ok(Some(Stop::ExabgpGone));
             }
-            Event::Signal(Signal::SIGHUP) => self.reload(now, &mut fx)?,
+            Event::Signal(sig) if meaning(sig) == Meaning::Reload => self.reload(now, &mut fx)?,
+            Event::Signal(sig) if meaning(sig) == Meaning::Ignore => log::info!("{sig}: ignored"),
             Event::Metrics(reply) => {
                 let _ = reply.send(self.core.render_metrics(now, self.stdin_open, self.mode, self.inbox.dropped()));
             }
@@ -489,7 +491,7 @@ impl<W: Write> Engine<W> {
                 }
                 Ok(Event::StdinClosed) => return Ok(false),
                 // A second SIGTERM or SIGINT cuts a drain short.
-                Ok(Event::Signal(sig)) if sig != Signal::SIGHUP => break,
+                Ok(Event::Signal(sig)) if meaning(sig) == Meaning::Stop => break,
                 Ok(_) | Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }

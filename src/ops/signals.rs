@@ -1,4 +1,5 @@
-//! Signals as events. SIGTERM, SIGINT and SIGHUP are blocked in every thread
+//! Signals as events. SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1 and SIGUSR2
+//! ([`meaning`] says what each asks for) are blocked in every thread
 //! and taken by one thread with `sigwait`, which forwards them on a channel:
 //! no async-signal-safety concerns, no `unsafe`, no self-pipe.
 //!
@@ -23,7 +24,32 @@ fn handled() -> SigSet {
     set.add(Signal::SIGTERM);
     set.add(Signal::SIGINT);
     set.add(Signal::SIGHUP);
+    // Their default action would kill exaprobe without a withdraw: SIGQUIT
+    // is taken as SIGTERM, SIGUSR1 and SIGUSR2 are logged and ignored.
+    set.add(Signal::SIGQUIT);
+    set.add(Signal::SIGUSR1);
+    set.add(Signal::SIGUSR2);
     set
+}
+
+/// What a handled signal asks of a running exaprobe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Meaning {
+    /// Withdraw and exit (SIGTERM, SIGINT, SIGQUIT).
+    Stop,
+    /// Reload the config (SIGHUP).
+    Reload,
+    /// Nothing: logged (SIGUSR1, SIGUSR2).
+    Ignore,
+}
+
+/// What `sig` means.
+pub fn meaning(sig: Signal) -> Meaning {
+    match sig {
+        Signal::SIGHUP => Meaning::Reload,
+        Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT => Meaning::Stop,
+        _ => Meaning::Ignore,
+    }
 }
 
 /// Who gets the signals: `None` during startup.
@@ -38,8 +64,8 @@ pub fn block() -> nix::Result<()> {
     handled().thread_block()
 }
 
-/// Starts the startup phase: from now until [`spawn`], SIGTERM and SIGINT
-/// end the process at once and SIGHUP is ignored.
+/// Starts the startup phase: from now until [`spawn`], SIGTERM, SIGINT and
+/// SIGQUIT end the process at once and the others are ignored.
 pub fn startup() -> std::io::Result<()> {
     ensure_thread()
 }
@@ -76,8 +102,8 @@ fn dispatch(sig: Signal) {
     let handler = HANDLER.lock().unwrap_or_else(PoisonError::into_inner);
     match &*handler {
         Some(on_signal) => on_signal(sig),
-        None if sig == Signal::SIGHUP => {}
-        None => die(sig),
+        None if meaning(sig) == Meaning::Stop => die(sig),
+        None => {}
     }
 }
 
@@ -89,4 +115,17 @@ fn die(sig: Signal) -> ! {
     let _ = set.thread_unblock();
     let _ = nix::sys::signal::raise(sig);
     std::process::exit(128 + sig as i32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_each_signal_means() {
+        assert_eq!(meaning(Signal::SIGTERM), Meaning::Stop);
+        assert_eq!(meaning(Signal::SIGQUIT), Meaning::Stop);
+        assert_eq!(meaning(Signal::SIGHUP), Meaning::Reload);
+        assert_eq!(meaning(Signal::SIGUSR1), Meaning::Ignore);
+    }
 }

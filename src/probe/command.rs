@@ -284,18 +284,22 @@ impl Children {
     /// [`init_supervision`] has run, everything the checks left behind,
     /// waiting (at most [`KILL_ALL_WAIT`]) until all of it is gone.
     pub fn kill_all(&self) {
-        {
+        let kill = || {
             let reg = registry();
             for &pid in self.set().iter() {
                 kill_leader(&reg, pid);
             }
-        }
+        };
+        kill();
         if SUPERVISOR.get().is_none() {
             return;
         }
         let until = Instant::now() + KILL_ALL_WAIT;
         let mut delay = Duration::from_millis(1);
         loop {
+            // Again each time: a check whose spawn was under way at the first
+            // kill registers only afterwards.
+            kill();
             let s = sweep();
             if !s.busy() && self.is_empty() {
                 return;
