@@ -3,7 +3,7 @@
 examples and from replies as real servers send them (hand-assembled here:
 the DNS messages follow what BIND/Unbound answer, the NTP ones what chrony
 answers). Run from the repository root: python3 fuzz/seeds/make.py"""
-import glob, os, re, struct
+import glob, json, os, re, struct
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CORPUS = os.path.join(ROOT, "fuzz", "corpus")
@@ -116,3 +116,48 @@ put("metrics_request", "head-lf", "HEAD /metrics?x=1 HTTP/1.0\n\n")
 put("metrics_request", "post", "POST /metrics HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}")
 put("metrics_request", "other", "GET / HTTP/1.1\r\n\r\n")
 put("metrics_request", "bad", "GET /metrics HTTP/2.0\r\n folded: x\r\n\r\n")
+
+# ---- dictionaries (fuzz/dict/<target>.dict): the keywords of the config and flags inputs
+DICT = os.path.join(ROOT, "fuzz", "dict")
+os.makedirs(DICT, exist_ok=True)
+
+
+def dict_entry(s):
+    return '"' + "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "\\x%02x" % ord(c) if ord(c) < 256 else c for c in s) + '"'
+
+
+keys = set()
+
+
+def walk(v):
+    if isinstance(v, dict):
+        for k, x in v.items():
+            keys.add(k)
+            walk(x)
+    elif isinstance(v, list):
+        for x in v:
+            walk(x)
+
+
+for p in glob.glob(os.path.join(ROOT, "examples", "*.json")) + [os.path.join(ROOT, "etc", "exaprobe.json")]:
+    walk(json.load(open(p)))
+src = open(os.path.join(ROOT, "src", "model", "config.rs")).read()
+keys |= set(re.findall(r'rename = "([a-z_]+)"', src))
+keys |= set(re.findall(r"^\s+(?:pub )?([a-z_][a-z0-9_]*): (?:Option<|Vec<|bool|u32|String|&)", src, re.M))
+values = ["tcp", "http", "dns", "ntp", "command", "file", "withdraw", "degrade", "down", "self", "all", "any"]
+with open(os.path.join(DICT, "config.dict"), "w") as f:
+    f.write("# JSON keys and values of the config (fuzz/seeds/make.py, from examples/ and src/model/config.rs)\n")
+    for k in sorted(keys) + values:
+        f.write(dict_entry(json.dumps(k)) + "\n")
+    for t in ["{", "}", "[", "]", ":", ",", '"198.51.100.1/32"', '"2001:db8::1/128"', '"127.0.0.1:53"', '"2s"', '"65000:1"']:
+        f.write(dict_entry(t) + "\n")
+flags = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]+", README))
+cli = open(os.path.join(ROOT, "src", "cli", "mod.rs")).read()
+for long, field in re.findall(r'long(?: = "([a-z0-9-]+)")?[^\n]*\n(?:\s*///[^\n]*\n)*\s*pub ([a-z_0-9]+):', cli):
+    flags.add("--" + (long or field.replace("_", "-")))
+flags |= {"-" + c for c in re.findall(r"short = '(.)'", cli)}
+with open(os.path.join(DICT, "flags.dict"), "w") as f:
+    f.write("# Flags (fuzz/seeds/make.py, from README.md and src/cli/mod.rs); arguments are NUL-separated\n")
+    for t in sorted(flags) + ["\0", "\0\0\0", "198.51.100.1/32", "2001:db8::1/128", "127.0.0.1:53", "self", "timeout=",
+                              "on-fail=degrade", "answer=", "65000:1", "status", "drain", "check"]:
+        f.write(dict_entry(t) + "\n")
