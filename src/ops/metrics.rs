@@ -626,6 +626,23 @@ fn read_head(stream: &mut TcpStream, limits: Limits) -> io::Result<Option<Vec<u8
     }
 }
 
+/// The request decoder's entry point (public for the fuzz targets): the
+/// status the listener answers when a client sends `received` at once and
+/// closes: 200 for `GET`/`HEAD` of `/metrics`, else 404, 405 or 400 (a head
+/// that is malformed, longer than the limit, or never ends).
+pub fn status_for(received: &[u8]) -> u16 {
+    let head = match head_end(received) {
+        Some(end) if end <= LIMITS.max_head => &received[..end],
+        _ => return 400,
+    };
+    match parse_request(head) {
+        Route::Metrics { .. } => 200,
+        Route::NotFound => 404,
+        Route::MethodNotAllowed => 405,
+        Route::Malformed => 400,
+    }
+}
+
 /// Where the head ends (after the blank line), tolerating bare LF line ends.
 fn head_end(b: &[u8]) -> Option<usize> {
     (0..b.len()).find_map(|i| {

@@ -402,22 +402,41 @@ impl DnsProbe {
             Ok(m) => m,
             Err(outcome) => return outcome,
         };
-        let rcode = reply.header().rcode();
-        if rcode != self.rcode {
-            return Outcome::down(format!("dns-rcode {rcode}")).with_detail(summary(&reply));
-        }
-        if let Some(expected) = &self.answer {
-            match self.has_answer(&reply, expected) {
-                Ok(true) => {}
-                Ok(false) => return Outcome::down("dns-answer-missing").with_detail(summary(&reply)),
-                Err(outcome) => return outcome,
-            }
-        }
-        let healthy = Outcome::healthy(format!("dns-rcode {rcode}")).with_detail(summary(&reply));
+        let healthy = match self.judge(&reply) {
+            Ok(healthy) => healthy,
+            Err(outcome) => return outcome,
+        };
         match &self.soa_lag {
             None => healthy,
             Some(soa) => self.check_soa_lag(soa, deadline).unwrap_or(healthy),
         }
+    }
+
+    /// The reply decoder's entry point (public for the fuzz targets): parses
+    /// `bytes` as the reply to this probe's query sent with ID `id`, and
+    /// judges it as [`DnsProbe::run`] does, without the SOA lag check (which
+    /// asks more servers).
+    pub fn check_reply(&self, id: u16, bytes: Vec<u8>) -> Outcome {
+        let judged = self.build_query(&self.name, self.rtype).and_then(|mut query| {
+            query.header_mut().set_id(id);
+            self.judge(&matching_reply(bytes, &query)?)
+        });
+        judged.unwrap_or_else(|outcome| outcome)
+    }
+
+    /// Judges a matching reply on its rcode and expected answer: the healthy
+    /// outcome, or the one that ends the probe.
+    fn judge(&self, reply: &Message<Vec<u8>>) -> Result<Outcome, Outcome> {
+        let rcode = reply.header().rcode();
+        if rcode != self.rcode {
+            return Err(Outcome::down(format!("dns-rcode {rcode}")).with_detail(summary(reply)));
+        }
+        if let Some(expected) = &self.answer
+            && !self.has_answer(reply, expected)?
+        {
+            return Err(Outcome::down("dns-answer-missing").with_detail(summary(reply)));
+        }
+        Ok(Outcome::healthy(format!("dns-rcode {rcode}")).with_detail(summary(reply)))
     }
 
     /// True if `reply` holds the expected answer among its records of the
