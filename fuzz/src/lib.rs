@@ -7,24 +7,22 @@
 //! it does not panic: totality, that every error says where, and that whatever
 //! a validated value renders for ExaBGP is one line per command.
 
-use std::cell::RefCell;
 use std::ffi::OsString;
 use std::io::{BufReader, Write};
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
-use std::rc::Rc;
-use std::sync::OnceLock;
-use std::time::Instant;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 // ---- every exaprobe path called by the targets ------------------------------
 use exaprobe::cli::{Args, expand_config};
 use exaprobe::core::fsm::Advert;
 use exaprobe::engine::core::{Core, Effects};
 use exaprobe::exabgp::encoder::{lines, withdraw_all};
-use exaprobe::exabgp::{AckMode, Incoming, Writer, parse_line, read_lines};
+use exaprobe::exabgp::{AckMode, Incoming, Stamped, Writer, parse_line, read_lines};
 use exaprobe::model::config::load;
 use exaprobe::model::service::Service;
-use exaprobe::ops::control::{Request, error as control_error};
+use exaprobe::ops::control::{Reply as ControlReply, Request};
 use exaprobe::ops::metrics::status_for;
 use exaprobe::probe::dns::DnsProbe;
 use exaprobe::probe::ntp::{NtpProbe, Reply};
@@ -178,10 +176,10 @@ pub fn stdin(data: &[u8]) {
     assert_eq!(seen.last(), Some(&None), "the end is reported last");
     for (i, l) in seen.iter().enumerate() {
         assert_eq!(l.is_none(), i == expected, "None only at the end");
-        if let Some(Incoming::Neighbor(s) | Incoming::Other(s)) = l {
+        if let Some(Stamped { incoming: incoming @ (Incoming::Neighbor(s) | Incoming::Other(s)), .. }) = l {
             assert!(!s.contains('\n'), "a line with a newline: {s:?}");
             assert_eq!(s.trim(), s, "kept untrimmed: {s:?}");
-            assert_eq!(&parse_line(s), l.as_ref().unwrap(), "reparsing changed the class");
+            assert_eq!(&parse_line(s), incoming, "reparsing changed the class");
         }
     }
 }
@@ -270,11 +268,11 @@ pub fn ntp_reply(data: &[u8]) {
 
 /// A writer whose bytes the target can still read after the core took it.
 #[derive(Clone, Default)]
-struct Shared(Rc<RefCell<Vec<u8>>>);
+struct Shared(Arc<Mutex<Vec<u8>>>);
 
 impl Write for Shared {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.borrow_mut().extend_from_slice(buf);
+        self.0.lock().unwrap().extend_from_slice(buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -300,24 +298,27 @@ pub fn control(data: &[u8]) {
     let services = SERVICES.get_or_init(|| load(CONTROL_CONFIG).expect("a valid config").services);
     let out = Shared::default();
     let now = Instant::now();
-    let mut core = Core::new(Writer::new(out.clone(), AckMode::NoWait), services.clone(), now);
+    let writer = Writer::new(out.clone(), AckMode::NoWait).expect("the writer's sink thread");
+    let mut core = Core::new(writer, services.clone(), now);
     // The server reads lines of valid UTF-8 (read_line stops at the rest).
     for line in data.split(|&b| b == b'\n') {
         let Ok(line) = std::str::from_utf8(line) else { break };
         let reply = match serde_json::from_str::<Request>(line) {
-            Err(e) => control_error(format!("bad request: {e}")),
+            Err(e) => ControlReply::error(format!("bad request: {e}")),
             Ok(request) => {
                 let mut fx = Effects::default();
                 core.control(request, now, 1_700_000_000.0, &mut fx).expect("control on an in-memory writer")
             }
         };
+        let reply = serde_json::to_value(&reply).expect("a reply is JSON");
         assert!(reply["ok"].is_boolean(), "reply without ok: {reply}");
         if reply["ok"] == false {
             assert!(reply["error"].is_string(), "failed reply without error: {reply}");
         }
         one_line("reply", &reply.to_string());
     }
-    let written = out.0.borrow();
+    assert!(core.writer().flush(Instant::now() + Duration::from_secs(5)), "the writer's sink is stuck");
+    let written = out.0.lock().unwrap();
     let written = std::str::from_utf8(&written).expect("ExaBGP lines are UTF-8");
     for l in written.lines() {
         one_line("command", l);
