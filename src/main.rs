@@ -1,5 +1,5 @@
 //! The exaprobe binary: everything lives in the library; see [`exaprobe::app::main`].
 
 fn main() -> std::process::ExitCode {
-    exaprobe::app::main()
+    exaprobe::app::main().into()
 }

@@ -7,8 +7,8 @@
 //! stderr, and idles until ExaBGP closes stdin or sends SIGTERM, repeating
 //! the error every minute so the operator finds it in the log.
 
+use crate::util::exit::Exit;
 use std::path::Path;
-use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -35,17 +35,17 @@ fn under_exabgp() -> bool {
 }
 
 /// The program: parse, validate, run. Returns the process exit code.
-pub fn main() -> ExitCode {
+pub fn main() -> Exit {
     // Before any thread exists, so that every thread inherits the mask.
     if let Err(e) = crate::ops::signals::block() {
         eprintln!("exaprobe: cannot block signals: {e}");
-        return ExitCode::from(1);
+        return Exit::Failure;
     }
     // Until the engine takes the signals, SIGTERM and SIGINT end exaprobe at
     // once: reading a config on a hung mount must not make it unkillable.
     if let Err(e) = crate::ops::signals::startup() {
         eprintln!("exaprobe: cannot wait for signals: {e}");
-        return ExitCode::from(1);
+        return Exit::Failure;
     }
     let exabgp = under_exabgp();
     let argv = match expand_config(std::env::args_os().collect()) {
@@ -61,7 +61,7 @@ pub fn main() -> ExitCode {
             return match err.kind() {
                 ErrorKind::DisplayHelp | ErrorKind::DisplayVersion if !exabgp => {
                     let _ = err.print();
-                    ExitCode::SUCCESS
+                    Exit::Success
                 }
                 _ => fatal("exaprobe", &[text.trim_end().to_string()], exabgp),
             };
@@ -127,10 +127,10 @@ pub fn main() -> ExitCode {
         Err(e) => return fatal(&name, &[format!("{e:#}")], exabgp),
     };
     match engine.run() {
-        Ok(Stop::ExabgpGone | Stop::Signalled) => ExitCode::SUCCESS,
+        Ok(Stop::ExabgpGone | Stop::Signalled) => Exit::Success,
         Err(e) => {
             log::error!("{e:#}");
-            ExitCode::from(1)
+            Exit::Failure
         }
     }
 }
@@ -233,7 +233,7 @@ fn config_mode(
 }
 
 /// `exaprobe check`: validate, lint, report.
-fn check(path: &Path, vrps: Option<&Path>, origin_as: Option<&str>) -> ExitCode {
+fn check(path: &Path, vrps: Option<&Path>, origin_as: Option<&str>) -> Exit {
     let config = match crate::model::config::load_file(path) {
         Ok(c) => c,
         Err(errors) => {
@@ -241,31 +241,31 @@ fn check(path: &Path, vrps: Option<&Path>, origin_as: Option<&str>) -> ExitCode 
                 eprintln!("{}: error: {e}", path.display());
             }
             eprintln!("{}: {} error(s); the config is not valid", path.display(), errors.len());
-            return ExitCode::from(2);
+            return Exit::Invalid;
         }
     };
     let vrps = match vrps.map(crate::lint::load_vrps).transpose() {
         Ok(v) => v,
         Err(e) => {
             eprintln!("--vrps: {e}");
-            return ExitCode::from(2);
+            return Exit::Invalid;
         }
     };
     let origin = match origin_as.map(crate::model::config::parse_asn).transpose() {
         Ok(o) => o,
         Err(e) => {
             eprintln!("--origin-as: {e}");
-            return ExitCode::from(2);
+            return Exit::Invalid;
         }
     };
     let report = crate::lint::report(&config, vrps.as_ref(), origin);
     let mut out = std::io::stdout().lock();
     let _ = std::io::Write::write_all(&mut out, report.text.as_bytes());
-    if report.errors > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS }
+    if report.errors > 0 { Exit::Invalid } else { Exit::Success }
 }
 
 /// Runs a control-socket subcommand.
-fn client(sub: &Sub) -> ExitCode {
+fn client(sub: &Sub) -> Exit {
     use crate::ops::control::Request;
     let (socket, request, json) = match sub {
         Sub::Status { json, socket } => (socket, Request::Status {}, *json),
@@ -277,14 +277,14 @@ fn client(sub: &Sub) -> ExitCode {
             (socket, Request::Undrain { service: service.clone(), all: *all }, false)
         }
         Sub::Recheck { service, socket } => (socket, Request::Recheck { service: service.clone() }, false),
-        Sub::Check { .. } | Sub::Generate { .. } => return ExitCode::from(2),
+        Sub::Check { .. } | Sub::Generate { .. } => return Exit::Invalid,
     };
     crate::ops::control::client::command(socket, &request, json)
 }
 
 /// Reports a fatal startup error: exit 2 when run by hand; under ExaBGP,
 /// idle (see the module docs).
-fn fatal(name: &str, errors: &[String], exabgp: bool) -> ExitCode {
+fn fatal(name: &str, errors: &[String], exabgp: bool) -> Exit {
     let report = || {
         for e in errors {
             for line in e.lines() {
@@ -294,7 +294,7 @@ fn fatal(name: &str, errors: &[String], exabgp: bool) -> ExitCode {
     };
     report();
     if !exabgp {
-        return ExitCode::from(2);
+        return Exit::Invalid;
     }
     eprintln!(
         "exaprobe[{name}]: not exiting, so that ExaBGP does not respawn exaprobe until it shuts itself down; \
@@ -315,10 +315,10 @@ fn fatal(name: &str, errors: &[String], exabgp: bool) -> ExitCode {
         });
     });
     if started.is_err() || stdin.is_err() {
-        return ExitCode::from(2);
+        return Exit::Invalid;
     }
     while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(IDLE_REPEAT) {
         report();
     }
-    ExitCode::from(2)
+    Exit::Invalid
 }

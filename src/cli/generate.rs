@@ -2,8 +2,8 @@
 //! the same clap definition as `--help`, so they never drift from it.
 //! Reached through the hidden `exaprobe generate man|bash|zsh|fish`.
 
+use crate::util::exit::Exit;
 use std::io::Write;
-use std::process::ExitCode;
 
 use clap::CommandFactory;
 
@@ -23,7 +23,7 @@ pub enum Artefact {
 }
 
 /// Prints `what` on stdout.
-pub fn print(what: Artefact) -> ExitCode {
+pub fn print(what: Artefact) -> Exit {
     let mut cmd = Args::command();
     let mut out = std::io::stdout().lock();
     let result = match what {
@@ -42,10 +42,10 @@ pub fn print(what: Artefact) -> ExitCode {
         }
     };
     match result.and_then(|()| out.flush()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => Exit::Success,
         Err(e) => {
             eprintln!("exaprobe: generate: {e}");
-            ExitCode::from(1)
+            Exit::Failure
         }
     }
 }

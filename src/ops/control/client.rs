@@ -1,10 +1,10 @@
 //! The client side of the control socket: one request, one reply, for
 //! `exaprobe status|drain|undrain|recheck` and for tests.
 
+use crate::util::exit::Exit;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -44,20 +44,20 @@ pub fn call(socket: &Path, request: &Request) -> anyhow::Result<Reply> {
 /// Runs a subcommand: sends `request`, prints the status for a human (or
 /// the reply line with `json`, and for every other command), errors on
 /// stderr. Exit code 0 on success, 1 on any failure.
-pub fn command(socket: &Path, request: &Request, json: bool) -> ExitCode {
+pub fn command(socket: &Path, request: &Request, json: bool) -> Exit {
     let parsed = call_line(socket, request)
         .and_then(|line| Ok((serde_json::from_str::<Reply>(&line).context("exaprobe's reply is not a reply")?, line)));
     let (reply, line) = match parsed {
         Ok(r) => r,
         Err(e) => {
             eprintln!("exaprobe: {e:#}");
-            return ExitCode::from(1);
+            return Exit::Failure;
         }
     };
     let text = match reply {
         Reply::Error(e) => {
             eprintln!("exaprobe: {e}");
-            return ExitCode::from(1);
+            return Exit::Failure;
         }
         Reply::Status(status) if !json => super::render::render_status(&status),
         // The line as the daemon sent it: keys this client does not know survive.
@@ -65,5 +65,5 @@ pub fn command(socket: &Path, request: &Request, json: bool) -> ExitCode {
     };
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
-    ExitCode::SUCCESS
+    Exit::Success
 }
