@@ -1117,7 +1117,12 @@ fn config_files_that_are_not_regular_are_refused_at_once() {
 fn a_json_config_is_known_by_its_content() {
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("exaprobe.conf");
-    let service = r#"{"services": [{"name": "a", "prefixes": ["198.51.100.1/32"], "checks": [{"type": "command", "shell": "true"}]}]}"#;
+    // Its own control socket: the default one (and its state file under
+    // /var/lib/exaprobe) belongs to the host, not to a test.
+    let service = format!(
+        r#"{{"control": {{"socket": "{}"}}, "services": [{{"name": "a", "prefixes": ["198.51.100.1/32"], "checks": [{{"type": "command", "shell": "true"}}]}}]}}"#,
+        dir.path().join("ctl.sock").display()
+    );
     // With a byte order mark: JSON all the same, run as a config.
     std::fs::write(&conf, format!("\u{feff}{service}")).unwrap();
     let mut p = Probe::start(&["--dry-run", "-F", conf.to_str().unwrap()]);
