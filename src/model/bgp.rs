@@ -191,7 +191,7 @@ impl FromStr for Community {
             let v: u16 = digits(v).ok_or_else(bad)?;
             return Ok(Community(u32::from(a) << 16 | u32::from(v)));
         }
-        let n = hex(s, 8).or_else(|| digits(s)).ok_or_else(bad)?;
+        let n = hex(s, 32).or_else(|| digits(s)).ok_or_else(bad)?;
         u32::try_from(n).map(Community).map_err(|_| bad())
     }
 }
@@ -530,7 +530,12 @@ impl FromStr for AsPath {
                  one, so exaprobe takes an AS_SEQUENCE only"
             ));
         }
-        let inner = s.trim().strip_prefix('[').map_or(s.trim(), |r| r.strip_suffix(']').unwrap_or(r));
+        let t = s.trim();
+        let inner = match (t.strip_prefix('['), t.ends_with(']')) {
+            (Some(r), true) => &r[..r.len() - 1],
+            (None, false) => t,
+            _ => return Err(format!("as-path {s:?} has an unmatched bracket")),
+        };
         inner
             .split(|c: char| c.is_ascii_whitespace() || c == ',')
             .filter(|t| !t.is_empty())
@@ -672,6 +677,7 @@ mod tests {
             ("no-export-subconfed", "no-export-subconfed"),
             ("0xFDE80064", "65000:100"),
             ("0x1", "0:1"),
+            ("0x0000000001", "0:1"),
             ("4259840100", "65000:100"),
             ("4294967041", "no-export"),
             ("0", "0:0"),
@@ -761,7 +767,7 @@ mod tests {
         let e = "[ 65001 ( 65002 65003 ) ]".parse::<AsPath>().unwrap_err();
         assert!(e.contains("AS_SET"), "{e}");
         assert!("[ 65001 ] ( 65002 )".parse::<AsPath>().is_err());
-        for bad in ["1.65536", "1.2.3", "4294967296", "+1", "[ 1 ] [ 2 ]"] {
+        for bad in ["1.65536", "1.2.3", "4294967296", "+1", "[ 1 ] [ 2 ]", "[ 1", "1 ]", "[]"] {
             assert!(bad.parse::<AsPath>().is_err(), "{bad}");
         }
     }
