@@ -1415,19 +1415,35 @@ fn https_certificate_chains() {
         .insecure(),
         TlsCase::new("insecure, unknown CA", Arc::clone(&chain), "http-status 200", ok).insecure(),
     ];
-    // webpki does not check a trust anchor's validity period; OpenSSL
-    // does.
-    let mut old_root = cert_params(&[], "exaprobe expired root", true);
-    old_root.not_before = rcgen::date_time_ymd(2020, 1, 1);
-    old_root.not_after = rcgen::date_time_ymd(2021, 1, 1);
-    let old_root = rcgen::CertifiedIssuer::self_signed(old_root, rcgen::KeyPair::generate().unwrap()).unwrap();
-    let old_root_ca = pem_file(dir.path(), "old-root.pem", &[&old_root.pem()]);
+    // A chain ending at an expired CA of ca= is refused, as OpenSSL does
+    // (webpki alone would not look at an anchor's dates), unless the same
+    // CA renewed (same name and key) is in ca= too.
+    let old_key = rcgen::KeyPair::generate().unwrap();
+    let mut old_params = cert_params(&[], "exaprobe expired root", true);
+    old_params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    old_params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let old_root_cert = old_params.self_signed(&old_key).unwrap();
+    let renewed = cert_params(&[], "exaprobe expired root", true).self_signed(&old_key).unwrap();
+    let old_root = rcgen::Issuer::new(old_params, old_key);
+    let old_root_ca = pem_file(dir.path(), "old-root.pem", &[&old_root_cert.pem()]);
+    let renewed_ca = pem_file(dir.path(), "renewed.pem", &[&old_root_cert.pem(), &renewed.pem()]);
     let under_old = signed(cert_params(NAMES, "www.example.test", false), &old_root);
-    let mut expired_anchor =
-        TlsCase::new("an expired CA in ca=", serving(&[&under_old], &under_old), "http-status 200", ok)
-            .ca(&old_root_ca);
-    expired_anchor.curl_differs = true;
-    cases.push(expired_anchor);
+    cases.push(
+        TlsCase::new(
+            "an expired CA in ca=",
+            serving(&[&under_old], &under_old),
+            "tls-expired",
+            &format!(
+                "the CA certificate \"exaprobe expired root\" of ca={} expired at 2021-01-01T00:00:00Z; it is now 20",
+                old_root_ca.display()
+            ),
+        )
+        .ca(&old_root_ca),
+    );
+    cases.push(
+        TlsCase::new("an expired CA and its renewal", serving(&[&under_old], &under_old), "http-status 200", ok)
+            .ca(&renewed_ca),
+    );
     // OpenSSL takes a CA:TRUE certificate issued by a trusted CA as a
     // server's; webpki does not, and the probe trusts one only when it is
     // itself in ca=.

@@ -21,12 +21,14 @@
 //! algorithms, with `insecure` too (which skips the certificate check
 //! only).
 //!
+//! webpki does not check a trust anchor's validity period; OpenSSL does,
+//! so a chain that ends at an expired (or not yet valid) `ca=` certificate
+//! is refused, unless another path through a valid one exists.
+//!
 //! What curl accepts and the probe still refuses: a CA certificate
 //! (CA:TRUE) as the server's when it is not itself in `ca=` but issued by
 //! one of it (webpki refuses a CA as an end entity, and checking such a
-//! chain by hand would be a second path validator); an expired CA in
-//! `ca=` is the other way round (webpki does not check an anchor's
-//! validity, OpenSSL does).
+//! chain by hand would be a second path validator).
 //!
 //! Failures are worded for an operator, with a short stable reason:
 //!
@@ -82,8 +84,43 @@ impl StdError for Refusal {}
 enum Anchors {
     /// Mozilla's roots.
     Mozilla,
-    /// The certificates of a `ca=` file (DER), named by its path.
-    File { path: String, certs: Vec<CertificateDer<'static>> },
+    /// The certificates of a `ca=` file (DER), named by its path, and the
+    /// validity periods of those webpki takes as anchors.
+    File { path: String, certs: Vec<CertificateDer<'static>>, dates: Vec<AnchorDates> },
+}
+
+/// A `ca=` certificate's anchor (subject and key) and validity period.
+#[derive(Debug)]
+struct AnchorDates {
+    subject: Vec<u8>,
+    spki: Vec<u8>,
+    /// Seconds since the epoch.
+    not_before: i64,
+    not_after: i64,
+    /// `"NAME"` from the common name, for messages.
+    name: String,
+}
+
+impl AnchorDates {
+    fn of(der: &CertificateDer<'_>) -> Option<Self> {
+        let anchor = webpki::anchor_from_trusted_cert(der).ok()?;
+        let (not_before, not_after) = validity(der.as_ref())?;
+        let name = match common_names(der.as_ref()).first() {
+            Some(cn) => format!("{cn:?}"),
+            None => "(with no common name)".to_string(),
+        };
+        Some(AnchorDates {
+            subject: anchor.subject.as_ref().to_vec(),
+            spki: anchor.subject_public_key_info.as_ref().to_vec(),
+            not_before,
+            not_after,
+            name,
+        })
+    }
+
+    fn valid_at(&self, now: i64) -> bool {
+        self.not_before <= now && now <= self.not_after
+    }
 }
 
 impl Anchors {
@@ -127,10 +164,12 @@ impl Verifier {
         let anchors = match tls {
             Tls::Insecure => return Verifier { trust: None, algorithms },
             Tls::Verify(None) => Anchors::Mozilla,
-            Tls::Verify(Some(ca)) => Anchors::File {
-                path: ca.path.display().to_string(),
-                certs: ca.certs.iter().map(|der| CertificateDer::from(der.clone())).collect(),
-            },
+            Tls::Verify(Some(ca)) => {
+                let certs: Vec<CertificateDer<'static>> =
+                    ca.certs.iter().map(|der| CertificateDer::from(der.clone())).collect();
+                let dates = certs.iter().filter_map(AnchorDates::of).collect();
+                Anchors::File { path: ca.path.display().to_string(), certs, dates }
+            }
         };
         let mut roots = RootCertStore::empty();
         match &anchors {
@@ -142,6 +181,65 @@ impl Verifier {
             }
         }
         Verifier { trust: Some((roots, anchors)), algorithms }
+    }
+
+    /// webpki does not look at a trust anchor's validity period; OpenSSL
+    /// does, and refuses a chain ending at an expired CA of the CA file.
+    /// So, when a `ca=` certificate is out of its validity period, the
+    /// chain is built again (by webpki, which tries every path) refusing
+    /// the paths that end at it.
+    fn anchor_in_its_time(
+        &self,
+        roots: &RootCertStore,
+        anchors: &Anchors,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<(), rustls::Error> {
+        let Anchors::File { path, dates, .. } = anchors else { return Ok(()) };
+        let now_secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+        if dates.iter().all(|d| d.valid_at(now_secs)) {
+            return Ok(());
+        }
+        let Ok(ee) = webpki::EndEntityCert::try_from(end_entity) else { return Ok(()) };
+        let refused = std::cell::Cell::new(None);
+        let in_its_time = |p: &webpki::VerifiedPath<'_>| {
+            let anchor = p.anchor();
+            let mut matching = dates
+                .iter()
+                .filter(|d| d.subject == anchor.subject.as_ref() && d.spki == anchor.subject_public_key_info.as_ref());
+            let first = matching.clone().next();
+            match first {
+                Some(d) if !matching.any(|d| d.valid_at(now_secs)) => {
+                    refused.set(Some(d));
+                    Err(webpki::Error::InvalidCertValidity)
+                }
+                _ => Ok(()),
+            }
+        };
+        let verified = ee.verify_for_usage(
+            self.algorithms.all,
+            &roots.roots,
+            intermediates,
+            now,
+            webpki::KeyUsage::server_auth(),
+            None,
+            Some(&in_its_time),
+        );
+        match (verified, refused.get()) {
+            (Err(_), Some(d)) => {
+                let (reason, when) = if now_secs < d.not_before {
+                    ("tls-not-yet-valid", format!("is valid from {} only", stamp_secs(d.not_before)))
+                } else {
+                    ("tls-expired", format!("expired at {}", stamp_secs(d.not_after)))
+                };
+                Err(refusal(
+                    reason,
+                    format!("the CA certificate {} of ca={path} {when}; it is now {}", d.name, stamp_secs(now_secs)),
+                ))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Words a certificate error of webpki's for an operator.
@@ -217,7 +315,7 @@ impl ServerCertVerifier for Verifier {
         let cert = ParsedCertificate::try_from(end_entity).map_err(refuse)?;
         // The order of WebPkiServerVerifier: the chain, then the name.
         match verify_server_cert_signed_by_trust_anchor(&cert, roots, intermediates, now, self.algorithms.all) {
-            Ok(()) => {}
+            Ok(()) => self.anchor_in_its_time(roots, anchors, end_entity, intermediates, now)?,
             // One of ca= as it is: webpki checked its validity period
             // before its basic constraints and before looking for an
             // issuer, so only these two errors let it through here.
@@ -331,6 +429,59 @@ fn presented_name(p: &str) -> String {
 
 fn stamp(t: &UnixTime) -> humantime::Rfc3339Timestamp {
     humantime::format_rfc3339_seconds(SystemTime::UNIX_EPOCH + Duration::from_secs(t.as_secs()))
+}
+
+/// Seconds since the epoch in RFC 3339 (before 1970 as the epoch: never a
+/// CA's dates that matter).
+fn stamp_secs(secs: i64) -> humantime::Rfc3339Timestamp {
+    humantime::format_rfc3339_seconds(SystemTime::UNIX_EPOCH + Duration::from_secs(secs.max(0).unsigned_abs()))
+}
+
+/// A certificate's validity period, in seconds since the epoch.
+fn validity(der: &[u8]) -> Option<(i64, i64)> {
+    let (_, cert, _) = tlv(der)?;
+    let (_, tbs, _) = tlv(cert)?;
+    let (tag, _, rest) = tlv(tbs)?;
+    let rest = if tag == 0xa0 { tlv(rest)?.2 } else { rest };
+    let (_, _, rest) = tlv(rest)?; // signature algorithm
+    let (_, _, rest) = tlv(rest)?; // issuer
+    let (_, validity, _) = tlv(rest)?;
+    let (tag, not_before, rest) = tlv(validity)?;
+    let not_before = der_time(tag, not_before)?;
+    let (tag, not_after, _) = tlv(rest)?;
+    Some((not_before, der_time(tag, not_after)?))
+}
+
+/// UTCTime (`YYMMDDHHMMSSZ`, years 1950–2049) or GeneralizedTime
+/// (`YYYYMMDDHHMMSSZ`), as RFC 5280 has them, in seconds since the epoch.
+fn der_time(tag: u8, text: &[u8]) -> Option<i64> {
+    let digits = text.strip_suffix(b"Z")?;
+    if !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let num = |s: &[u8]| s.iter().fold(0i64, |acc, &d| acc * 10 + i64::from(d - b'0'));
+    let (year, rest) = match (tag, digits.len()) {
+        (0x17, 12) => {
+            let yy = num(&digits[..2]);
+            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, &digits[2..])
+        }
+        (0x18, 14) => (num(&digits[..4]), &digits[4..]),
+        _ => return None,
+    };
+    let (month, day) = (num(&rest[0..2]), num(&rest[2..4]));
+    let (hour, minute, second) = (num(&rest[4..6]), num(&rest[6..8]), num(&rest[8..10]));
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hour * 3600 + minute * 60 + second)
 }
 
 /// curl (OpenSSL's `X509_check_host`) takes the subject's common name for
@@ -566,6 +717,21 @@ mod tests {
         for n in 0..64 {
             assert!(!self_issued(&vec![0x30; n]));
         }
+    }
+
+    #[test]
+    fn der_times() {
+        assert_eq!(der_time(0x17, b"700101000000Z"), Some(0));
+        assert_eq!(der_time(0x17, b"210101000000Z"), Some(1_609_459_200));
+        assert_eq!(der_time(0x18, b"20210101000000Z"), Some(1_609_459_200));
+        assert_eq!(der_time(0x18, b"20240229235959Z"), Some(1_709_251_199));
+        assert_eq!(der_time(0x18, b"99991231235959Z"), Some(253_402_300_799));
+        assert_eq!(der_time(0x17, b"491231235959Z"), Some(2_524_607_999));
+        assert_eq!(der_time(0x17, b"500101000000Z"), Some(-631_152_000));
+        for bad in [&b"2101010000Z"[..], b"210101000000", b"211301000000Z", b"21010100000aZ", b""] {
+            assert_eq!(der_time(0x17, bad), None, "{bad:?}");
+        }
+        assert_eq!(der_time(0x04, b"210101000000Z"), None);
     }
 
     #[test]
