@@ -762,6 +762,10 @@ mod tests {
         // At the limit, the file is read (and found to hold no certificate).
         std::fs::write(&big, vec![b'#'; CA_FILE_MAX as usize]).unwrap();
         assert!(e(&big).ends_with("no PEM certificate in it"));
+        // PEM that holds no certificate webpki can read.
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").unwrap();
+        assert!(e(&junk).ends_with("junk.pem: no certificate in it is usable as a CA"), "{}", e(&junk));
         let link = dir.path().join("link.pem");
         std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
         assert!(e(&link).ends_with("link.pem: not a regular file"));
