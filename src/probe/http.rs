@@ -22,14 +22,14 @@
 //! `curl --cacert` accepts: a self-signed certificate given as its own
 //! `ca=` (the `openssl req -x509` kind), any certificate of the file as a
 //! trust anchor, the common name of a certificate without subjectAltName
-//! (see [`super::tls`]); `insecure` turns the certificate check off (the
+//! (see `src/probe/tls.rs`); `insecure` turns the certificate check off (the
 //! handshake signature is still verified). Redirects are not followed unless
 //! `follow-redirects` is given, so by default a 3xx is judged as it is
 //! (healthy under the default status set 200–399).
 //!
 //! Reasons: `http-status 200` (healthy) or `http-status 503` (unexpected
 //! status); `body-mismatch`; `timeout`; `refused`; the TLS reasons of
-//! [`super::tls`] (`tls-expired`, `tls-not-yet-valid`, `tls-wrong-name`,
+//! `src/probe/tls.rs` (`tls-expired`, `tls-not-yet-valid`, `tls-wrong-name`,
 //! `tls-self-signed`, `tls-unknown-ca`, `tls-bad-signature`,
 //! `tls-bad-certificate`, `tls-handshake`, `tls-protocol`, `tls-error`),
 //! each with a detail for an operator; `too-many-redirects`;
@@ -671,7 +671,7 @@ fn error_outcome(err: ureq::Error) -> Outcome {
 }
 
 /// A TLS failure: a short stable reason and an operator's wording (see
-/// [`super::tls`] for the table).
+/// `src/probe/tls.rs` for the table).
 fn tls_outcome(err: &rustls::Error) -> Outcome {
     let (reason, detail) = tls::describe(err);
     Outcome::down(reason).with_detail(detail)

@@ -1,29 +1,34 @@
 //! TLS for the HTTPS probe: the certificate verifier, the ureq connector that
 //! uses it, and the wording of TLS failures.
 //!
-//! ureq's own rustls connector takes only a root store, and webpki refuses a
-//! certificate that is a CA as the server's own (`CaUsedAsEndEntity`). But
-//! the usual self-signed certificate (`openssl req -x509`, CA:TRUE) is both,
-//! and `curl --cacert self.pem` accepts it, as OpenSSL trusts a certificate
-//! found in the CA file as it is. So the probe brings its own connector and
-//! verifier: webpki first, with the `ca=` certificates (or Mozilla's roots)
-//! as trust anchors; when webpki finds no issuer, or refuses a CA as the end
-//! entity, and the server's certificate is byte for byte one of the `ca=`
-//! certificates, it is accepted once its name matches (OpenSSL trusts a
-//! certificate of the CA file as it is, and curl asks for partial chains).
-//! Its validity period has been checked by then: webpki checks it before
-//! the basic constraints and before looking for an issuer (the tests hold
-//! an expired self-signed CA certificate given as `ca=` to that). As curl
-//! does, a certificate with no subjectAltName at all is matched on its
-//! subject's common name (DNS names only; `openssl req -x509 -subj
-//! /CN=NAME` makes such certificates); webpki reads subjectAltNames only.
-//! Handshake signatures are always verified with the crypto provider's
-//! algorithms, with `insecure` too (which skips the certificate check
-//! only).
+//! The aim is to accept what `curl --cacert` (OpenSSL) accepts. ureq's own
+//! rustls connector takes only a root store, and webpki refuses a
+//! certificate that is a CA as the server's own (`CaUsedAsEndEntity`),
+//! while the usual self-signed certificate (`openssl req -x509`, CA:TRUE)
+//! is both. So the probe brings its own connector (ureq's `unversioned`
+//! transport API, outside ureq's semver promise: a ureq upgrade must be
+//! checked against the tests) and verifier:
 //!
-//! webpki does not check a trust anchor's validity period; OpenSSL does,
-//! so a chain that ends at an expired (or not yet valid) `ca=` certificate
-//! is refused, unless another path through a valid one exists.
+//! - webpki first, with the `ca=` certificates (or Mozilla's roots) as
+//!   trust anchors, then the name, in the order of rustls's own verifier;
+//! - when webpki finds no issuer, or refuses a CA as the end entity, and
+//!   the server's certificate is byte for byte one of `ca=`, it is trusted
+//!   as it is (OpenSSL trusts a certificate of the CA file, and curl asks
+//!   for partial chains), once its name matches. Its validity period has
+//!   been checked by then: webpki checks it before the basic constraints
+//!   and before looking for an issuer (the tests hold an expired
+//!   self-signed CA certificate given as `ca=` to that);
+//! - a certificate with no subjectAltName at all is matched on its
+//!   subject's common name, as curl does (DNS names only; `openssl req
+//!   -x509 -subj /CN=NAME` makes such certificates); webpki reads
+//!   subjectAltNames only;
+//! - webpki does not check a trust anchor's validity period; OpenSSL does,
+//!   so a chain that ends at an expired (or not yet valid) `ca=`
+//!   certificate is refused, unless another path through a valid one
+//!   exists;
+//! - handshake signatures are always verified with the crypto provider's
+//!   algorithms, with `insecure` too (which skips the certificate check
+//!   only).
 //!
 //! What curl accepts and the probe still refuses: a CA certificate
 //! (CA:TRUE) as the server's when it is not itself in `ca=` but issued by
