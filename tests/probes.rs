@@ -9,6 +9,7 @@
 mod fixtures;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use exaprobe::probe::command::{Children, CommandProbe, ExitCodes, Program};
@@ -18,7 +19,9 @@ use exaprobe::probe::ntp::NtpProbe;
 use exaprobe::probe::tcp::TcpProbe;
 use exaprobe::probe::{Check, Health, Outcome};
 
-use fixtures::{DnsServer, HttpServer, NtpServer, TcpMode, TcpServer, TestPki, closed_tcp_port, closed_udp_port};
+use fixtures::{
+    DnsServer, HttpServer, NtpServer, TcpMode, TcpServer, TestPki, closed_tcp_port, closed_udp_port, tls_config,
+};
 
 /// Timeout for runs expected to finish early.
 const LONG: Duration = Duration::from_secs(3);
@@ -214,16 +217,21 @@ fn https_verification() {
     // A name the certificate does not cover.
     let p: HttpProbe = format!("{} ca={ca} host=other.example.test", server.url("/")).parse().unwrap();
     let (o, _) = timed("https wrong name", LONG, |t| p.run(t));
-    down(&o, "tls-error");
+    down(&o, "tls-wrong-name");
+    assert_eq!(
+        o.detail,
+        "the certificate is for www.example.test, alt.example.test, 127.0.0.1, not other.example.test"
+    );
 
     // Mozilla's roots do not know the test CA; nor does another test CA.
     let p: HttpProbe = format!("{} host=www.example.test", server.url("/")).parse().unwrap();
     let (o, _) = timed("https unknown CA", LONG, |t| p.run(t));
-    down(&o, "tls-error");
-    assert!(o.detail.to_lowercase().contains("issuer"), "{o}");
+    down(&o, "tls-unknown-ca");
+    assert!(o.detail.contains("not issued by a CA among Mozilla's roots"), "{o}");
+    // Another test CA has the same name, not the same key.
     let other = TestPki::new();
     let p: HttpProbe = format!("{} ca={}", server.url("/"), other.ca_file.display()).parse().unwrap();
-    down(&timed("https other CA", LONG, |t| p.run(t)).0, "tls-error");
+    down(&timed("https other CA", LONG, |t| p.run(t)).0, "tls-bad-signature");
 
     // insecure skips verification altogether.
     let p: HttpProbe = format!("{} insecure host=nowhere.invalid", server.url("/")).parse().unwrap();
@@ -233,7 +241,9 @@ fn https_verification() {
     // and closes, as nginx does.
     let plain = TcpServer::start(TcpMode::Banner { text: b"HTTP/1.1 400 Bad Request\r\n\r\n".to_vec(), close: true });
     let p: HttpProbe = format!("https://{}/ insecure", plain.addr).parse().unwrap();
-    down(&timed("https to http", LONG, |t| p.run(t)).0, "tls-error");
+    let (o, _) = timed("https to http", LONG, |t| p.run(t));
+    down(&o, "tls-protocol");
+    assert!(o.detail.starts_with("the server does not speak TLS (plain HTTP on this port?)"), "{o}");
 
     // A slow HTTPS server times out like a plain one.
     server.set(|b| b.delay = Duration::from_secs(5));
@@ -1018,4 +1028,514 @@ fn exaprobe_leaves_no_daemon_behind() {
     let left = processes_with(&marker);
     kill_marked(&marker);
     assert!(gone, "left behind after exaprobe exited: {left:?}");
+}
+
+// ------------------------------------------------------------------------ tls
+
+/// A certificate made for a TLS case, with its key.
+struct Made {
+    der: rustls::pki_types::CertificateDer<'static>,
+    pem: String,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+}
+
+/// Parameters: these subjectAltNames (DNS names or addresses), this common
+/// name, a CA (basic constraints CA:TRUE) or not.
+fn cert_params(names: &[&str], cn: &str, ca: bool) -> rcgen::CertificateParams {
+    let mut p = rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+    p.distinguished_name = rcgen::DistinguishedName::new();
+    p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+    if ca {
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    }
+    p
+}
+
+fn key_der(key: &rcgen::KeyPair) -> rustls::pki_types::PrivateKeyDer<'static> {
+    rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap()
+}
+
+fn self_signed(p: rcgen::CertificateParams) -> Made {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = p.self_signed(&key).unwrap();
+    Made { der: cert.der().clone(), pem: cert.pem(), key: key_der(&key) }
+}
+
+fn signed(p: rcgen::CertificateParams, issuer: &rcgen::Issuer<'_, rcgen::KeyPair>) -> Made {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = p.signed_by(&key, issuer).unwrap();
+    Made { der: cert.der().clone(), pem: cert.pem(), key: key_der(&key) }
+}
+
+fn test_ca(cn: &str) -> rcgen::CertifiedIssuer<'static, rcgen::KeyPair> {
+    rcgen::CertifiedIssuer::self_signed(cert_params(&[], cn, true), rcgen::KeyPair::generate().unwrap()).unwrap()
+}
+
+/// A PEM file of these certificates.
+fn pem_file(dir: &std::path::Path, name: &str, pems: &[&str]) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, pems.concat()).unwrap();
+    path
+}
+
+/// The names every test certificate is for (unless a case says otherwise).
+const NAMES: &[&str] = &["www.example.test", "127.0.0.1"];
+
+/// One HTTPS case: what the server presents, how the probe is set up, what
+/// it must say.
+struct TlsCase {
+    what: &'static str,
+    server: Arc<rustls::ServerConfig>,
+    ca: Option<std::path::PathBuf>,
+    host: Option<&'static str>,
+    insecure: bool,
+    reason: &'static str,
+    /// A part of the detail.
+    detail: String,
+    /// curl is known to judge this case otherwise (the README says why).
+    curl_differs: bool,
+}
+
+impl TlsCase {
+    fn new(what: &'static str, server: Arc<rustls::ServerConfig>, reason: &'static str, detail: &str) -> Self {
+        TlsCase {
+            what,
+            server,
+            ca: None,
+            host: None,
+            insecure: false,
+            reason,
+            detail: detail.to_string(),
+            curl_differs: false,
+        }
+    }
+
+    fn ca(mut self, path: &std::path::Path) -> Self {
+        self.ca = Some(path.to_path_buf());
+        self
+    }
+
+    fn host(mut self, name: &'static str) -> Self {
+        self.host = Some(name);
+        self
+    }
+
+    fn insecure(mut self) -> Self {
+        self.insecure = true;
+        self
+    }
+}
+
+/// The server for a made certificate: its chain and key.
+fn serving(chain: &[&Made], key: &Made) -> Arc<rustls::ServerConfig> {
+    tls_config(chain.iter().map(|m| m.der.clone()).collect(), key.key.clone_key())
+}
+
+/// Is curl here to referee?
+fn curl_installed() -> bool {
+    std::process::Command::new("curl").arg("--version").output().is_ok_and(|o| o.status.success())
+}
+
+/// curl's verdict on a case: true if it completes the request.
+fn curl_accepts(server: &HttpServer, case: &TlsCase) -> bool {
+    let port = server.addr.port();
+    let mut curl = std::process::Command::new("curl");
+    curl.args(["-sS", "-o", "/dev/null", "--noproxy", "*", "--max-time", "5"]);
+    if let Some(ca) = &case.ca {
+        curl.arg("--cacert").arg(ca);
+    }
+    if case.insecure {
+        curl.arg("-k");
+    }
+    let host = match case.host {
+        Some(name) => {
+            curl.arg("--resolve").arg(format!("{name}:{port}:127.0.0.1"));
+            name.to_string()
+        }
+        None => "127.0.0.1".to_string(),
+    };
+    let out = curl.arg(format!("https://{host}:{port}/")).output().unwrap();
+    eprintln!("curl {}: {} {}", case.what, out.status, String::from_utf8_lossy(&out.stderr).trim());
+    out.status.success()
+}
+
+/// Runs every case with the probe, and with curl as the referee where it
+/// is installed: the probe must accept exactly what `curl --cacert` accepts
+/// (but for the cases marked, which the README lists).
+fn judge(cases: Vec<TlsCase>) {
+    let curl = curl_installed();
+    if !curl {
+        eprintln!("curl is not installed: the cases are checked without a referee");
+    }
+    for case in cases {
+        let server = HttpServer::start_tls_config(Arc::clone(&case.server));
+        let mut spec = server.url("/");
+        if let Some(ca) = &case.ca {
+            spec.push_str(&format!(" ca={}", ca.display()));
+        }
+        if let Some(host) = case.host {
+            spec.push_str(&format!(" host={host}"));
+        }
+        if case.insecure {
+            spec.push_str(" insecure");
+        }
+        let p: HttpProbe = spec.parse().unwrap();
+        let (o, _) = timed(case.what, LONG, |t| p.run(t));
+        assert_eq!(o.reason, case.reason, "{}: {o}", case.what);
+        assert!(o.detail.contains(&case.detail), "{}: {o}\nwanted in the detail: {}", case.what, case.detail);
+        if curl {
+            let accepted = o.health == Health::Healthy;
+            assert_eq!(
+                curl_accepts(&server, &case),
+                accepted != case.curl_differs,
+                "curl and the probe on {}",
+                case.what
+            );
+        }
+    }
+}
+
+/// The `openssl req -x509` shape: a self-signed CA:TRUE certificate that
+/// is also the server's, given as its own `ca=`.
+#[test]
+fn https_self_signed_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let ss = self_signed(cert_params(NAMES, "www.example.test", true));
+    let ss_ca = pem_file(dir.path(), "ss.pem", &[&ss.pem]);
+    let other = test_ca("another test CA");
+    let other_ca = pem_file(dir.path(), "other.pem", &[&other.pem()]);
+    let server = serving(&[&ss], &ss);
+    // A bundle holding it among others works as well.
+    let bundle = pem_file(dir.path(), "bundle.pem", &[&other.pem(), &ss.pem]);
+
+    let leaf_ss = self_signed(cert_params(NAMES, "www.example.test", false));
+    let leaf_ss_ca = pem_file(dir.path(), "leaf-ss.pem", &[&leaf_ss.pem]);
+
+    let mut expired = cert_params(NAMES, "www.example.test", true);
+    expired.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    expired.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let expired = self_signed(expired);
+    let expired_ca = pem_file(dir.path(), "expired.pem", &[&expired.pem]);
+
+    let mut future = cert_params(NAMES, "www.example.test", true);
+    future.not_before = rcgen::date_time_ymd(2090, 1, 1);
+    future.not_after = rcgen::date_time_ymd(2091, 1, 1);
+    let future = self_signed(future);
+    let future_ca = pem_file(dir.path(), "future.pem", &[&future.pem]);
+
+    // No subjectAltName, the name in the common name only.
+    let cn_only = self_signed(cert_params(&[], "www.example.test", true));
+    let cn_only_ca = pem_file(dir.path(), "cn-only.pem", &[&cn_only.pem]);
+
+    let mut wildcard = cert_params(&[], "*.example.test", true);
+    wildcard.distinguished_name.push(rcgen::DnType::OrganizationName, "exaprobe");
+    let wildcard = self_signed(wildcard);
+    let wildcard_ca = pem_file(dir.path(), "wildcard.pem", &[&wildcard.pem]);
+
+    let ok = "200 OK";
+    judge(vec![
+        TlsCase::new("self-signed CA as its own CA, by address", Arc::clone(&server), "http-status 200", ok).ca(&ss_ca),
+        TlsCase::new("self-signed CA as its own CA, by name", Arc::clone(&server), "http-status 200", ok)
+            .ca(&ss_ca)
+            .host("www.example.test"),
+        TlsCase::new("self-signed CA in a bundle", Arc::clone(&server), "http-status 200", ok).ca(&bundle),
+        TlsCase::new(
+            "self-signed CA, another name",
+            Arc::clone(&server),
+            "tls-wrong-name",
+            "the certificate is for www.example.test, 127.0.0.1, not other.example.test",
+        )
+        .ca(&ss_ca)
+        .host("other.example.test"),
+        TlsCase::new(
+            "self-signed CA, Mozilla's roots",
+            Arc::clone(&server),
+            "tls-self-signed",
+            "the certificate is self-signed and not among Mozilla's roots; to trust a private CA or this \
+             certificate, give it with ca=",
+        ),
+        TlsCase::new(
+            "self-signed CA, another CA",
+            Arc::clone(&server),
+            "tls-self-signed",
+            &format!("the certificate is self-signed and not in ca={}", other_ca.display()),
+        )
+        .ca(&other_ca),
+        TlsCase::new("self-signed leaf (CA:FALSE)", serving(&[&leaf_ss], &leaf_ss), "http-status 200", ok)
+            .ca(&leaf_ss_ca),
+        TlsCase::new(
+            "self-signed leaf (CA:FALSE), another CA",
+            serving(&[&leaf_ss], &leaf_ss),
+            "tls-self-signed",
+            "the certificate is self-signed and not in ca=",
+        )
+        .ca(&other_ca),
+        TlsCase::new(
+            "expired self-signed CA",
+            serving(&[&expired], &expired),
+            "tls-expired",
+            "the certificate (or one of its chain) expired at 2021-01-01T00:00:00Z; it is now 20",
+        )
+        .ca(&expired_ca),
+        TlsCase::new(
+            "self-signed CA valid from 2090",
+            serving(&[&future], &future),
+            "tls-not-yet-valid",
+            "the certificate (or one of its chain) is valid from 2090-01-01T00:00:00Z only; it is now 20",
+        )
+        .ca(&future_ca),
+        TlsCase::new("common name only, by name", serving(&[&cn_only], &cn_only), "http-status 200", ok)
+            .ca(&cn_only_ca)
+            .host("www.example.test"),
+        TlsCase::new(
+            "common name only, by address",
+            serving(&[&cn_only], &cn_only),
+            "tls-wrong-name",
+            "the certificate names no host (no subjectAltName; the common name is not used), not 127.0.0.1",
+        )
+        .ca(&cn_only_ca),
+        TlsCase::new(
+            "common name only, another name",
+            serving(&[&cn_only], &cn_only),
+            "tls-wrong-name",
+            "not other.example.test",
+        )
+        .ca(&cn_only_ca)
+        .host("other.example.test"),
+        TlsCase::new("wildcard common name", serving(&[&wildcard], &wildcard), "http-status 200", ok)
+            .ca(&wildcard_ca)
+            .host("www.example.test"),
+        TlsCase::new(
+            "wildcard common name, two labels",
+            serving(&[&wildcard], &wildcard),
+            "tls-wrong-name",
+            "not a.b.example.test",
+        )
+        .ca(&wildcard_ca)
+        .host("a.b.example.test"),
+    ]);
+}
+
+/// Certificates issued by a CA: through an intermediate, expired, unknown,
+/// badly signed; handshake signatures.
+#[test]
+fn https_certificate_chains() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = test_ca("exaprobe test root");
+    let root_ca = pem_file(dir.path(), "root.pem", &[&root.pem()]);
+    let mut inter_params = cert_params(&[], "exaprobe test intermediate", true);
+    inter_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+    let inter_key = rcgen::KeyPair::generate().unwrap();
+    let inter_cert = inter_params.signed_by(&inter_key, &root).unwrap();
+    let inter_made = Made { der: inter_cert.der().clone(), pem: inter_cert.pem(), key: key_der(&inter_key) };
+    let inter_ca = pem_file(dir.path(), "intermediate.pem", &[&inter_made.pem]);
+    let inter = rcgen::Issuer::new(inter_params, inter_key);
+    let leaf = signed(cert_params(NAMES, "www.example.test", false), &inter);
+    let leaf_ca = pem_file(dir.path(), "leaf.pem", &[&leaf.pem]);
+    let chain = serving(&[&leaf, &inter_made], &leaf);
+    let leaf_alone = serving(&[&leaf], &leaf);
+
+    let other = test_ca("another test CA");
+    let other_ca = pem_file(dir.path(), "other.pem", &[&other.pem()]);
+
+    let mut expired = cert_params(NAMES, "www.example.test", false);
+    expired.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    expired.not_after = rcgen::date_time_ymd(2021, 6, 1);
+    let expired = signed(expired, &root);
+
+    // Claims the root as its issuer, signed by another key.
+    let forger = rcgen::Issuer::new(cert_params(&[], "exaprobe test root", true), rcgen::KeyPair::generate().unwrap());
+    let forged = signed(cert_params(NAMES, "www.example.test", false), &forger);
+
+    // A CA certificate as the server's, issued by the root.
+    let ca_leaf = signed(cert_params(NAMES, "www.example.test", true), &root);
+
+    let wrong_key = self_signed(cert_params(NAMES, "unused", false));
+    let direct = signed(cert_params(NAMES, "www.example.test", false), &root);
+
+    let ok = "200 OK";
+    let mut cases = vec![
+        TlsCase::new("chain through an intermediate", Arc::clone(&chain), "http-status 200", ok).ca(&root_ca),
+        TlsCase::new("chain, by name", Arc::clone(&chain), "http-status 200", ok).ca(&root_ca).host("www.example.test"),
+        // OpenSSL's partial chains (curl sets X509_V_FLAG_PARTIAL_CHAIN):
+        // any certificate of the CA file is an anchor.
+        TlsCase::new("the intermediate as the CA", Arc::clone(&chain), "http-status 200", ok).ca(&inter_ca),
+        TlsCase::new("the leaf itself as the CA", Arc::clone(&leaf_alone), "http-status 200", ok).ca(&leaf_ca),
+        TlsCase::new(
+            "intermediate not sent",
+            Arc::clone(&leaf_alone),
+            "tls-unknown-ca",
+            &format!(
+                "the certificate is not issued by a CA in ca={} (or the server does not send the intermediate \
+                 certificates)",
+                root_ca.display()
+            ),
+        )
+        .ca(&root_ca),
+        TlsCase::new(
+            "unknown CA",
+            Arc::clone(&chain),
+            "tls-unknown-ca",
+            "the certificate is not issued by a CA in ca=",
+        )
+        .ca(&other_ca),
+        TlsCase::new(
+            "unknown CA, Mozilla's roots",
+            Arc::clone(&chain),
+            "tls-unknown-ca",
+            "not issued by a CA among Mozilla's roots",
+        ),
+        TlsCase::new(
+            "expired leaf",
+            serving(&[&expired], &expired),
+            "tls-expired",
+            "the certificate (or one of its chain) expired at 2021-06-01T00:00:00Z",
+        )
+        .ca(&root_ca),
+        TlsCase::new(
+            "forged signature",
+            serving(&[&forged], &forged),
+            "tls-bad-signature",
+            "a signature in the server's certificate chain does not verify",
+        )
+        .ca(&root_ca),
+        TlsCase::new(
+            "handshake signed with another key",
+            serving(&[&direct], &wrong_key),
+            "tls-bad-signature",
+            "the server's handshake signature does not verify with its certificate's key",
+        )
+        .ca(&root_ca),
+        TlsCase::new(
+            "handshake signed with another key, insecure",
+            serving(&[&direct], &wrong_key),
+            "tls-bad-signature",
+            "the server's handshake signature does not verify",
+        )
+        .insecure(),
+        TlsCase::new("insecure, unknown CA", Arc::clone(&chain), "http-status 200", ok).insecure(),
+    ];
+    // A chain ending at an expired CA of ca= is refused, as OpenSSL does
+    // (webpki alone would not look at an anchor's dates), unless the same
+    // CA renewed (same name and key) is in ca= too.
+    let old_key = rcgen::KeyPair::generate().unwrap();
+    let mut old_params = cert_params(&[], "exaprobe expired root", true);
+    old_params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    old_params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let old_root_cert = old_params.self_signed(&old_key).unwrap();
+    let renewed = cert_params(&[], "exaprobe expired root", true).self_signed(&old_key).unwrap();
+    let old_root = rcgen::Issuer::new(old_params, old_key);
+    let old_root_ca = pem_file(dir.path(), "old-root.pem", &[&old_root_cert.pem()]);
+    let renewed_ca = pem_file(dir.path(), "renewed.pem", &[&old_root_cert.pem(), &renewed.pem()]);
+    let under_old = signed(cert_params(NAMES, "www.example.test", false), &old_root);
+    cases.push(
+        TlsCase::new(
+            "an expired CA in ca=",
+            serving(&[&under_old], &under_old),
+            "tls-expired",
+            &format!(
+                "the CA certificate \"exaprobe expired root\" of ca={} expired at 2021-01-01T00:00:00Z; it is now 20",
+                old_root_ca.display()
+            ),
+        )
+        .ca(&old_root_ca),
+    );
+    cases.push(
+        TlsCase::new("an expired CA and its renewal", serving(&[&under_old], &under_old), "http-status 200", ok)
+            .ca(&renewed_ca),
+    );
+    // OpenSSL takes a CA:TRUE certificate issued by a trusted CA as a
+    // server's; webpki does not, and the probe trusts one only when it is
+    // itself in ca=.
+    let mut ca_as_leaf = TlsCase::new(
+        "a CA certificate as the server's",
+        serving(&[&ca_leaf], &ca_leaf),
+        "tls-bad-certificate",
+        "the server's certificate is a CA certificate (basic constraints CA:TRUE)",
+    )
+    .ca(&root_ca);
+    ca_as_leaf.curl_differs = true;
+    cases.push(ca_as_leaf);
+    judge(cases);
+}
+
+/// Certificates made by the real `openssl req -x509`, judged by the probe
+/// and by curl: with a subjectAltName, and with the common name only (the
+/// command's default).
+#[test]
+fn https_openssl_req_x509() {
+    let openssl = std::process::Command::new("openssl").arg("version").output().is_ok_and(|o| o.status.success());
+    if !openssl {
+        eprintln!("openssl is not installed: nothing to test");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let make = |name: &str, extra: &[&str]| -> (Made, std::path::PathBuf) {
+        use rustls::pki_types::pem::PemObject;
+        let (key, cert) = (dir.path().join(format!("{name}.key")), dir.path().join(format!("{name}.pem")));
+        let out = std::process::Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=www.example.test"])
+            .args(extra)
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+        let pem = std::fs::read_to_string(&cert).unwrap();
+        let made = Made {
+            der: rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).unwrap(),
+            pem,
+            key: rustls::pki_types::PrivateKeyDer::from_pem_file(&key).unwrap(),
+        };
+        (made, cert)
+    };
+    let (san, san_ca) = make("san", &["-addext", "subjectAltName=DNS:www.example.test,IP:127.0.0.1"]);
+    let (cn, cn_ca) = make("cn", &[]);
+    let san_server = serving(&[&san], &san);
+    let cn_server = serving(&[&cn], &cn);
+    let ok = "200 OK";
+    judge(vec![
+        TlsCase::new("openssl req -x509 with SAN, by address", Arc::clone(&san_server), "http-status 200", ok)
+            .ca(&san_ca),
+        TlsCase::new("openssl req -x509 with SAN, by name", Arc::clone(&san_server), "http-status 200", ok)
+            .ca(&san_ca)
+            .host("www.example.test"),
+        TlsCase::new(
+            "openssl req -x509 with SAN, another name",
+            Arc::clone(&san_server),
+            "tls-wrong-name",
+            "not a.example.test",
+        )
+        .ca(&san_ca)
+        .host("a.example.test"),
+        TlsCase::new("openssl req -x509 with SAN, no ca=", Arc::clone(&san_server), "tls-self-signed", "self-signed"),
+        TlsCase::new("openssl req -x509, CN only, by name", Arc::clone(&cn_server), "http-status 200", ok)
+            .ca(&cn_ca)
+            .host("www.example.test"),
+        TlsCase::new(
+            "openssl req -x509, CN only, by address",
+            Arc::clone(&cn_server),
+            "tls-wrong-name",
+            "names no host",
+        )
+        .ca(&cn_ca),
+        TlsCase::new("openssl req -x509, another's CA", Arc::clone(&cn_server), "tls-self-signed", "self-signed")
+            .ca(&san_ca)
+            .host("www.example.test"),
+    ]);
+}
+
+/// Handshakes that fail before any certificate: an alert from the server.
+#[test]
+fn https_handshake_refused() {
+    // A fatal handshake_failure alert, as a server with no cipher in common
+    // sends it, in answer to the ClientHello.
+    let alert =
+        TcpServer::start(TcpMode::Banner { text: vec![0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28], close: false });
+    let p: HttpProbe = format!("https://{}/ insecure", alert.addr).parse().unwrap();
+    let (o, _) = timed("https alert", LONG, |t| p.run(t));
+    down(&o, "tls-handshake");
+    assert_eq!(o.detail, "the server ended the TLS handshake with the alert handshake failure");
 }

@@ -18,14 +18,22 @@
 //!
 //! TLS certificates are verified by default, against Mozilla's roots or the
 //! CA certificates of `ca=` (a PEM file, read when the probe is built: a
-//! regular file of at most [`CA_FILE_MAX`], 1 MiB);
-//! `insecure` turns verification off. Redirects are not followed unless
+//! regular file of at most [`CA_FILE_MAX`], 1 MiB), accepting what
+//! `curl --cacert` accepts: a self-signed certificate given as its own
+//! `ca=` (the `openssl req -x509` kind), any certificate of the file as a
+//! trust anchor, the common name of a certificate without subjectAltName
+//! (see `src/probe/tls.rs`); `insecure` turns the certificate check off (the
+//! handshake signature is still verified). Redirects are not followed unless
 //! `follow-redirects` is given, so by default a 3xx is judged as it is
 //! (healthy under the default status set 200–399).
 //!
 //! Reasons: `http-status 200` (healthy) or `http-status 503` (unexpected
-//! status); `body-mismatch`; `timeout`; `refused`; `tls-error`;
-//! `too-many-redirects`; `http-protocol-error`; `http-error` (other).
+//! status); `body-mismatch`; `timeout`; `refused`; the TLS reasons of
+//! `src/probe/tls.rs` (`tls-expired`, `tls-not-yet-valid`, `tls-wrong-name`,
+//! `tls-self-signed`, `tls-unknown-ca`, `tls-bad-signature`,
+//! `tls-bad-certificate`, `tls-handshake`, `tls-protocol`, `tls-error`),
+//! each with a detail for an operator; `too-many-redirects`;
+//! `http-protocol-error`; `http-error` (other).
 //!
 //! Flag form (`--http`), words separated by spaces:
 //!
@@ -53,11 +61,12 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use ureq::http::{HeaderName, HeaderValue, Method, Uri};
-use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
+use ureq::tls::PemItem;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
-use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
+use ureq::unversioned::transport::{Connector, NextTimeout, TcpConnector};
 
 use super::tcp::{escape, first_line, unescape};
+use super::tls::{self, TlsConnector};
 use super::{Outcome, SpecError, io_reason};
 
 /// How much of a body is read for the body check.
@@ -240,6 +249,14 @@ impl CaBundle {
         }
         if certs.is_empty() {
             return Err(format!("{}: no PEM certificate in it", path.display()));
+        }
+        // The verifier needs one trust anchor at least; a certificate webpki
+        // cannot take as one may still be the server's own, compared byte
+        // for byte, so it is kept.
+        let mut roots = rustls::RootCertStore::empty();
+        let (usable, _) = roots.add_parsable_certificates(certs.iter().map(|c| c.as_slice().into()));
+        if usable == 0 {
+            return Err(format!("{}: no certificate in it is usable as a CA", path.display()));
         }
         Ok(CaBundle { path, certs })
     }
@@ -561,14 +578,11 @@ impl HttpProbe {
         }
     }
 
-    fn agent(&self, timeout: Duration) -> ureq::Agent {
-        let tls = match &self.tls {
-            Tls::Insecure => TlsConfig::builder().disable_verification(true).build(),
-            Tls::Verify(None) => TlsConfig::builder().build(),
-            Tls::Verify(Some(ca)) => TlsConfig::builder()
-                .root_certs(RootCerts::from(ca.certs.iter().map(|der| Certificate::from_der(der).to_owned())))
-                .build(),
-        };
+    fn agent(&self, timeout: Duration) -> Result<ureq::Agent, String> {
+        // TLS through the probe's own connector (see `super::tls`), not
+        // ureq's, whose verifier cannot trust a self-signed CA certificate
+        // given as ca=.
+        let connector = ().chain(TcpConnector::default()).chain(TlsConnector::new(&self.tls)?);
         let config = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
             .http_status_as_error(false)
@@ -576,11 +590,10 @@ impl HttpProbe {
             .proxy(None)
             .max_idle_connections(0)
             .user_agent(concat!("exaprobe/", env!("CARGO_PKG_VERSION")))
-            .tls_config(tls)
             .build();
         let resolver =
             PinnedResolver { host: self.uri_host(), port: self.url.address.port(), address: self.url.address };
-        ureq::Agent::with_parts(config, DefaultConnector::default(), resolver)
+        Ok(ureq::Agent::with_parts(config, connector, resolver))
     }
 
     /// Sends the request once and judges the response, all within
@@ -599,7 +612,11 @@ impl HttpProbe {
             Ok(r) => r,
             Err(e) => return Outcome::down("http-error").with_detail(e.to_string()),
         };
-        let mut response = match self.agent(timeout).run(request) {
+        let agent = match self.agent(timeout) {
+            Ok(a) => a,
+            Err(e) => return Outcome::down("tls-error").with_detail(e),
+        };
+        let mut response = match agent.run(request) {
             Ok(r) => r,
             Err(e) => return error_outcome(e),
         };
@@ -637,19 +654,26 @@ fn error_outcome(err: ureq::Error) -> Outcome {
         E::Io(io) => {
             // rustls reports handshake failures (unknown issuer, wrong name,
             // a plain-HTTP peer) as I/O errors wrapping its own error.
-            let tls = io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>());
-            match tls {
-                Some(_) => "tls-error".to_string(),
+            match io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+                Some(tls) => return tls_outcome(tls),
                 None => io_reason(io),
             }
         }
-        E::Tls(_) | E::Rustls(_) | E::Pem(_) | E::TlsRequired => "tls-error".to_string(),
+        E::Rustls(tls) => return tls_outcome(tls),
+        E::Tls(_) | E::Pem(_) | E::TlsRequired => "tls-error".to_string(),
         E::ConnectionFailed => "connection-failed".to_string(),
         E::HostNotFound => "host-not-found".to_string(),
         E::TooManyRedirects | E::RedirectFailed => "too-many-redirects".to_string(),
         E::Protocol(_) | E::LargeResponseHeader(..) | E::BodyStalled => "http-protocol-error".to_string(),
         _ => "http-error".to_string(),
     };
+    Outcome::down(reason).with_detail(detail)
+}
+
+/// A TLS failure: a short stable reason and an operator's wording (see
+/// `src/probe/tls.rs` for the table).
+fn tls_outcome(err: &rustls::Error) -> Outcome {
+    let (reason, detail) = tls::describe(err);
     Outcome::down(reason).with_detail(detail)
 }
 
@@ -738,6 +762,10 @@ mod tests {
         // At the limit, the file is read (and found to hold no certificate).
         std::fs::write(&big, vec![b'#'; CA_FILE_MAX as usize]).unwrap();
         assert!(e(&big).ends_with("no PEM certificate in it"));
+        // PEM that holds no certificate webpki can read.
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").unwrap();
+        assert!(e(&junk).ends_with("junk.pem: no certificate in it is usable as a CA"), "{}", e(&junk));
         let link = dir.path().join("link.pem");
         std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
         assert!(e(&link).ends_with("link.pem: not a regular file"));

@@ -13,6 +13,7 @@ pub mod dns;
 pub mod http;
 pub mod ntp;
 pub mod tcp;
+mod tls;
 
 use std::fmt;
 use std::time::Duration;
