@@ -47,7 +47,7 @@ pub struct Done {
 /// True for the probes the poller runs: TCP connects that send and expect
 /// nothing.
 pub fn handles(job: &ProbeJob) -> bool {
-    matches!(&job.probe.check, Check::Tcp(t) if t.send.is_none() && t.expect.is_none())
+    matches!(&job.probe().check, Check::Tcp(t) if t.send.is_none() && t.expect.is_none())
 }
 
 #[derive(Debug)]
@@ -145,8 +145,8 @@ fn run(shared: &Shared, epoll: &Epoll, results: &Sender<Event>) -> io::Result<()
                 }
                 continue;
             }
+            // Closing the socket (dropping it) takes it out of the epoll set.
             let Some(p) = pending.remove(&ev.data()) else { continue };
-            let _ = epoll.delete(p.socket.as_fd());
             let outcome = match p.socket.take_error() {
                 Ok(None) => Outcome::healthy("connected"),
                 Ok(Some(e)) | Err(e) => Outcome::down(io_reason(&e)),
@@ -156,7 +156,6 @@ fn run(shared: &Shared, epoll: &Epoll, results: &Sender<Event>) -> io::Result<()
         let expired: Vec<u64> = pending.iter().filter(|(_, p)| p.deadline <= now).map(|(t, _)| *t).collect();
         for t in expired {
             let p = pending.remove(&t).expect("listed above");
-            let _ = epoll.delete(p.socket.as_fd());
             done.push(finish(p.job, Outcome::down("timeout"), p.started, now));
         }
         if !done.is_empty() && results.send(Event::Connects(done)).is_err() {
@@ -172,7 +171,7 @@ fn finish(job: ProbeJob, outcome: Outcome, started: Instant, now: Instant) -> Do
 /// Starts a non-blocking connect: `Ok(None)` when it completed at once,
 /// `Ok(Some(socket))` while in progress.
 fn start(job: &ProbeJob) -> io::Result<Option<Socket>> {
-    let Check::Tcp(tcp) = &job.probe.check else {
+    let Check::Tcp(tcp) = &job.probe().check else {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a connect probe"));
     };
     let socket =
@@ -190,13 +189,17 @@ mod tests {
     use std::sync::mpsc;
 
     use super::*;
-    use crate::model::service::ServiceCheck;
     use crate::probe::Health;
     use crate::probe::tcp::TcpProbe;
 
     fn job(round: u64, addr: SocketAddr, timeout: Duration) -> ProbeJob {
-        let probe = Arc::new(ServiceCheck::plain(Check::Tcp(TcpProbe::connect(addr))));
-        ProbeJob { round, check: 0, probe, timeout }
+        let config = format!(
+            r#"{{"services": [{{"name": "t", "prefixes": ["198.51.100.1/32"],
+                 "checks": [{{"type": "tcp", "address": "{addr}"}}]}}]}}"#
+        );
+        let service = crate::model::config::load(&config).unwrap().services.remove(0);
+        assert!(matches!(&service.checks[0].check, Check::Tcp(t) if *t == TcpProbe::connect(addr)));
+        ProbeJob { round, check: 0, service: Arc::new(service), timeout }
     }
 
     fn collect(rx: &mpsc::Receiver<Event>, n: usize) -> Vec<Done> {

@@ -99,7 +99,7 @@ impl Pool {
             while let Ok(job) = rx.recv() {
                 let start = Instant::now();
                 // A panicking probe is a failed check, not a dead process.
-                let outcome = catch_unwind(AssertUnwindSafe(|| job.probe.check.run(job.timeout, &children)))
+                let outcome = catch_unwind(AssertUnwindSafe(|| job.probe().check.run(job.timeout, &children)))
                     .unwrap_or_else(|_| Outcome::down("panic"));
                 let event =
                     Event::Probe { round: job.round, check: job.check, outcome, elapsed: start.elapsed(), worker: w };

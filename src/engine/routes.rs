@@ -67,6 +67,15 @@ impl Routes {
         }
     }
 
+    /// The line last sent for `key`: its announce line, or its withdraw
+    /// line (the key itself); `None` when nothing was sent.
+    pub fn last_line<'a>(&'a self, key: &'a str) -> Option<&'a str> {
+        match self.sent.get(key)? {
+            Sent::Announced(line) => Some(line),
+            Sent::Withdrawn => Some(key),
+        }
+    }
+
     /// True when `key` may be announced in ExaBGP: sent announced, or never
     /// told.
     pub fn may_be_announced(&self, key: &str) -> bool {

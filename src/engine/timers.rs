@@ -10,7 +10,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// What a timer is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -62,11 +62,14 @@ impl Timers {
         self.heap.peek().map(|Reverse((at, _, _))| *at)
     }
 
-    /// Takes the earliest timer due at `now`, clearing its slot.
-    pub fn pop_due(&mut self, now: Instant) -> Option<(usize, Kind, Instant)> {
+    /// Takes the earliest timer due at `now`, clearing its slot. A probe
+    /// timer is due up to `probe_slack` early: rounds due within it start
+    /// together, on one wake-up, instead of one wake-up each.
+    pub fn pop_due(&mut self, now: Instant, probe_slack: Duration) -> Option<(usize, Kind, Instant)> {
         self.drop_stale();
         let Reverse((at, service, kind)) = *self.heap.peek()?;
-        if at > now {
+        let due = at <= now || (kind == Kind::Probe && at <= now + probe_slack);
+        if !due {
             return None;
         }
         self.heap.pop();
@@ -108,8 +111,6 @@ impl Timers {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     #[test]
@@ -123,12 +124,17 @@ mod tests {
         // Re-armed later: the entry at 3 s is stale.
         t.set(1, Kind::Probe, Some(t0 + s(6)));
         assert_eq!(t.earliest(), Some(t0 + s(4)));
-        assert_eq!(t.pop_due(t0 + s(3)), None);
-        assert_eq!(t.pop_due(t0 + s(10)), Some((0, Kind::Fsm, t0 + s(4))));
-        assert_eq!(t.pop_due(t0 + s(10)), Some((0, Kind::Probe, t0 + s(5))));
+        // Only probe timers may be taken early.
+        assert_eq!(t.pop_due(t0 + s(3), s(2)), None, "the Fsm timer at 4 s is not a probe");
+        assert_eq!(t.pop_due(t0 + s(3), Duration::ZERO), None);
+        assert_eq!(t.pop_due(t0 + s(10), Duration::ZERO), Some((0, Kind::Fsm, t0 + s(4))));
+        assert_eq!(t.pop_due(t0 + s(10), Duration::ZERO), Some((0, Kind::Probe, t0 + s(5))));
         t.clear(1);
-        assert_eq!(t.pop_due(t0 + s(10)), None);
+        assert_eq!(t.pop_due(t0 + s(10), Duration::ZERO), None);
         assert_eq!(t.earliest(), None);
+        t.set(2, Kind::Probe, Some(t0 + s(12)));
+        assert_eq!(t.pop_due(t0 + s(10), s(1)), None);
+        assert_eq!(t.pop_due(t0 + s(10), s(2)), Some((2, Kind::Probe, t0 + s(12))), "a probe within the slack");
     }
 
     #[test]

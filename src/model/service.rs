@@ -169,7 +169,37 @@ impl Timing {
     }
 }
 
+impl Attributes {
+    fn compact(&mut self) {
+        self.communities.shrink_to_fit();
+        self.extended_communities.shrink_to_fit();
+        self.large_communities.shrink_to_fit();
+        if let Some(p) = &mut self.as_path {
+            p.0.shrink_to_fit();
+        }
+    }
+}
+
 impl Service {
+    /// The service with every list at its exact size: lists grown one item
+    /// at a time keep room for four, which a process holding 10 000
+    /// services for its whole life should not pay for.
+    pub fn compact(mut self) -> Self {
+        self.prefixes.shrink_to_fit();
+        self.neighbors.shrink_to_fit();
+        self.checks.shrink_to_fit();
+        self.disable_files.shrink_to_fit();
+        for a in [&mut self.up, &mut self.degraded, &mut self.drain.attributes] {
+            a.compact();
+        }
+        for action in [&mut self.down, &mut self.disabled] {
+            if let Action::Announce(a) = action {
+                a.compact();
+            }
+        }
+        self
+    }
+
     /// The next hop to use for a prefix.
     pub fn next_hop_for(&self, prefix: &Prefix) -> NextHop {
         match (prefix.is_ipv6(), self.next_hop6) {

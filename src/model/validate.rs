@@ -61,7 +61,7 @@ pub fn valid_name(n: &str) -> Result<String, String> {
 /// error; the problems (errors and warnings) always do.
 pub fn service(raw: &RawSpec) -> (Option<Service>, Vec<Problem>) {
     let mut v = V::default();
-    let s = v.service(raw);
+    let s = v.service(raw).map(Service::compact);
     let mut seen = HashSet::new();
     let problems: Vec<Problem> = v.problems.into_iter().filter(|p| seen.insert(p.clone())).collect();
     let ok = !problems.iter().any(|p| p.severity == Severity::Error);

@@ -197,6 +197,7 @@ impl<W: Write> Core<W> {
             .map(|i| {
                 let rt = self.rt(i);
                 let checks = rt
+                    .service
                     .checks
                     .iter()
                     .zip(rt.fsm.checks())
@@ -233,7 +234,8 @@ impl<W: Write> Core<W> {
                         seconds_ago: wall - d.since,
                         seconds_left: d.until.map(|u| (u - wall).max(0.0)),
                     }),
-                    last_lines: rt.last_lines.clone(),
+                    // What was last sent for each route: the route table knows.
+                    last_lines: rt.keys.iter().filter_map(|k| self.routes.last_line(k)).map(str::to_string).collect(),
                 }
             })
             .collect();

@@ -76,7 +76,7 @@ fn drive(core: &mut Core<Out>, t0: Instant, t: &mut Duration, secs: u64, ack: bo
         for job in std::mem::take(&mut fx.rounds) {
             core.round_checked(job.round, None, now, &mut fx).unwrap();
             for p in job.probes {
-                let healthy = p.probe.check.to_string().ends_with(":80");
+                let healthy = p.probe().check.to_string().ends_with(":80");
                 let outcome = if healthy { Outcome::healthy("ok") } else { Outcome::down("refused") };
                 core.probe_done(p.round, p.check, outcome, Duration::ZERO, now, &mut fx).unwrap();
             }
