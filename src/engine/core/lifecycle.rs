@@ -10,7 +10,6 @@ use super::{Core, Effects, Runtime};
 use crate::core::fsm::{Advert, Drain};
 use crate::engine::events::LogEvent;
 use crate::engine::routes::Want;
-use crate::exabgp::adj_rib::Intended;
 use crate::exabgp::encoder;
 use crate::model::service::Service;
 
@@ -67,7 +66,7 @@ impl<W: Write> Core<W> {
             }
             rt.drain_info = old.drain_info.take();
             gone.extend(std::mem::take(&mut old.keys));
-            self.verify.gone.extend(withdrawn(&old.service));
+            self.verify.forget(&old.service);
             self.slots[i] = Some(rt);
             touched.push(i);
         }
@@ -85,7 +84,7 @@ impl<W: Write> Core<W> {
                 self.rounds.remove(&r.id);
             }
             self.timers.clear(i);
-            self.verify.gone.extend(withdrawn(&rt.service));
+            self.verify.forget(&rt.service);
             gone.extend(rt.keys);
         }
         self.add_services(fresh, now);
@@ -161,21 +160,6 @@ impl<W: Write> Core<W> {
         }
         keys
     }
-}
-
-/// Every route of `service`, meant withdrawn (it was removed, or its routes
-/// changed).
-fn withdrawn(service: &Service) -> Vec<Intended> {
-    service
-        .prefixes
-        .iter()
-        .map(|p| Intended {
-            neighbors: service.neighbors.clone(),
-            prefix: *p,
-            path_id: service.path_id,
-            announce: None,
-        })
-        .collect()
 }
 
 /// The items of `items` without repeats, in first-seen order.

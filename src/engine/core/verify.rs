@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use super::{Core, Effects};
 use crate::exabgp::adj_rib::{self, Intended};
 use crate::exabgp::{Answer, encoder};
+use crate::model::service::Service;
 
 /// When and how the adj-rib-out is checked.
 #[derive(Debug)]
@@ -30,6 +31,32 @@ pub(super) const VERIFY_AFTER_RELOAD: Duration = Duration::from_secs(5);
 /// A check that could not be used (the answer was cut, or commands were
 /// behind it) is tried again this soon.
 const VERIFY_RETRY: Duration = Duration::from_secs(5);
+
+impl Verify {
+    /// Remembers the routes of a service that a reload removed (or whose
+    /// routes changed) as meant withdrawn, for the next check; only while
+    /// checks run, so the list cannot grow without one to empty it.
+    pub(super) fn forget(&mut self, service: &Service) {
+        if self.every.is_some() {
+            self.gone.extend(withdrawn(service));
+        }
+    }
+}
+
+/// Every route of `service`, meant withdrawn (it was removed, or its routes
+/// changed).
+fn withdrawn(service: &Service) -> Vec<Intended> {
+    service
+        .prefixes
+        .iter()
+        .map(|p| Intended {
+            neighbors: service.neighbors.clone(),
+            prefix: *p,
+            path_id: service.path_id,
+            announce: None,
+        })
+        .collect()
+}
 
 impl<W: Write> Core<W> {
     /// Checks ExaBGP's adj-rib-out every `every` (the first time
