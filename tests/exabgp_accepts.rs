@@ -12,13 +12,13 @@
 //! Ignored: run with `EXAPROBE_EXABGP4`/`EXAPROBE_EXABGP5` set
 //! (scripts/install-deps), `cargo test --test exabgp_accepts -- --ignored`.
 
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
+mod api_process;
+
 use std::thread;
 use std::time::{Duration, Instant};
 
+use exaprobe::exabgp::Routed;
 use exaprobe::exabgp::encoder;
-use exaprobe::exabgp::{AckMode, Routed, Stamped, Writer};
 use exaprobe::model::bgp::{AsPath, Community, ExtCommunity, LargeCommunity, NextHop, Origin, PathId, Prefix};
 use exaprobe::model::service::Attributes;
 
@@ -111,147 +111,16 @@ fn parse<T: std::str::FromStr<Err: std::fmt::Display>>(f: &Form) -> T {
     f.text.parse().unwrap_or_else(|e| panic!("exaprobe refuses {} {:?}: {e}", f.keyword, f.text))
 }
 
-/// A process started by the test, stopped by its PID when dropped.
-struct Owned(Child);
-
-impl Drop for Owned {
-    fn drop(&mut self) {
-        let pid = self.0.id().to_string();
-        let _ = Command::new("kill").args(["-s", "TERM", &pid]).status();
-        let until = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < until {
-            if self.0.try_wait().ok().flatten().is_some() {
-                return;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-struct Real {
-    writer: Writer<std::fs::File>,
-    lines: Receiver<Option<Stamped>>,
-    // Dropped last: ExaBGP, then BIRD.
-    _exabgp: Owned,
-    _bird: Owned,
-    dir: tempfile::TempDir,
-}
-
-impl Real {
-    fn start(exabgp: &str) -> Real {
-        let dir = tempfile::Builder::new().prefix("exaprobe-accepts-").tempdir().unwrap();
-        let d = dir.path();
-        std::fs::write(
-            d.join("bird.conf"),
-            "router id 127.0.42.1;\nprotocol device { scan time 10; }\n\
-             protocol bgp exa { local 127.0.42.1 port 17942 as 65000; neighbor 127.0.42.2 as 65001;\n\
-             strict bind on; passive on; multihop; hold time 30; error wait time 1, 5;\n\
-             ipv4 { import all; export none; }; ipv6 { import all; export none; }; }\n",
-        )
-        .unwrap();
-        let bird = Command::new("bird")
-            .args(["-f", "-c"])
-            .arg(d.join("bird.conf"))
-            .arg("-s")
-            .arg(d.join("bird.ctl"))
-            .arg("-P")
-            .arg(d.join("bird.pid"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("bird (apt-get install bird2)");
-        for fifo in ["to-test", "from-test"] {
-            assert!(Command::new("mkfifo").arg(d.join(fifo)).status().unwrap().success());
-        }
-        std::fs::write(
-            d.join("relay.sh"),
-            format!("#!/bin/sh\nexec 3<{0}/from-test\ncat <&3 &\nexec cat >{0}/to-test\n", d.display()),
-        )
-        .unwrap();
-        std::fs::write(
-            d.join("exabgp.conf"),
-            format!(
-                "process relay {{\n    run /bin/sh {}/relay.sh;\n    encoder text;\n}}\n\
-                 neighbor 127.0.42.1 {{\n    router-id 127.0.42.2;\n    local-address 127.0.42.2;\n\
-                 local-as 65001;\n    peer-as 65000;\n    connect 17942;\n    hold-time 30;\n\
-                 family {{ ipv4 unicast; ipv6 unicast; }}\n\
-                 api {{ processes [ relay ]; neighbor-changes; }}\n}}\n",
-                d.display()
-            ),
-        )
-        .unwrap();
-        let exa = Command::new(exabgp)
-            .arg(d.join("exabgp.conf"))
-            .current_dir(d)
-            .env("exabgp_daemon_daemonize", "false")
-            .env("exabgp_daemon_user", "root")
-            .env("exabgp_daemon_drop", "false")
-            .env("exabgp_log_destination", "stdout")
-            .env("exabgp_api_cli", "false")
-            .env("exabgp_api_ack", "true")
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(d.join("exabgp.log")).unwrap())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start ExaBGP");
-        let (exabgp, bird) = (Owned(exa), Owned(bird));
-        // Opening a FIFO blocks until the other side opens it: the relay
-        // opens both once ExaBGP runs it.
-        let to_test = d.join("to-test");
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            let input = std::fs::File::open(to_test).unwrap();
-            exaprobe::exabgp::read_lines(input, |l| {
-                let _ = tx.send(l);
-            });
-        });
-        let out = std::fs::OpenOptions::new().write(true).open(d.join("from-test")).unwrap();
-        let writer = Writer::new(out, AckMode::Wait(Duration::from_secs(3))).unwrap();
-        Real { writer, lines, _exabgp: exabgp, _bird: bird, dir }
-    }
-
-    /// Feeds ExaBGP's lines to the writer until `stop` says so (or panics
-    /// after `WAIT` with what was seen).
-    fn pump(&mut self, what: &str, mut stop: impl FnMut(&mut Writer<std::fs::File>, &Routed) -> bool) {
-        let until = Instant::now() + WAIT;
-        let mut seen = Vec::new();
-        while Instant::now() < until {
-            self.writer.on_tick(Instant::now()).unwrap();
-            let routed = match self.lines.recv_timeout(Duration::from_millis(50)) {
-                Ok(Some(line)) => self.writer.on_stdin(line, Instant::now()).unwrap(),
-                Ok(None) => panic!("ExaBGP closed the channel while waiting for {what}; seen: {seen:?}"),
-                Err(_) => Routed::Taken,
-            };
-            if stop(&mut self.writer, &routed) {
-                return;
-            }
-            seen.push(routed);
-        }
-        panic!("no {what} within {WAIT:?}; seen: {seen:?}");
-    }
-
-    fn birdc(&self, args: &[&str]) -> String {
-        let out = Command::new("birdc")
-            .arg("-s")
-            .arg(self.dir.path().join("bird.ctl"))
-            .args(args)
-            .output()
-            .expect("birdc (apt-get install bird2)");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
+use api_process::ApiProcess as Real;
 
 fn accepts(exabgp_env: &str) {
     let Ok(exabgp) = std::env::var(exabgp_env) else {
         panic!("{exabgp_env} is not set: run scripts/install-deps and export what it prints");
     };
-    let mut x = Real::start(&exabgp);
-    x.pump(
-        "the session to come up",
-        |_, r| matches!(r, Routed::Event(exaprobe::exabgp::Incoming::Neighbor(l)) if l.ends_with(" up")),
-    );
+    let mut x = Real::start(&exabgp, "accepts", 42, 17942);
+    x.pump("the session to come up", |_, r| {
+        matches!(r, Routed::Event(exaprobe::exabgp::Incoming::Neighbor(l)) if l.ends_with(" up")).then_some(())
+    });
     let forms = forms();
     assert!(forms.len() < 250, "one 198.51.100.N/32 per form");
     let mut refused = Vec::new();
@@ -261,7 +130,7 @@ fn accepts(exabgp_env: &str) {
         let line = line(f, &prefix);
         let before = x.writer.counters();
         x.writer.send(line.clone(), None, Instant::now()).unwrap();
-        x.pump("the ack", |w, _| w.is_idle());
+        x.idle();
         let after = x.writer.counters();
         if after.error != before.error || after.done != before.done + 1 {
             refused.push(format!("{} {:?} -> {line:?}: {after:?}", f.keyword, f.text));

@@ -6,6 +6,8 @@
 //! Waits are bounded polls; the bounds are generous (a blocked exaprobe
 //! would never exit at all).
 
+mod api_process;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
@@ -195,133 +197,11 @@ fn vm_rss_kib(pid: u32) -> u64 {
 // `cargo test --test exabgp_channel -- --ignored`.
 
 use exaprobe::exabgp::adj_rib::{self, Intended, Reason};
-use exaprobe::exabgp::{AckMode, Incoming, Routed, Stamped, Writer};
+use exaprobe::exabgp::{Incoming, Routed};
 
-/// A process started by the test, stopped by its PID when dropped.
-struct Owned(Child);
-
-impl Drop for Owned {
-    fn drop(&mut self) {
-        let pid = self.0.id().to_string();
-        let _ = Command::new("kill").args(["-s", "TERM", &pid]).status();
-        let until = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < until {
-            if self.0.try_wait().ok().flatten().is_some() {
-                return;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-struct Real {
-    writer: Writer<std::fs::File>,
-    lines: Receiver<Option<Stamped>>,
-    // Dropped last: ExaBGP, then BIRD.
-    _exabgp: Owned,
-    _bird: Owned,
-    _dir: tempfile::TempDir,
-}
+use api_process::ApiProcess as Real;
 
 impl Real {
-    fn start(exabgp: &str) -> Real {
-        let dir = tempfile::Builder::new().prefix("exaprobe-channel-").tempdir().unwrap();
-        let d = dir.path();
-        std::fs::write(
-            d.join("bird.conf"),
-            "router id 127.0.41.1;\nprotocol device { scan time 10; }\n\
-             protocol bgp exa { local 127.0.41.1 port 17941 as 65000; neighbor 127.0.41.2 as 65001;\n\
-             strict bind on; passive on; multihop; hold time 30; error wait time 1, 5;\n\
-             ipv4 { import all; export none; }; ipv6 { import all; export none; }; }\n",
-        )
-        .unwrap();
-        let bird = Command::new("bird")
-            .args(["-f", "-c"])
-            .arg(d.join("bird.conf"))
-            .arg("-s")
-            .arg(d.join("bird.ctl"))
-            .arg("-P")
-            .arg(d.join("bird.pid"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("bird (apt-get install bird2)");
-        for fifo in ["to-test", "from-test"] {
-            assert!(Command::new("mkfifo").arg(d.join(fifo)).status().unwrap().success());
-        }
-        std::fs::write(
-            d.join("relay.sh"),
-            format!("#!/bin/sh\nexec 3<{0}/from-test\ncat <&3 &\nexec cat >{0}/to-test\n", d.display()),
-        )
-        .unwrap();
-        std::fs::write(
-            d.join("exabgp.conf"),
-            format!(
-                "process relay {{\n    run /bin/sh {}/relay.sh;\n    encoder text;\n}}\n\
-                 neighbor 127.0.41.1 {{\n    router-id 127.0.41.2;\n    local-address 127.0.41.2;\n\
-                 local-as 65001;\n    peer-as 65000;\n    connect 17941;\n    hold-time 30;\n\
-                 family {{ ipv4 unicast; ipv6 unicast; }}\n\
-                 api {{ processes [ relay ]; neighbor-changes; }}\n}}\n",
-                d.display()
-            ),
-        )
-        .unwrap();
-        let exa = Command::new(exabgp)
-            .arg(d.join("exabgp.conf"))
-            .current_dir(d)
-            .env("exabgp_daemon_daemonize", "false")
-            .env("exabgp_daemon_user", "root")
-            .env("exabgp_daemon_drop", "false")
-            .env("exabgp_log_destination", "stdout")
-            .env("exabgp_api_cli", "false")
-            .env("exabgp_api_ack", "true")
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(d.join("exabgp.log")).unwrap())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start ExaBGP");
-        let (exabgp, bird) = (Owned(exa), Owned(bird));
-        // Opening a FIFO blocks until the other side opens it: the relay
-        // opens both once ExaBGP runs it.
-        let to_test = d.join("to-test");
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            let input = std::fs::File::open(to_test).unwrap();
-            exaprobe::exabgp::read_lines(input, |l| {
-                let _ = tx.send(l);
-            });
-        });
-        let out = std::fs::OpenOptions::new().write(true).open(d.join("from-test")).unwrap();
-        let writer = Writer::new(out, AckMode::Wait(Duration::from_secs(3))).unwrap();
-        Real { writer, lines, _exabgp: exabgp, _bird: bird, _dir: dir }
-    }
-
-    /// Feeds ExaBGP's lines to the writer until `stop` says so (or panics
-    /// after `WAIT` with what was seen).
-    fn pump<T>(&mut self, what: &str, mut stop: impl FnMut(&mut Writer<std::fs::File>, &Routed) -> Option<T>) -> T {
-        let until = Instant::now() + 2 * WAIT;
-        let mut seen = Vec::new();
-        while Instant::now() < until {
-            self.writer.on_tick(Instant::now()).unwrap();
-            let routed = match self.lines.recv_timeout(Duration::from_millis(50)) {
-                Ok(Some(line)) => self.writer.on_stdin(line, Instant::now()).unwrap(),
-                Ok(None) => panic!("ExaBGP closed the channel while waiting for {what}; seen: {seen:?}"),
-                Err(_) => Routed::Taken,
-            };
-            if let Some(t) = stop(&mut self.writer, &routed) {
-                return t;
-            }
-            seen.push(routed);
-        }
-        panic!("no {what} within {:?}; seen: {seen:?}", 2 * WAIT);
-    }
-
-    fn idle(&mut self) {
-        self.pump("acks", |w, _| w.is_idle().then_some(()));
-    }
-
     fn adj_rib_out(&mut self) -> Vec<adj_rib::Advertised> {
         assert!(self.writer.query(adj_rib::QUERY.into(), Instant::now()).unwrap());
         let answer = self.pump("the answer to the query", |_, r| match r {
@@ -337,7 +217,7 @@ fn verify_and_repair(exabgp_env: &str) {
     let Ok(exabgp) = std::env::var(exabgp_env) else {
         panic!("{exabgp_env} is not set: run scripts/install-deps and export what it prints");
     };
-    let mut x = Real::start(&exabgp);
+    let mut x = Real::start(&exabgp, "channel", 41, 17941);
     x.pump("the session to come up", |_, r| match r {
         Routed::Event(Incoming::Neighbor(l)) if l.ends_with(" up") => Some(()),
         _ => None,
