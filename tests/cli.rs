@@ -7,116 +7,14 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::process::{Command, Stdio};
+
 use std::thread;
 use std::time::{Duration, Instant};
 
-const EXE: &str = env!("CARGO_BIN_EXE_exaprobe");
-const WAIT: Duration = Duration::from_secs(10);
+mod harness;
 
-/// A running exaprobe with its stdout and stderr read line by line.
-struct Probe {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: Receiver<String>,
-    stderr: Receiver<String>,
-    seen_stderr: Vec<String>,
-}
-
-fn lines(r: impl Read + Send + 'static) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(r).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-impl Probe {
-    /// Starts exaprobe with stdin and stdout as pipes, as ExaBGP does.
-    fn start(args: &[&str]) -> Probe {
-        let mut child = Command::new(EXE)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start exaprobe");
-        let stdout = lines(child.stdout.take().unwrap());
-        let stderr = lines(child.stderr.take().unwrap());
-        Probe { stdin: child.stdin.take(), child, stdout, stderr, seen_stderr: Vec::new() }
-    }
-
-    fn line(&mut self) -> String {
-        self.stdout.recv_timeout(WAIT).unwrap_or_else(|_| panic!("no stdout line; stderr:\n{}", self.stderr_text()))
-    }
-
-    fn send(&mut self, s: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin open");
-        stdin.write_all(format!("{s}\n").as_bytes()).unwrap();
-        stdin.flush().unwrap();
-    }
-
-    fn stderr_text(&mut self) -> String {
-        while let Ok(l) = self.stderr.try_recv() {
-            self.seen_stderr.push(l);
-        }
-        self.seen_stderr.join("\n")
-    }
-
-    /// Waits until stderr has a line containing `needle`.
-    fn wait_stderr(&mut self, needle: &str) {
-        let until = Instant::now() + WAIT;
-        while Instant::now() < until {
-            if self.seen_stderr.iter().any(|l| l.contains(needle)) {
-                return;
-            }
-            if let Ok(l) = self.stderr.recv_timeout(Duration::from_millis(50)) {
-                self.seen_stderr.push(l);
-            }
-        }
-        panic!("stderr never said {needle:?}:\n{}", self.stderr_text());
-    }
-
-    /// Waits for the process to exit; returns its code and how long it took.
-    fn wait_exit(&mut self, within: Duration) -> (i32, Duration) {
-        let start = Instant::now();
-        loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return (st.code().unwrap_or(-1), start.elapsed());
-            }
-            if start.elapsed() > within {
-                panic!("exaprobe did not exit within {within:?}; stderr:\n{}", self.stderr_text());
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn rest_of_stdout(&mut self) -> Vec<String> {
-        let mut v = Vec::new();
-        while let Ok(l) = self.stdout.recv_timeout(Duration::from_millis(200)) {
-            v.push(l);
-        }
-        v
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").args(["-s", sig, &self.child.id().to_string()]).status().unwrap().success();
-        assert!(ok);
-    }
-}
-
-impl Drop for Probe {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use harness::{EXE, Probe, WAIT, lines};
 
 /// A loopback TCP listener that can be closed and reopened on the same port.
 struct Service {

@@ -3,124 +3,15 @@
 //! misbehaving ExaBGP or a flood would, and asserting that the promise now
 //! holds. Waits are bounded polls; figures live in the benchmarks.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::TcpListener;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-const EXE: &str = env!("CARGO_BIN_EXE_exaprobe");
-const WAIT: Duration = Duration::from_secs(15);
+mod harness;
 
-/// exaprobe under a fake ExaBGP: stdin and stdout are pipes.
-struct Exaprobe {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: Receiver<String>,
-    stderr: Receiver<String>,
-    seen: Vec<String>,
-}
-
-fn lines(r: impl Read + Send + 'static) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(r).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-impl Exaprobe {
-    fn start(args: &[&str]) -> Exaprobe {
-        let mut child = Command::new(EXE)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start exaprobe");
-        let stdout = lines(child.stdout.take().unwrap());
-        let stderr = lines(child.stderr.take().unwrap());
-        Exaprobe { stdin: child.stdin.take(), child, stdout, stderr, seen: Vec::new() }
-    }
-
-    fn line(&mut self) -> String {
-        match self.stdout.recv_timeout(WAIT) {
-            Ok(l) => l,
-            Err(_) => panic!("no stdout line within {WAIT:?}; stderr:\n{}", self.stderr_text()),
-        }
-    }
-
-    /// Lines until one contains `needle`; all of them, that one last.
-    fn lines_until(&mut self, needle: &str) -> Vec<String> {
-        let mut got = Vec::new();
-        loop {
-            let l = self.line();
-            let done = l.contains(needle);
-            got.push(l);
-            if done {
-                return got;
-            }
-        }
-    }
-
-    fn stderr_text(&mut self) -> String {
-        while let Ok(l) = self.stderr.try_recv() {
-            self.seen.push(l);
-        }
-        self.seen.join("\n")
-    }
-
-    fn wait_stderr(&mut self, needle: &str) {
-        let until = Instant::now() + WAIT;
-        while Instant::now() < until {
-            if self.seen.iter().any(|l| l.contains(needle)) {
-                return;
-            }
-            if let Ok(l) = self.stderr.recv_timeout(Duration::from_millis(50)) {
-                self.seen.push(l);
-            }
-        }
-        panic!("stderr never said {needle:?}:\n{}", self.stderr_text());
-    }
-
-    fn signal(&self, sig: nix::sys::signal::Signal) {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig).unwrap();
-    }
-
-    /// Waits for the process to exit; its status code.
-    fn wait_exit(&mut self, within: Duration) -> Option<i32> {
-        let until = Instant::now() + within;
-        while Instant::now() < until {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return st.code();
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
-        panic!("still running {within:?} later; stderr:\n{}", self.stderr_text());
-    }
-
-    /// Every stdout line still to come, until exaprobe closes stdout.
-    fn rest(&mut self) -> Vec<String> {
-        let mut v = Vec::new();
-        while let Ok(l) = self.stdout.recv_timeout(Duration::from_secs(2)) {
-            v.push(l);
-        }
-        v
-    }
-}
-
-impl Drop for Exaprobe {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use harness::{EXE, Probe as Exaprobe};
 
 /// A loopback listener that accepts and closes, until dropped (then the
 /// port is closed: connects are refused).
@@ -209,14 +100,14 @@ fn a_reload_that_moves_prefixes_never_withdraws_them() {
             service("b", &["198.51.100.2/32"], &c, ""),
         ],
     );
-    p.signal(nix::sys::signal::Signal::SIGHUP);
+    p.signal("HUP");
     p.wait_stderr("config reloaded");
     // Let a few probe rounds pass: nothing changes for any of the routes.
     thread::sleep(Duration::from_millis(2500));
-    p.signal(nix::sys::signal::Signal::SIGTERM);
+    p.signal("TERM");
     // Nothing between the reload and SIGTERM; then only the final
     // withdraws, one per prefix.
-    let after = p.rest();
+    let after = p.rest_of_stdout();
     let mut withdrawn: Vec<&str> = after.iter().map(|l| l.trim_start_matches("withdraw route ")).collect();
     withdrawn.sort();
     assert_eq!(withdrawn, ["198.51.100.1/32", "198.51.100.2/32", "198.51.100.3/32", "198.51.100.4/32"], "{after:?}");
@@ -239,9 +130,9 @@ fn sigterm_withdraws_what_waits_behind_an_unacked_command() {
     let mut p = Exaprobe::start(&["--config", path.to_str().unwrap(), "--ack-timeout", "60s"]);
     let first = p.line();
     p.wait_stderr("down: DOWN: withdrawing");
-    p.signal(nix::sys::signal::Signal::SIGTERM);
-    assert_eq!(p.wait_exit(Duration::from_secs(2)), Some(0));
-    let mut rest = p.rest();
+    p.signal("TERM");
+    assert_eq!(p.wait_exit(Duration::from_secs(2)).0, 0);
+    let mut rest = p.rest_of_stdout();
     rest.sort();
     let want: Vec<String> = ["198.51.100.1/32", "198.51.100.2/32", "198.51.100.3/32"]
         .iter()
@@ -306,8 +197,8 @@ fn a_stdin_flood_is_bounded_and_sigterm_still_wins() {
         .unwrap();
     assert!(rss_kib < 200 * 1024, "RSS {rss_kib} KiB under a stdin flood");
     let t = Instant::now();
-    p.signal(nix::sys::signal::Signal::SIGTERM);
-    assert_eq!(p.wait_exit(Duration::from_secs(2)), Some(0));
+    p.signal("TERM");
+    assert_eq!(p.wait_exit(Duration::from_secs(2)).0, 0);
     assert!(t.elapsed() < Duration::from_secs(1), "exit took {:?}", t.elapsed());
     let _ = flood.join();
 }
@@ -373,11 +264,11 @@ fn sigusr1_is_ignored_and_sigquit_withdraws() {
         check.trim(),
     ]);
     assert!(p.line().starts_with("announce route 198.51.100.1/32"));
-    p.signal(nix::sys::signal::Signal::SIGUSR1);
-    p.signal(nix::sys::signal::Signal::SIGUSR2);
+    p.signal("USR1");
+    p.signal("USR2");
     p.wait_stderr("SIGUSR2: ignored");
     assert!(p.child.try_wait().unwrap().is_none(), "SIGUSR1/SIGUSR2 ended exaprobe");
-    p.signal(nix::sys::signal::Signal::SIGQUIT);
-    assert_eq!(p.wait_exit(Duration::from_secs(2)), Some(0));
-    assert_eq!(p.rest(), ["withdraw route 198.51.100.1/32"]);
+    p.signal("QUIT");
+    assert_eq!(p.wait_exit(Duration::from_secs(2)).0, 0);
+    assert_eq!(p.rest_of_stdout(), ["withdraw route 198.51.100.1/32"]);
 }
