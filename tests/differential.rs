@@ -687,7 +687,10 @@ fn compare(name: &str, version: &str, hc: &Run, ours: &Run) -> Result<(), String
     ))
 }
 
-fn run_row(row: &Row, py4: &Path, py5: &Path) -> Vec<Result<(), String>> {
+/// A row's results: against 5.0.15, then 4.2.25 if it ran.
+type RowResults = Vec<Result<(), String>>;
+
+fn run_row(row: &Row, py4: &Path, py5: &Path) -> RowResults {
     let top = tempfile::Builder::new().prefix("exaprobe-diff-").tempdir().unwrap();
     let mk = |sub: &str| {
         let d = top.path().join(sub);
@@ -738,7 +741,7 @@ fn same_lines_as_the_bundled_healthcheck() {
     // Rows in parallel: each runs three processes that mostly sleep.
     let threads = std::env::var("EXAPROBE_DIFF_THREADS").ok().and_then(|t| t.parse().ok()).unwrap_or(4usize);
     let next = Mutex::new(0usize);
-    let outcomes: Mutex<Vec<(usize, Vec<Result<(), String>>)>> = Mutex::new(Vec::new());
+    let outcomes: Mutex<Vec<(usize, RowResults)>> = Mutex::new(Vec::new());
     let started = Instant::now();
     thread::scope(|s| {
         for _ in 0..threads {

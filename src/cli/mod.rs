@@ -728,9 +728,17 @@ const HOOKS: &str = "exaprobe runs no hooks on state changes; every transition i
                      reason (one line each), for a log shipper to act on; remove this flag";
 
 /// clap's message for `err` without its own `error: ` prefix (the caller
-/// adds one per line) and without the usage lines.
+/// adds one per line) and without the usage lines; help and version texts
+/// whole.
 pub fn clap_error_text(err: &clap::Error) -> String {
+    use clap::error::ErrorKind;
     let text = err.render().to_string();
+    if matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        return text.trim_end().to_string();
+    }
     let lines: Vec<&str> = text
         .lines()
         .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
