@@ -813,3 +813,170 @@ fn normaliser_rules() {
     let other = lines(&["announce route 198.51.100.1/32 next-hop self med 2"]);
     assert_ne!(normalise(&five), normalise(&other));
 }
+
+/// The argument grammar alone, against argparse itself: the healthcheck
+/// 5.0.15's own `setargs` builds the parser, each command line goes through
+/// `parse_args`, and exaprobe's [`exaprobe::cli::compat::resolve`] must
+/// accept the same lines, refuse the same lines, and give every flag the
+/// same value. (4.2.25 builds its parser inside `parse()`, with the same
+/// grammar less `--neighbor '*'`, `--debounce`, `--label-exact-match`
+/// and `--ip-ifname`.)
+#[test]
+#[ignore = "needs ExaBGP venvs: run scripts/test"]
+fn same_grammar_as_argparse() {
+    let lines: &[&[&str]] = &[
+        &["--withdraw"],
+        &["--fast", "0.5"],
+        &["--local-pref", "200"],
+        &["--deaggregate"],
+        &["--increase", "-1"],
+        &["--start-ip", "-1"],
+        &["--start-ip=-1"],
+        &["--incr=-5"],
+        &["-i5"],
+        &["-i", "-5"],
+        &["-i", "-.5"],
+        &["-ad"],
+        &["-da"],
+        &["-sd"],
+        &["-sF", "daemon"],
+        &["-sF"],
+        &["-sF=local0"],
+        &["--syslog-facility"],
+        &["--syslog-facility", "local0"],
+        &["--co", "x"],
+        &["--comm", "x"],
+        &["--commu", "x"],
+        &["--cmd", "-x"],
+        &["--cmd", "-1"],
+        &["--cmd", "ls -l"],
+        &["--cmd", "-l x"],
+        &["--command=true"],
+        &["-c", "true"],
+        &["-ctrue"],
+        &["--debug=1"],
+        &["--frobnicate"],
+        &["stray"],
+        &["--ip", "198.51.100.1/32", "--ip", "198.51.100.2/32"],
+        &["--neighbor", "*", "--neighbor", "127.0.0.2"],
+        &["--up-m", "5", "--down-m", "6", "--disabled-m", "7"],
+        &["--dis", "x"],
+        &["--disable", "x"],
+        &["--disabled-c", "65000:1"],
+        &["--up-as", "65001", "--down-as", "65002"],
+        &["--with", "--nei", "127.0.0.2"],
+        &["-n", "web", "-N", "198.51.100.254"],
+        &["--no-ack"],
+        &["--no-a"],
+        &["--no"],
+        &["--l", "x"],
+        &["--lab", "x"],
+        &["--label", "x"],
+        &["--de"],
+        &["--deb"],
+        &["--debu"],
+        &["--dea"],
+        &["--e", "x"],
+        &["--ex", "x"],
+        &["--ext", "target:65000:1"],
+        &["-t", "0", "--timeout=3"],
+        &["-a", "-d"],
+        &["-i"],
+        &["--path-id", "0"],
+        &["--sudo"],
+        &["--rise", "5", "--rise", "2"],
+        &["--name", "a", "--name", "b"],
+        &["-", "x"],
+        &["--large=65000:1:1"],
+        &["--as", "65001 65002"],
+        &["--exec", "x", "--exec", "y"],
+    ];
+    let py5 = venv_python("EXAPROBE_EXABGP5");
+    let program = r#"
+import argparse, json, sys
+from exabgp.application.healthcheck import setargs
+out = []
+for argv in json.load(sys.stdin):
+    p = argparse.ArgumentParser(prog='healthcheck')
+    setargs(p)
+    try:
+        ns = vars(p.parse_args(argv))
+        out.append({k: (v if isinstance(v, (bool, int, float, str)) or v is None else
+                        [str(x) for x in v] if isinstance(v, list) else str(v)) for k, v in ns.items()})
+    except SystemExit:
+        out.append(None)
+json.dump(out, sys.stdout)
+"#;
+    let input = serde_json::to_string(lines).unwrap();
+    let mut child = Command::new(py5)
+        .args(["-c", program])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let theirs: Vec<Option<serde_json::Map<String, serde_json::Value>>> =
+        serde_json::from_slice(&out.stdout).expect("the healthcheck's parser answered");
+    assert_eq!(theirs.len(), lines.len());
+    let refused = theirs.iter().filter(|t| t.is_none()).count();
+    assert!(refused >= 10 && lines.len() - refused >= 30, "argparse refused {refused} of {}", lines.len());
+    // argparse's dest of each long flag, where it is not the name with `_`.
+    let dest = |long: &str| -> String {
+        match long {
+            "fast-interval" => "fast".into(),
+            "ip" => "ips".into(),
+            "neighbor" => "neighbors".into(),
+            "ip-ifname" => "ip_ifnames".into(),
+            "cmd" => "command".into(),
+            "no-ip-setup" => "ip_setup".into(),
+            "dynamic-ip-setup" => "ip_dynamic".into(),
+            other => other.replace('-', "_"),
+        }
+    };
+    let same_value = |a: &serde_json::Value, b: &str| -> bool {
+        match a {
+            serde_json::Value::String(s) => s == b,
+            serde_json::Value::Number(n) => n.as_f64().is_some_and(|n| b.parse::<f64>() == Ok(n)),
+            _ => false,
+        }
+    };
+    let mut differences = Vec::new();
+    for (line, theirs) in lines.iter().zip(&theirs) {
+        let args: Vec<String> = line.iter().map(|s| s.to_string()).collect();
+        let ours = exaprobe::cli::compat::resolve(&args);
+        match (theirs, &ours) {
+            (None, Err(_)) => {}
+            (Some(ns), Ok(given)) => {
+                // The last value of each flag, or all of a repeatable one.
+                let mut values: HashMap<String, Vec<Option<String>>> = HashMap::new();
+                for g in given {
+                    values.entry(dest(&g.long)).or_default().push(g.value.clone());
+                }
+                for (key, vs) in &values {
+                    let Some(want) = ns.get(key) else {
+                        differences.push(format!("{line:?}: argparse has no {key}"));
+                        continue;
+                    };
+                    let ok = match want {
+                        serde_json::Value::Bool(b) => vs.iter().all(Option::is_none) && *b != (key == "ip_setup"),
+                        serde_json::Value::Array(items) => {
+                            items.len() == vs.len()
+                                && items.iter().zip(vs).all(|(i, v)| v.as_deref().is_some_and(|v| same_value(i, v)))
+                        }
+                        // `-sF` alone: argparse's const, exaprobe's no value.
+                        w if key == "syslog_facility" && vs.last() == Some(&None) => w == "daemon",
+                        w => vs.last().and_then(Option::as_deref).is_some_and(|v| same_value(w, v)),
+                    };
+                    if !ok {
+                        differences.push(format!("{line:?}: {key}: argparse {want}, exaprobe {vs:?}"));
+                    }
+                }
+            }
+            (None, Ok(given)) => differences.push(format!("{line:?}: argparse refuses it, exaprobe reads {given:?}")),
+            (Some(_), Err(e)) => differences.push(format!("{line:?}: argparse accepts it, exaprobe: {e}")),
+        }
+    }
+    assert!(differences.is_empty(), "{} differences:\n{}", differences.len(), differences.join("\n"));
+}
