@@ -147,10 +147,7 @@ pub fn flags(data: &[u8]) {
         Err(e) => {
             // The healthcheck's grammar (cli::compat) names the flag or the
             // word it refuses; a file's problem names --config.
-            assert!(
-                e.contains('-') || e.starts_with("unexpected argument "),
-                "expand_config error names no flag: {e}"
-            );
+            assert!(e.contains('-') || e.starts_with("unexpected argument "), "expand_config error names no flag: {e}");
             return;
         }
     };
