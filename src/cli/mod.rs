@@ -884,6 +884,33 @@ mod tests {
     }
 
     #[test]
+    fn meds_count_down_with_a_negative_increase_and_stop_at_0() {
+        let s = settings(&[
+            "--ip",
+            "198.51.100.1/32",
+            "--ip",
+            "198.51.100.2/32",
+            "--ip",
+            "198.51.100.3/32",
+            "--increase",
+            "-60",
+            "--start-ip",
+            "4",
+        ])
+        .unwrap();
+        let lines = crate::exabgp::encoder::lines(&s.service, crate::core::fsm::Advert::Up);
+        assert_eq!(
+            lines,
+            [
+                "announce route 198.51.100.2/32 next-hop self med 100",
+                "announce route 198.51.100.3/32 next-hop self med 40",
+                // The healthcheck would write `med -20`, which ExaBGP refuses.
+                "announce route 198.51.100.1/32 next-hop self med 0",
+            ]
+        );
+    }
+
+    #[test]
     fn per_state_attributes() {
         let s = settings(&[
             "--ip",
