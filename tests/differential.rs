@@ -37,7 +37,8 @@ const QUIET: Duration = Duration::from_millis(400);
 
 /// Rows that need the attribute syntaxes of the "attrs" branch (communities
 /// `blackhole`, `nopeer`/`no-peer`, hex and plain 32-bit numbers, the
-/// underscore spellings ExaBGP reads). Empty it when that branch is merged.
+/// underscore spellings ExaBGP reads, AS sets in an AS path). Empty it when
+/// that branch is merged (a row of it that passes is reported as such).
 /// (The rows of several large and extended communities, `origin:` and IPv4
 /// targets, `no-advertise`/`no-export-subconfed` and 4-byte AS paths pass
 /// already.)
@@ -47,6 +48,7 @@ const PENDING_ATTRS: &[&str] = &[
     "community hex",
     "community plain number",
     "community underscore names",
+    "as-path with an AS set",
 ];
 
 /// Which healthchecks a row runs against.
@@ -369,6 +371,8 @@ fn rows() -> Vec<Row> {
             UD,
         ),
         row("as-path 4-byte", &["--ip", IP, "--as-path", "4200000000 65001"], UDU),
+        row("as-path with an AS set", &["--ip", IP, "--as-path", "65001 ( 65002 65003 )"], UD),
+        row("community names in capitals", &["--ip", IP, "--community", "65000:1 NO-EXPORT"], UD),
     ]
 }
 
