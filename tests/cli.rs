@@ -1060,3 +1060,75 @@ fn drain_for_more_than_a_year_is_refused() {
     assert_eq!(code, 0);
     assert!(out.contains("web  UP"), "{out}");
 }
+
+/// The run lines of issue 11: what argparse accepts, exaprobe accepts, and
+/// the routes follow the healthcheck's rules (the differential suite checks
+/// them against the real healthcheck; this one runs without ExaBGP).
+#[test]
+fn healthcheck_grammar_abbreviations_negative_numbers_and_every_address() {
+    let mut p = Probe::start(&[
+        "--dry-run",
+        "--ip",
+        "198.51.100.0/30",
+        "--deaggregate",
+        "--withdraw",
+        "--fast",
+        "0.5",
+        "--local-pref",
+        "200",
+        "--increase",
+        "-1",
+        "--up-metric",
+        "10",
+        "--start-ip",
+        "-1",
+        "--neighbor",
+        "*",
+        "--neighbor",
+        "127.0.0.2",
+        "--cmd",
+        "true",
+        "--rise",
+        "1",
+    ]);
+    let got: Vec<String> = (0..4).map(|_| p.line()).collect();
+    assert_eq!(
+        got,
+        [
+            "announce route 198.51.100.3/32 next-hop self med 10 local-preference 200",
+            "announce route 198.51.100.0/32 next-hop self med 9 local-preference 200",
+            "announce route 198.51.100.1/32 next-hop self med 8 local-preference 200",
+            "announce route 198.51.100.2/32 next-hop self med 7 local-preference 200",
+        ]
+    );
+}
+
+#[test]
+fn a_flag_file_takes_abbreviated_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("healthcheck.conf");
+    std::fs::write(&conf, "ip = 198.51.100.1/32\nlocal-pref = 150\nwithdraw\ncmd = true\nrise = 1\n").unwrap();
+    let mut p = Probe::start(&["--dry-run", "-F", conf.to_str().unwrap()]);
+    assert_eq!(p.line(), "announce route 198.51.100.1/32 next-hop self med 100 local-preference 150");
+}
+
+#[test]
+fn grammar_errors_name_the_flag_once() {
+    let ip = ["--ip", "198.51.100.1/32"];
+    for (args, needle) in [
+        (vec!["--co", "x"], "ambiguous flag --co: it could be"),
+        (vec!["--frobnicate"], "unknown flag --frobnicate"),
+        (vec!["--cmd"], "--cmd needs a value"),
+        (vec!["--up-metric", "x"], "invalid value 'x' for '--up-metric <M>'"),
+        // `-sF daemon` is --syslog-facility, refused with its reason, not `-s -F daemon`.
+        (vec!["-sF", "daemon"], "--syslog-facility is not supported"),
+        (vec!["-sF"], "--syslog-facility is not supported"),
+    ] {
+        let all: Vec<&str> = ip.iter().copied().chain(args.iter().copied()).collect();
+        let (code, err) = by_hand(&all);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("error: error:"), "{args:?}: {err}");
+        assert!(!err.contains("Usage:"), "{args:?}: {err}");
+    }
+}

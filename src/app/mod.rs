@@ -57,13 +57,12 @@ pub fn main() -> Exit {
         Ok(a) => a,
         Err(err) => {
             use clap::error::ErrorKind;
-            let text = err.render().to_string();
             return match err.kind() {
                 ErrorKind::DisplayHelp | ErrorKind::DisplayVersion if !exabgp => {
                     let _ = err.print();
                     Exit::Success
                 }
-                _ => fatal("exaprobe", &[text.trim_end().to_string()], exabgp),
+                _ => fatal("exaprobe", &[crate::cli::clap_error_text(&err)], exabgp),
             };
         }
     };

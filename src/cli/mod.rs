@@ -6,10 +6,11 @@
 //! them are reported at once. What runs with them is [`crate::app`]'s
 //! business.
 
+pub mod compat;
 pub mod generate;
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
@@ -24,7 +25,7 @@ use crate::model::raw::{
     RawProbeCheck, RawRequire, RawSpec,
 };
 use crate::model::service::Service;
-use crate::model::{duration, file, validate};
+use crate::model::{duration, validate};
 use crate::probe::command::ExitCodes;
 
 /// Most host routes `--deaggregate-networks` may expand one prefix into.
@@ -78,16 +79,16 @@ pub struct Args {
     /// MED of the first prefix when DISABLED.
     #[arg(long, value_name = "M", default_value_t = 500, help_heading = "Routes")]
     pub disabled_metric: u32,
-    /// Added to the MED for each further prefix.
-    #[arg(long, value_name = "M", default_value_t = 1, help_heading = "Routes")]
-    pub increase: u32,
-    /// Rotate the prefixes so that prefix number N (from 0) gets the base MED.
-    #[arg(long, value_name = "N", default_value_t = 0, help_heading = "Routes")]
-    pub start_ip: usize,
-    /// Announce every host address of each --ip network instead of the network (at most 1024).
+    /// Added to the MED for each further prefix (negative lowers it; a MED stays within 0-4294967295).
+    #[arg(long, value_name = "M", default_value_t = 1, allow_negative_numbers = true, help_heading = "Routes")]
+    pub increase: i64,
+    /// Rotate the prefixes so that prefix number N (from 0, modulo their number) gets the base MED.
+    #[arg(long, value_name = "N", default_value_t = 0, allow_negative_numbers = true, help_heading = "Routes")]
+    pub start_ip: i64,
+    /// Announce every address of each --ip network instead of the network (at most 1024).
     #[arg(long, help_heading = "Routes")]
     pub deaggregate_networks: bool,
-    /// LOCAL_PREF (-1 leaves it out, as in the bundled healthcheck).
+    /// LOCAL_PREF (a negative one, like the default -1, leaves it out, as in the bundled healthcheck).
     #[arg(long, value_name = "P", allow_negative_numbers = true, help_heading = "Routes")]
     pub local_preference: Option<i64>,
     /// Communities, space separated ("65000:1 no-export").
@@ -114,10 +115,10 @@ pub struct Args {
     /// AS path when DISABLED (overrides --as-path).
     #[arg(long, value_name = "ASNS", help_heading = "Routes")]
     pub disabled_as_path: Option<String>,
-    /// ADD-PATH path identifier.
+    /// ADD-PATH path identifier (0: none, as in the bundled healthcheck).
     #[arg(long, value_name = "N", help_heading = "Routes")]
     pub path_id: Option<u32>,
-    /// Send only to this neighbor (repeatable; `*` means all).
+    /// Send only to this neighbor (repeatable; a `*` among them means all).
     #[arg(long, value_name = "IP", help_heading = "Routes")]
     pub neighbor: Vec<String>,
 
@@ -490,8 +491,10 @@ impl Args {
         self.refuse_unsupported(&mut e);
 
         let prefixes = self.raw_prefixes(&mut e);
+        // A `*` anywhere means every neighbor (the healthcheck 5.0's rule).
+        let all = self.neighbor.iter().any(|n| n.trim() == "*");
         let neighbors =
-            self.neighbor.iter().filter(|n| *n != "*").map(|n| At::new(n.clone(), Origin::Flag("--neighbor")));
+            self.neighbor.iter().filter(|_| !all).map(|n| At::new(n.trim().to_string(), Origin::Flag("--neighbor")));
         let (up, degraded, down, disabled) = self.raw_states(&mut e);
         let checks = self.raw_checks();
         let require = match self.require.as_str() {
@@ -531,7 +534,7 @@ impl Args {
             next_hop: given(self.next_hop.clone(), "--next-hop"),
             next_hop6: maybe(self.next_hop6.clone(), "--next-hop6"),
             neighbors: At::new(neighbors.collect(), Origin::Flag("--neighbor")),
-            path_id: maybe(self.path_id, "--path-id"),
+            path_id: maybe(self.path_id.filter(|p| *p != 0), "--path-id"),
             med_increase: given(self.increase, "--increase"),
             up,
             degraded,
@@ -558,22 +561,20 @@ impl Args {
         let mut prefixes = Vec::new();
         for ip in &self.ips {
             match ip.parse::<Prefix>() {
-                Ok(p) if self.deaggregate_networks => match p.hosts(DEAGGREGATE_MAX) {
-                    Some(hosts) => prefixes.extend(hosts.iter().map(|h| At::new(h.to_string(), Origin::Flag("--ip")))),
-                    None => {
-                        e.push(format!("--deaggregate-networks: {p} has more than {DEAGGREGATE_MAX} host addresses"))
-                    }
+                Ok(p) if self.deaggregate_networks => match every_address(&p, DEAGGREGATE_MAX) {
+                    Some(hosts) => prefixes.extend(hosts.into_iter().map(|h| At::new(h, Origin::Flag("--ip")))),
+                    None => e.push(format!("--deaggregate-networks: {p} has more than {DEAGGREGATE_MAX} addresses")),
                 },
                 // The validator reports the bad ones.
                 _ => prefixes.push(At::new(ip.clone(), Origin::Flag("--ip"))),
             }
         }
-        if !prefixes.is_empty() {
-            if self.start_ip >= prefixes.len() {
-                e.push(format!("--start-ip: {} is past the last prefix (there are {})", self.start_ip, prefixes.len()));
-            } else {
-                prefixes.rotate_left(self.start_ip);
-            }
+        // The healthcheck rotates a deque by -start_ip: modulo the number
+        // of prefixes, a negative one counting from the end.
+        if let Ok(n) = i64::try_from(prefixes.len())
+            && n > 0
+        {
+            prefixes.rotate_left(usize::try_from(self.start_ip.rem_euclid(n)).unwrap_or(0));
         }
         prefixes
     }
@@ -582,12 +583,14 @@ impl Args {
     /// them: one base (--community, --local-preference, …) with per-state
     /// metrics, AS paths and communities.
     fn raw_states(&self, e: &mut Vec<String>) -> (RawAttributes, RawAttributes, RawAction, RawAction) {
+        // The healthcheck leaves a negative one out.
         let local_preference = match self.local_preference {
-            None | Some(-1) => None,
+            None => None,
+            Some(v) if v < 0 => None,
             Some(v) => match u32::try_from(v) {
                 Ok(v) => Some(v),
                 Err(_) => {
-                    e.push(format!("--local-preference: {v} is not 0-4294967295 (or -1)"));
+                    e.push(format!("--local-preference: {v} is more than 4294967295"));
                     None
                 }
             },
@@ -724,57 +727,57 @@ impl Args {
 const HOOKS: &str = "exaprobe runs no hooks on state changes; every transition is logged on stderr with its \
                      reason (one line each), for a log shipper to act on; remove this flag";
 
-/// Expands `--config FILE` / `-F FILE` (the bundled healthcheck's format:
-/// one `key = value` or `key` per line, `#` comments) into flags placed
-/// before the command-line ones, so the command line wins.
-pub fn expand_config(args: Vec<OsString>) -> Result<Vec<OsString>, String> {
-    let mut out = Vec::with_capacity(args.len());
-    let mut from_file = Vec::new();
-    let mut it = args.into_iter();
-    if let Some(program) = it.next() {
-        out.push(program);
+/// clap's message for `err` without its own `error: ` prefix (the caller
+/// adds one per line) and without the usage lines; help and version texts
+/// whole.
+pub fn clap_error_text(err: &clap::Error) -> String {
+    use clap::error::ErrorKind;
+    let text = err.render().to_string();
+    if matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        return text.trim_end().to_string();
     }
-    while let Some(arg) = it.next() {
-        let s = arg.to_string_lossy().into_owned();
-        let path = if s == "--config" || s == "-F" {
-            match it.next() {
-                Some(p) => PathBuf::from(p),
-                None => return Err(format!("{s}: give a file")),
-            }
-        } else if let Some(p) = s.strip_prefix("--config=") {
-            PathBuf::from(p)
-        } else {
-            out.push(arg);
-            continue;
-        };
-        match read_flag_file(&path)? {
-            Some(flags) => from_file.extend(flags),
-            // A JSON file is a multi-service config: leave it to --config.
-            None => out.extend([OsString::from("--config"), path.into_os_string()]),
-        }
-    }
-    let program = out.remove(0);
-    Ok(std::iter::once(program).chain(from_file).chain(out).collect())
+    let lines: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .map(|l| l.strip_prefix("error: ").unwrap_or(l))
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    format!("{} (see --help)", lines.join("\n"))
 }
 
-/// The flags of a `key = value` file, or `None` when the file is JSON.
-fn read_flag_file(path: &Path) -> Result<Option<Vec<OsString>>, String> {
-    let text = file::read_config(path).map_err(|e| format!("--config: cannot read {}: {e}", path.display()))?;
-    if file::looks_like_json(&text) {
-        return Ok(None);
+/// Expands the command line the bundled healthcheck's way (prefixes,
+/// negative numbers, `-sF`, a `-F` file of flags), see [`compat`].
+pub fn expand_config(args: Vec<OsString>) -> Result<Vec<OsString>, String> {
+    compat::expand(args)
+}
+
+/// Every address of `p`, network and broadcast included, as host routes
+/// (what the bundled healthcheck's `--deaggregate-networks` announces), or
+/// `None` when there are more than `max`.
+fn every_address(p: &Prefix, max: usize) -> Option<Vec<String>> {
+    use ipnet::IpNet;
+    let net = p.net();
+    let host_bits = u32::from(net.max_prefix_len() - net.prefix_len());
+    if host_bits >= usize::BITS || (1usize << host_bits) > max {
+        return None;
     }
-    let mut flags = Vec::new();
-    for line in file::strip_bom(&text).lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
+    let count = 1u128 << host_bits;
+    Some(match net {
+        IpNet::V4(n) => {
+            let first = u32::from(n.network());
+            (0..count)
+                .filter_map(|i| u32::try_from(i).ok())
+                .map(|i| format!("{}/32", std::net::Ipv4Addr::from(first + i)))
+                .collect()
         }
-        match line.split_once('=') {
-            Some((k, v)) => flags.push(OsString::from(format!("--{}={}", k.trim(), v.trim()))),
-            None => flags.push(OsString::from(format!("--{line}"))),
+        IpNet::V6(n) => {
+            let first = u128::from(n.network());
+            (0..count).map(|i| format!("{}/128", std::net::Ipv6Addr::from(first + i))).collect()
         }
-    }
-    Ok(Some(flags))
+    })
 }
 
 #[cfg(test)]
@@ -871,12 +874,40 @@ mod tests {
         ])
         .unwrap();
         let p: Vec<String> = s.service.prefixes.iter().map(ToString::to_string).collect();
-        assert_eq!(p, ["198.51.100.2/32", "198.51.100.1/32"]);
+        // Every address, network and broadcast too, from the second on.
+        assert_eq!(p, ["198.51.100.1/32", "198.51.100.2/32", "198.51.100.3/32", "198.51.100.0/32"]);
         assert!(s.service.neighbors.is_empty());
         assert_eq!(s.service.down, Action::Withdraw);
         assert_eq!(s.service.timing.interval, Duration::from_millis(500));
         assert_eq!(s.log_level, LevelFilter::Warn);
         assert!(settings(&["--ip", "198.51.100.1/32", "--interval", "0"]).unwrap_err()[0].contains("respawn"));
+    }
+
+    #[test]
+    fn meds_count_down_with_a_negative_increase_and_stop_at_0() {
+        let s = settings(&[
+            "--ip",
+            "198.51.100.1/32",
+            "--ip",
+            "198.51.100.2/32",
+            "--ip",
+            "198.51.100.3/32",
+            "--increase",
+            "-60",
+            "--start-ip",
+            "4",
+        ])
+        .unwrap();
+        let lines = crate::exabgp::encoder::lines(&s.service, crate::core::fsm::Advert::Up);
+        assert_eq!(
+            lines,
+            [
+                "announce route 198.51.100.2/32 next-hop self med 100",
+                "announce route 198.51.100.3/32 next-hop self med 40",
+                // The healthcheck would write `med -20`, which ExaBGP refuses.
+                "announce route 198.51.100.1/32 next-hop self med 0",
+            ]
+        );
     }
 
     #[test]
@@ -919,6 +950,10 @@ mod tests {
         std::fs::write(&f, "{\"services\": []}").unwrap();
         let argv: Vec<OsString> = ["exaprobe", "--config", f.to_str().unwrap()].iter().map(OsString::from).collect();
         let expanded = expand_config(argv.clone()).unwrap();
-        assert_eq!(expanded, argv, "a JSON file stays a --config argument");
+        assert_eq!(
+            expanded,
+            [OsString::from("exaprobe"), OsString::from(format!("--config={}", f.display()))],
+            "a JSON file stays a --config argument"
+        );
     }
 }

@@ -200,7 +200,7 @@ impl Intended {
                 announce: match &action {
                     Action::Withdraw => None,
                     Action::Announce(attrs) => {
-                        let med = attrs.med.map(|m| m.saturating_add(service.med_increase.saturating_mul(i as u32)));
+                        let med = attrs.med.map(|m| service.med(m, i));
                         Some((service.next_hop_for(p), Attributes { med, ..attrs.clone() }))
                     }
                 },

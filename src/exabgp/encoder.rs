@@ -28,7 +28,7 @@ pub fn lines(service: &Service, advert: Advert) -> Vec<String> {
             .iter()
             .enumerate()
             .map(|(i, p)| {
-                let med = attrs.med.map(|m| m.saturating_add(service.med_increase.saturating_mul(i as u32)));
+                let med = attrs.med.map(|m| service.med(m, i));
                 announce(&service.neighbors, p, service.next_hop_for(p), &attrs, med, service.path_id)
             })
             .collect(),

@@ -1022,7 +1022,7 @@ impl<'t> Cx<'t> {
             next_hop6: field!(next_hop6, Clone::clone),
             neighbors,
             path_id,
-            med_increase: field!(med_increase, |n: &u32| *n),
+            med_increase: field!(med_increase, |n: &u32| i64::from(*n)),
             up,
             degraded,
             down,

@@ -57,7 +57,7 @@ pub struct RawSpec {
     /// ADD-PATH path identifier.
     pub path_id: Field<u32>,
     /// Added to the MED of each further prefix (default 0).
-    pub med_increase: Field<u32>,
+    pub med_increase: Field<i64>,
     /// Attributes while UP (MED default 100).
     pub up: RawAttributes,
     /// Attributes while DEGRADED (MED default: UP's + 100).

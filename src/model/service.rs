@@ -109,8 +109,9 @@ pub struct Service {
     pub neighbors: Vec<IpAddr>,
     /// ADD-PATH path identifier.
     pub path_id: Option<u32>,
-    /// Added to the MED for each further prefix (100, 101, 102…).
-    pub med_increase: u32,
+    /// Added to the MED for each further prefix (100, 101, 102…); negative
+    /// lowers it (the bundled healthcheck's `--increase -1`), see [`Service::med`].
+    pub med_increase: i64,
     /// Attributes while UP.
     pub up: Attributes,
     /// Attributes while DEGRADED (a check returned a Nagios WARNING, or a
@@ -198,6 +199,16 @@ impl Service {
             }
         }
         self
+    }
+
+    /// The MED of prefix number `index` (from 0) when the first one gets
+    /// `base`: `base + index × med_increase`, as the bundled healthcheck
+    /// computes it, held within the MED's range (0 to 2³²−1) where the
+    /// healthcheck would send a value ExaBGP refuses.
+    pub fn med(&self, base: u32, index: usize) -> u32 {
+        let index = i128::try_from(index).unwrap_or(i128::MAX);
+        let med = i128::from(base).saturating_add(index.saturating_mul(i128::from(self.med_increase)));
+        u32::try_from(med.clamp(0, i128::from(u32::MAX))).unwrap_or(u32::MAX)
     }
 
     /// The next hop to use for a prefix.
