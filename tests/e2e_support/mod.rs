@@ -1396,6 +1396,16 @@ pub(crate) fn parse_route_stamp(text: &str, prefix: &str) -> Option<String> {
     None
 }
 
+/// A route time as BIRD prints it (`13:15:24.914`) in milliseconds since
+/// midnight.
+#[allow(dead_code)]
+pub(crate) fn stamp_ms(stamp: &str) -> Option<u64> {
+    let (hms, ms) = stamp.split_once('.').unwrap_or((stamp, "0"));
+    let mut parts = hms.split(':').map(|p| p.parse::<u64>().ok());
+    let (h, m, sec) = (parts.next()??, parts.next()??, parts.next()??);
+    Some(((h * 60 + m) * 60 + sec) * 1000 + ms.parse::<u64>().ok()?)
+}
+
 /// What a client run of the exaprobe binary printed.
 #[allow(dead_code)]
 #[derive(Debug)]
