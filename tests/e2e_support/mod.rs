@@ -1406,6 +1406,19 @@ pub(crate) fn stamp_ms(stamp: &str) -> Option<u64> {
     Some(((h * 60 + m) * 60 + sec) * 1000 + ms.parse::<u64>().ok()?)
 }
 
+/// True when a route time read later (`now`) shows the route replaced
+/// since `then`: moved by more than 50 ms. BIRD keeps route times on its
+/// monotonic clock and converts them to wall-clock time when it prints them,
+/// so the same route can read a millisecond apart; a time that could not be
+/// read (birdc failing under load) is no evidence either way.
+#[allow(dead_code)]
+pub(crate) fn stamp_moved(then: Option<&str>, now: Option<&str>) -> bool {
+    match (then.and_then(stamp_ms), now.and_then(stamp_ms)) {
+        (Some(a), Some(b)) => a.abs_diff(b) > 50,
+        _ => false,
+    }
+}
+
 /// What a client run of the exaprobe binary printed.
 #[allow(dead_code)]
 #[derive(Debug)]
