@@ -570,7 +570,9 @@ fn command_timeout_kills_the_check_and_its_children() {
     assert!(seen >= 3, "saw {seen} processes, not the check's shell and its two helpers");
     assert!(children.is_empty());
     assert!(eventually(|| processes_with(&marker).is_empty()), "left behind: {:?}", processes_with(&marker));
-    assert!(our_zombies().is_empty(), "zombies: {:?}", our_zombies());
+    // Other tests of this binary run children of their own in parallel, which
+    // are zombies for the moment between their exit and their reaping.
+    assert!(eventually(|| our_zombies().is_empty()), "zombies: {:?}", our_zombies());
 }
 
 #[test]
@@ -592,7 +594,9 @@ fn command_many_timeouts_leave_nothing_behind() {
     assert!(watcher.stop() >= 1, "no run got as far as starting its shell: the test proves nothing");
     assert!(children.is_empty());
     assert!(eventually(|| processes_with(&marker).is_empty()), "left behind: {:?}", processes_with(&marker));
-    assert!(our_zombies().is_empty(), "zombies: {:?}", our_zombies());
+    // Other tests of this binary run children of their own in parallel, which
+    // are zombies for the moment between their exit and their reaping.
+    assert!(eventually(|| our_zombies().is_empty()), "zombies: {:?}", our_zombies());
 }
 
 /// Watches, in a thread, for processes carrying a marker; `stop` returns
