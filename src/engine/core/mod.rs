@@ -351,12 +351,17 @@ impl<W: Write> Core<W> {
         if c.on_fail == OnFail::Degrade && outcome.health == Health::Down {
             outcome.health = Health::Degraded;
         }
-        fx.events.push(LogEvent::Probe {
-            service: rt.service.name.clone(),
-            check: c.check.to_string(),
-            outcome: outcome.to_string(),
-            elapsed,
-        });
+        // Debug events cost a few strings each, on every probe: only when
+        // they would be logged.
+        let debug = log::log_enabled!(log::Level::Debug);
+        if debug {
+            fx.events.push(LogEvent::Probe {
+                service: rt.service.name.clone(),
+                check: c.check.to_string(),
+                outcome: outcome.to_string(),
+                elapsed,
+            });
+        }
         self.metrics.record_probe(&rt.service.name, &c.check.to_string(), c.check.kind(), &outcome, elapsed);
         rt.last_outcomes[check] = Some((outcome.clone(), elapsed));
         let Some(r) = rt.round.as_mut() else { return Ok(()) };
@@ -391,11 +396,16 @@ impl<W: Write> Core<W> {
                 State::Falling(n) => format!("FALLING({n}/{fall})"),
                 other => other.to_string(),
             };
+            let (from, to) = (shown(before_states[c]), shown(fsm.state()));
+            // "Still UP" is a debug line, on every probe: only when logged.
+            if from == to && !log::log_enabled!(log::Level::Debug) {
+                continue;
+            }
             fx.events.push(LogEvent::Check {
                 service: rt.service.name.clone(),
                 check: rt.service.checks[c].check.to_string(),
-                from: shown(before_states[c]),
-                to: shown(fsm.state()),
+                from,
+                to,
                 outcome: o.to_string(),
             });
         }
