@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 mod harness;
 
-use harness::{EXE, Probe, WAIT, lines};
+use harness::{EXE, Probe, WAIT};
 
 /// A loopback TCP listener that can be closed and reopened on the same port.
 struct Service {
@@ -665,19 +665,9 @@ impl Probe {
     /// Starts exaprobe as [`Probe::start`] does, with at most `nofile` open
     /// files (a small systemd LimitNOFILE), so that a leak shows quickly.
     fn start_with_nofile(nofile: u32, args: &[&str]) -> Probe {
-        let mut child = Command::new("/bin/sh")
-            .arg("-c")
-            .arg(format!("ulimit -n {nofile} && exec \"$0\" \"$@\""))
-            .arg(EXE)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start exaprobe");
-        let stdout = lines(child.stdout.take().unwrap());
-        let stderr = lines(child.stderr.take().unwrap());
-        Probe { stdin: child.stdin.take(), child, stdout, stderr, seen_stderr: Vec::new() }
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c").arg(format!("ulimit -n {nofile} && exec \"$0\" \"$@\"")).arg(EXE).args(args);
+        Probe::spawn(cmd)
     }
 
     /// Waits until stderr has had `n` more lines containing `needle` than now.

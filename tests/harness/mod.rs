@@ -39,13 +39,16 @@ pub(crate) fn lines(r: impl Read + Send + 'static) -> Receiver<String> {
 impl Probe {
     /// Starts exaprobe with stdin and stdout as pipes, as ExaBGP does.
     pub(crate) fn start(args: &[&str]) -> Probe {
-        let mut child = Command::new(EXE)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start exaprobe");
+        let mut cmd = Command::new(EXE);
+        cmd.args(args);
+        Probe::spawn(cmd)
+    }
+
+    /// Starts `cmd` (exaprobe, or a wrapper that execs it) with stdin and
+    /// stdout as pipes.
+    pub(crate) fn spawn(mut cmd: Command) -> Probe {
+        let mut child =
+            cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start exaprobe");
         let stdout = lines(child.stdout.take().unwrap());
         let stderr = lines(child.stderr.take().unwrap());
         Probe { stdin: child.stdin.take(), child, stdout, stderr, seen_stderr: Vec::new() }
