@@ -14,6 +14,7 @@
 //! - [`engine`]: the scheduler that runs probes and turns their results into
 //!   ExaBGP commands;
 //! - [`exabgp`]: the channel to ExaBGP: encoder, stdout writer, stdin lines;
+//! - [`fleet`]: the fleet client: the sites' shared store (etcd) behind the fleet guard;
 //! - [`probe`]: the probes, one module per protocol;
 //! - [`ops`]: what operators touch: the control socket and state file,
 //!   metrics, logs, systemd notifications, signals;
@@ -26,6 +27,7 @@ pub mod cli;
 pub mod core;
 pub mod engine;
 pub mod exabgp;
+pub mod fleet;
 pub mod lint;
 pub mod model;
 pub mod ops;

@@ -7,6 +7,7 @@ pub mod bgp;
 pub mod config;
 pub mod duration;
 pub mod file;
+pub mod fleet;
 pub mod origin;
 pub mod raw;
 pub mod service;

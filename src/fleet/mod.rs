@@ -1,0 +1,134 @@
+//! The fleet client: this site's view of, and vote in, the sites' shared
+//! store (etcd, through its JSON gateway over HTTP).
+//!
+//! It owns everything that talks to etcd: the lease and its keep-alive, the
+//! per-service keys (`<prefix><service>/<site>`), the guarded-withdraw
+//! transaction, the watch, and the read-only view behind `exaprobe fleet`.
+//! It runs on threads of its own and never blocks the engine: every request
+//! is a message, every answer a [`Notice`] passed to the callback given to
+//! [`Fleet::start`] (the engine turns it into one of its events).
+//!
+//! INTERFACE STUB (lead): the types and signatures below are the contract
+//! between the store side (this folder) and the engine side (the guard in the
+//! core). The bodies are placeholders to be replaced by the store side.
+
+use std::time::SystemTime;
+
+use crate::model::fleet::FleetSettings;
+
+/// What this site publishes for one service (the key's value, as JSON).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// The route is announced from this site (UP, DEGRADED, HELD, or a
+    /// drain's GRACEFUL_SHUTDOWN stage).
+    pub announcing: bool,
+    /// Announced only because the guard holds it.
+    pub held: bool,
+    /// The service's state as `status` shows it (`UP`, `DOWN`, `HELD`,
+    /// `DRAINED`, `DISABLED`, …).
+    pub state: String,
+    /// Since when it is in that state.
+    pub since: SystemTime,
+    /// Why (the probe's reason, the drain's reason, …); may be empty.
+    pub reason: String,
+}
+
+/// The answer to [`Fleet::ask_withdraw`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Enough other sites announce: withdraw. The store already says this
+    /// site is not announcing (the transaction succeeded).
+    Withdraw,
+    /// Withdrawing would leave too few sites announcing: keep announcing.
+    Hold {
+        /// Other sites with live leases announcing the service.
+        others_announcing: u32,
+        /// Sites with live entries for the service, this one included.
+        sites: u32,
+    },
+    /// The store could not be asked (unreachable, lease lost, timeout):
+    /// decide locally, as without a fleet.
+    Local {
+        /// Why, for the log and `status`.
+        why: String,
+    },
+}
+
+/// What the fleet client tells the engine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Notice {
+    /// The answer to the [`Fleet::ask_withdraw`] with this ticket.
+    Verdict {
+        /// The service asked about.
+        service: String,
+        /// The ticket given with the question.
+        ticket: u64,
+        /// The answer.
+        verdict: Verdict,
+    },
+    /// Another site's entry for this service changed (etcd watch): a held
+    /// service should ask again.
+    Changed {
+        /// The service.
+        service: String,
+    },
+    /// The store became reachable (with a live lease) or stopped being so.
+    Store {
+        /// Reachable, with a live lease.
+        connected: bool,
+        /// Why, for the log and `status`.
+        detail: String,
+    },
+}
+
+/// One row of the fleet view (`exaprobe fleet`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Row {
+    /// The service.
+    pub service: String,
+    /// The site.
+    pub site: String,
+    /// Its published entry.
+    pub entry: Entry,
+}
+
+/// A running fleet client (its threads stop when it is dropped or stopped).
+pub struct Fleet {
+    _settings: FleetSettings,
+}
+
+impl Fleet {
+    /// Starts the client for these services; `notify` is called from the
+    /// client's threads and must not block.
+    pub fn start(settings: FleetSettings, services: Vec<String>, notify: Box<dyn Fn(Notice) + Send + Sync>) -> Fleet {
+        let _ = services;
+        notify(Notice::Store { connected: false, detail: "fleet client not built yet".into() });
+        Fleet { _settings: settings }
+    }
+
+    /// Publishes this site's entry for a service (non-blocking; the newest
+    /// entry per service wins when the store is slow).
+    pub fn publish(&self, service: &str, entry: Entry) {
+        let _ = (service, entry);
+    }
+
+    /// Asks whether this site may withdraw `service` for health, needing at
+    /// least `min_sites` other sites announcing; on success the store marks
+    /// this site's entry `withdrawn` in the same transaction. Non-blocking:
+    /// answered by one [`Notice::Verdict`] with `ticket`, at the latest after
+    /// the settings' timeout (then [`Verdict::Local`]).
+    pub fn ask_withdraw(&self, service: &str, ticket: u64, min_sites: u32, withdrawn: Entry) {
+        let _ = (service, ticket, min_sites, withdrawn);
+    }
+
+    /// Revokes the lease (this site's keys vanish at once), for a clean
+    /// shutdown; bounded by the settings' timeout.
+    pub fn stop(self) {}
+}
+
+/// Reads every service × site entry under the prefix (for `exaprobe fleet`);
+/// blocking, bounded by the settings' timeout.
+pub fn view(settings: &FleetSettings) -> anyhow::Result<Vec<Row>> {
+    let _ = settings;
+    anyhow::bail!("fleet client not built yet")
+}
