@@ -137,7 +137,8 @@ pub struct Args {
     /// Native NTP check: "[IP[:PORT]] [max-stratum=N] [max-offset=D] [max-dispersion=D]" (repeatable).
     #[arg(long, value_name = "SPEC", num_args = 0..=1, default_missing_value = "", help_heading = "Checks")]
     pub ntp: Vec<String>,
-    /// Monitoring plugin, run without a shell: "PATH ARGS…" split on spaces; exit 0 ok, 1 degraded, 2+ down.
+    /// Monitoring plugin, run without a shell: "PATH ARGS… [timeout=D] [on-fail=degrade]" split on spaces
+    /// (\x20 for a space in an argument); exit 0 ok, 1 degraded, 2+ down.
     #[arg(long, value_name = "ARGV", help_heading = "Checks")]
     pub plugin: Vec<String>,
     /// How checks combine: all, any, or a number of checks that must be healthy.
@@ -661,8 +662,12 @@ impl Args {
             check(command_check("--cmd", None, Some(cmd.clone()), ExitCodes::ZeroIsHealthy), "--cmd");
         }
         for p in &self.plugin {
-            let argv = p.split_whitespace().map(String::from).collect();
-            check(command_check("--plugin", Some(argv), None, ExitCodes::Nagios), "--plugin");
+            // Trailing timeout=/on-fail= are the check's; `\x20` decoded.
+            let words = crate::probe::command::PluginWords::parse(p);
+            let mut c = command_check("--plugin", Some(words.argv), None, ExitCodes::Nagios);
+            c.timeout = maybe(words.timeout, "--plugin timeout=");
+            c.on_fail = maybe(words.on_fail, "--plugin on-fail=");
+            check(c, "--plugin");
         }
         let specs: [(&'static str, &Vec<String>, ProbeKind); 4] = [
             ("--tcp", &self.tcp, ProbeKind::Tcp),

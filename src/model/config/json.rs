@@ -386,6 +386,11 @@ raw_checks! {
         ca: Option<String>,
         insecure: Option<bool>,
         follow_redirects: Option<bool>,
+        request_headers: Option<BTreeMap<String, String>>,
+        expect_headers: Option<BTreeMap<String, String>>,
+        cert: Option<String>,
+        key: Option<String>,
+        resolve: Option<Vec<String>>,
     }
     RawDns "a dns check object" {
         server: Option<String>,
@@ -405,6 +410,9 @@ raw_checks! {
         max_stratum: Option<RawText>,
         max_offset: Option<RawDuration>,
         max_dispersion: Option<RawDuration>,
+        max_root_distance: Option<RawDuration>,
+        max_ref_age: Option<RawDuration>,
+        source: Option<String>,
     }
     RawCommand "a command check object" {
         argv: Option<Vec<String>>,

@@ -472,8 +472,28 @@ impl<'t> Cx<'t> {
                 if let Some(v) = &c.body_regex {
                     b = b.body_regex(v.as_str());
                 }
-                for (name, value) in c.headers.iter().flatten() {
+                if c.headers.is_some() {
+                    self.warn(
+                        &format!("{path}.headers"),
+                        "deprecated: it sets request headers; write request_headers (and expect_headers to \
+                         require headers on the response)",
+                    );
+                }
+                for (name, value) in c.headers.iter().flatten().chain(c.request_headers.iter().flatten()) {
                     b = b.header(format!("{name}: {value}"));
+                }
+                // "" requires the header, any value.
+                for (name, re) in c.expect_headers.iter().flatten() {
+                    b = b.expect_header(if re.is_empty() { name.clone() } else { format!("{name}:{re}") });
+                }
+                if let Some(v) = &c.cert {
+                    b = b.cert_file(v.as_str());
+                }
+                if let Some(v) = &c.key {
+                    b = b.key_file(v.as_str());
+                }
+                for v in c.resolve.iter().flatten() {
+                    b = b.resolve(v.as_str());
                 }
                 if let Some(v) = &c.host {
                     b = b.host(v.as_str());
@@ -482,16 +502,39 @@ impl<'t> Cx<'t> {
                     b = b.ca_file(v.as_str());
                 }
                 b = b.insecure(c.insecure.unwrap_or(false)).follow_redirects(c.follow_redirects.unwrap_or(false));
-                let keys = &[
-                    ("url", "url"),
-                    ("method", "method"),
-                    ("host", "host"),
-                    ("status", "status"),
-                    ("body", "body"),
-                    ("body-regex", "body_regex"),
-                    ("header", "headers"),
-                    ("ca", "ca"),
-                ];
+                // A bad request header is in request_headers, or in the
+                // deprecated headers when only that is given.
+                let keys: &'static [(&'static str, &'static str)] = if c.request_headers.is_some() {
+                    &[
+                        ("url", "url"),
+                        ("method", "method"),
+                        ("host", "host"),
+                        ("status", "status"),
+                        ("body", "body"),
+                        ("body-regex", "body_regex"),
+                        ("request-header", "request_headers"),
+                        ("expect-header", "expect_headers"),
+                        ("ca", "ca"),
+                        ("cert", "cert"),
+                        ("key", "key"),
+                        ("resolve", "resolve"),
+                    ]
+                } else {
+                    &[
+                        ("url", "url"),
+                        ("method", "method"),
+                        ("host", "host"),
+                        ("status", "status"),
+                        ("body", "body"),
+                        ("body-regex", "body_regex"),
+                        ("request-header", "headers"),
+                        ("expect-header", "expect_headers"),
+                        ("ca", "ca"),
+                        ("cert", "cert"),
+                        ("key", "key"),
+                        ("resolve", "resolve"),
+                    ]
+                };
                 (raw::RawProbe::Http(b), c.common_owned(), keys)
             }
             Some("dns") => {
@@ -550,11 +593,23 @@ impl<'t> Cx<'t> {
                 if let Some(v) = &c.max_dispersion {
                     b = b.max_dispersion(v.0.as_str());
                 }
+                if let Some(v) = &c.max_root_distance {
+                    b = b.max_root_distance(v.0.as_str());
+                }
+                if let Some(v) = &c.max_ref_age {
+                    b = b.max_ref_age(v.0.as_str());
+                }
+                if let Some(v) = &c.source {
+                    b = b.source(v.as_str());
+                }
                 let keys = &[
                     ("server", "server"),
                     ("max-stratum", "max_stratum"),
                     ("max-offset", "max_offset"),
                     ("max-dispersion", "max_dispersion"),
+                    ("max-root-distance", "max_root_distance"),
+                    ("max-ref-age", "max_ref_age"),
+                    ("source", "source"),
                 ];
                 (raw::RawProbe::Ntp(b), c.common_owned(), keys)
             }
