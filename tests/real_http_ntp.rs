@@ -89,8 +89,9 @@ fn stalling_server(hold: Duration) -> SocketAddr {
             std::thread::spawn(move || {
                 let mut buf = [0u8; 4096];
                 let _ = stream.read(&mut buf);
-                let _ = stream
-                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\nOK, the rest");
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\nOK, the rest",
+                );
                 std::thread::sleep(hold);
             });
         }
@@ -166,7 +167,11 @@ fn redirects_to_other_names_and_an_https_site_with_a_private_ca() {
     let pin = format!("{NAME}:{tls}:{ip}");
     let out = run(&curl, &["-s", "-L", "--cacert", &ca, "--resolve", &pin, &secure]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "secure\n", "curl: {}", text(&out));
-    expect(&http(&format!("{secure} follow-redirects ca={ca} resolve={pin} body=secure")), Health::Healthy, "http-status 200");
+    expect(
+        &http(&format!("{secure} follow-redirects ca={ca} resolve={pin} body=secure")),
+        Health::Healthy,
+        "http-status 200",
+    );
     // Without the pin the name does not resolve (.test is reserved).
     expect(&http(&format!("{secure} follow-redirects ca={ca}")), Health::Down, "host-not-found");
     // Without the CA, the certificate is not trusted, as for curl.
@@ -267,7 +272,12 @@ fn tls_errors_are_worded_for_an_operator() {
         ("expired", "certificate has expired", "tls-expired", "expired at 2021-01-01T00:00:00Z"),
         ("future", "certificate is not yet valid", "tls-not-yet-valid", "is valid from 2099-01-01"),
         ("unknown-ca", "unable to get local issuer certificate", "tls-unknown-ca", "not issued by a CA in ca="),
-        ("wrong-name", "no alternative certificate subject name matches", "tls-wrong-name", "is for other.example.test"),
+        (
+            "wrong-name",
+            "no alternative certificate subject name matches",
+            "tls-wrong-name",
+            "is for other.example.test",
+        ),
         ("self-signed", "self-signed certificate", "tls-self-signed", "self-signed and not in ca="),
     ];
     let ports: Vec<u16> = (0..=cases.len()).map(|_| free_port(ip, false)).collect();
@@ -300,7 +310,10 @@ fn tls_errors_are_worded_for_an_operator() {
     }
     // The protocol version: curl (OpenSSL 3, TLS 1.2 at least at its
     // default security level) fails the handshake too.
-    let out = run(&curl, &["-sS", "--cacert", &ca, "--resolve", &format!("{NAME}:{old}:{ip}"), &format!("https://{NAME}:{old}/")]);
+    let out = run(
+        &curl,
+        &["-sS", "--cacert", &ca, "--resolve", &format!("{NAME}:{old}:{ip}"), &format!("https://{NAME}:{old}/")],
+    );
     assert_eq!(out.status.code(), Some(35), "curl: {}", text(&out));
     let o = http(&format!("https://{ip}:{old}/ host={NAME} ca={ca}"));
     expect(&o, Health::Down, "tls-protocol-version");
@@ -398,7 +411,15 @@ fn source_address_of_ntp_queries() {
     let dir = tempfile::tempdir().unwrap();
     let (ip, allowed) = (loopback(), loopback());
     let addr = SocketAddr::from((ip, free_port(ip, true)));
-    let _c = Chrony::start(&chronyd, dir.path(), "local", addr, false, allowed, &format!("allow {allowed}\nlocal stratum 8"));
+    let _c = Chrony::start(
+        &chronyd,
+        dir.path(),
+        "local",
+        addr,
+        false,
+        allowed,
+        &format!("allow {allowed}\nlocal stratum 8"),
+    );
     let p: NtpProbe = format!("{addr} source={allowed}").parse().unwrap();
     let o = p.run(LONG);
     eprintln!("{o}");
@@ -414,11 +435,7 @@ fn chronyc_tracking(chronyc: &Path, socket: &Path) -> String {
 }
 
 fn tracking_field<'a>(tracking: &'a str, field: &str) -> &'a str {
-    tracking
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_once(':'))
-        .map_or("", |(_, v)| v.trim())
+    tracking.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_once(':')).map_or("", |(_, v)| v.trim())
 }
 
 /// Holdover: chronyd B syncs to A (`local stratum 8`), then A stops. B keeps

@@ -402,9 +402,8 @@ impl ClientCert {
             return Err(("cert", format!("{}: no PEM certificate in it", cert_path.display())));
         }
         let pem = super::read_small_file(&key_path, CLIENT_FILE_MAX).map_err(|e| ("key", e))?;
-        let der = PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
-            ("key", format!("{}: no unencrypted PEM private key in it ({e})", key_path.display()))
-        })?;
+        let der = PrivateKeyDer::from_pem_slice(&pem)
+            .map_err(|e| ("key", format!("{}: no unencrypted PEM private key in it ({e})", key_path.display())))?;
         let provider = rustls::crypto::ring::default_provider();
         let certs: Vec<CertificateDer<'static>> = chain.iter().map(|c| CertificateDer::from(c.clone())).collect();
         let key = rustls::sign::CertifiedKey::from_der(certs, der, &provider).map_err(|e| {
@@ -447,8 +446,9 @@ pub struct HttpProbe {
     pub expect_headers: Vec<ExpectHeader>,
     /// Certificate checking (HTTPS, and the HTTPS targets of redirects).
     pub tls: Tls,
-    /// The client certificate to present when a server asks for one.
-    pub client_cert: Option<ClientCert>,
+    /// The client certificate to present when a server asks for one (boxed:
+    /// rare, and [`super::Check`] holds every probe kind by value).
+    pub client_cert: Option<Box<ClientCert>>,
     /// Follow up to 5 redirects instead of judging the 3xx itself.
     pub follow_redirects: bool,
     /// Names pinned to addresses (`resolve=`), for redirect targets.
@@ -666,7 +666,7 @@ impl HttpBuilder {
             (None, None) => None,
             (Some(_), None) => return Err(SpecError::at("key", "cert= needs key= (the certificate's private key)")),
             (None, Some(_)) => return Err(SpecError::at("cert", "key= needs cert= (the client certificate)")),
-            (Some(c), Some(k)) => Some(ClientCert::read(c, k).map_err(|(key, e)| SpecError::at(key, e))?),
+            (Some(c), Some(k)) => Some(Box::new(ClientCert::read(c, k).map_err(|(key, e)| SpecError::at(key, e))?)),
         };
         let tls_given = self.ca_file.is_some() || self.insecure || client_cert.is_some();
         if url.scheme == Scheme::Http && tls_given && !self.follow_redirects {
@@ -732,7 +732,7 @@ fn parse_expect_header(s: &str) -> Result<ExpectHeader, String> {
     let name = HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| format!("{name:?} is not a header name"))?;
     let value = match value {
         None => None,
-        Some(v) if v.is_empty() => return Err(format!("{s:?}: give NAME alone to require the header, or NAME:RE")),
+        Some("") => return Err(format!("{s:?}: give NAME alone to require the header, or NAME:RE")),
         Some(v) => Some(BodyRegex(regex_lite::Regex::new(v).map_err(|e| format!("{v:?}: {e}"))?)),
     };
     Ok(ExpectHeader { name, value })
@@ -1005,10 +1005,11 @@ impl HttpProbe {
             if !seen.iter().any(|v| re.0.is_match(v)) {
                 let shown = seen.join(", ");
                 let shown: String = shown.chars().take(200).collect();
-                return Some(
-                    Outcome::down("header-mismatch")
-                        .with_detail(format!("{}: {shown:?} does not match {}", want.name, re.0.as_str())),
-                );
+                return Some(Outcome::down("header-mismatch").with_detail(format!(
+                    "{}: {shown:?} does not match {}",
+                    want.name,
+                    re.0.as_str()
+                )));
             }
         }
         None

@@ -195,7 +195,8 @@ impl NtpBuilder {
         let source = match &self.source {
             None => None,
             Some(s) => {
-                let ip: IpAddr = s.parse().map_err(|_| SpecError::at("source", format!("{s:?} is not an IP address")))?;
+                let ip: IpAddr =
+                    s.parse().map_err(|_| SpecError::at("source", format!("{s:?} is not an IP address")))?;
                 if ip.is_ipv4() != server.is_ipv4() {
                     return Err(SpecError::at("source", format!("{ip} is not of the server's address family")));
                 }

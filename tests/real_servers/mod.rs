@@ -173,7 +173,16 @@ impl Nginx {
         let path = dir.join("nginx.conf");
         std::fs::write(&path, conf).expect("nginx.conf");
         let global = format!("daemon off; master_process off; pid {d}/nginx.pid;");
-        let args = ["-p", &format!("{d}/"), "-c", path.to_str().expect("utf-8 path"), "-g", &global, "-e", &format!("{d}/nginx-error.log")];
+        let args = [
+            "-p",
+            &format!("{d}/"),
+            "-c",
+            path.to_str().expect("utf-8 path"),
+            "-g",
+            &global,
+            "-e",
+            &format!("{d}/nginx-error.log"),
+        ];
         let mut server = spawn("nginx", nginx, &args, dir.join("nginx.out"));
         for &port in ports {
             wait_for(&mut server, || TcpStream::connect((ip, port)).is_ok());
@@ -284,10 +293,23 @@ impl Pki {
         run_ok(
             openssl,
             &[
-                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "30",
-                "-subj", &format!("/CN={NAME}"), "-addext", &san,
-                "-keyout", pki.path("self-signed.key").to_str().unwrap_or_default(),
-                "-out", pki.path("self-signed.pem").to_str().unwrap_or_default(),
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-days",
+                "30",
+                "-subj",
+                &format!("/CN={NAME}"),
+                "-addext",
+                &san,
+                "-keyout",
+                pki.path("self-signed.key").to_str().unwrap_or_default(),
+                "-out",
+                pki.path("self-signed.pem").to_str().unwrap_or_default(),
             ],
         );
         pki
@@ -307,8 +329,21 @@ impl Pki {
         run_ok(
             &self.openssl,
             &[
-                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "30",
-                "-subj", &format!("/CN=exaprobe test {name}"), "-keyout", &key, "-out", &pem,
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-days",
+                "30",
+                "-subj",
+                &format!("/CN=exaprobe test {name}"),
+                "-keyout",
+                &key,
+                "-out",
+                &pem,
             ],
         );
         // `openssl ca`, which alone sets arbitrary validity dates in
@@ -337,8 +372,19 @@ impl Pki {
         run_ok(
             &self.openssl,
             &[
-                "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj",
-                &format!("/CN={cn}"), "-keyout", &key, "-out", &csr,
+                "req",
+                "-new",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-subj",
+                &format!("/CN={cn}"),
+                "-keyout",
+                &key,
+                "-out",
+                &csr,
             ],
         );
         let cnf = self.file(&format!("{ca}-db/ca.cnf"));
