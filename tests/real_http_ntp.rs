@@ -519,3 +519,63 @@ fn holdover_is_seen_by_reference_age_and_root_distance() {
     };
     assert!(dispersion(&later) > dispersion(&at_stop), "root dispersion did not grow:\n{at_stop}\n{later}");
 }
+
+// ----------------------------------------------------------------- validation
+
+/// The new options, given badly in a JSON config, are errors at their JSON
+/// path (what `exaprobe check` prints); given well, they reach the probe.
+#[test]
+fn new_options_are_validated_at_their_json_path() {
+    use exaprobe::model::config;
+    let one = |check: &str| {
+        format!(r#"{{"services": [{{"name": "web", "prefixes": ["198.51.100.1/32"], "checks": [{check}]}}]}}"#)
+    };
+    let table = [
+        (r#"{"type": "ntp", "max_ref_age": "soon"}"#, "max_ref_age"),
+        (r#"{"type": "ntp", "max_root_distance": "-1"}"#, "max_root_distance"),
+        (r#"{"type": "ntp", "server": "127.0.0.1", "source": "lo"}"#, "source"),
+        (r#"{"type": "ntp", "server": "::1", "source": "127.0.0.1"}"#, "source"),
+        (r#"{"type": "http", "url": "https://127.0.0.1/", "cert": "/nonexistent.pem"}"#, "key"),
+        (r#"{"type": "http", "url": "https://127.0.0.1/", "cert": "/nonexistent.pem", "key": "/k"}"#, "cert"),
+        (r#"{"type": "http", "url": "http://127.0.0.1/", "expect_headers": {"X-A": "("}}"#, "expect_headers"),
+        (r#"{"type": "http", "url": "http://127.0.0.1/", "request_headers": {"Host": "x"}}"#, "request_headers"),
+        (r#"{"type": "http", "url": "http://127.0.0.1/", "headers": {"Host": "x"}}"#, "headers"),
+        (
+            r#"{"type": "http", "url": "http://127.0.0.1/", "follow_redirects": true, "resolve": ["a.example:443"]}"#,
+            "resolve",
+        ),
+        (r#"{"type": "http", "url": "http://127.0.0.1/", "resolve": ["a.example:443:127.0.0.1"]}"#, "resolve"),
+        (r#"{"type": "http", "url": "http://127.0.0.1/", "insecure": true}"#, "url"),
+    ];
+    for (check, key) in table {
+        let errors = config::load(&one(check)).err().unwrap_or_else(|| panic!("accepted: {check}"));
+        let want = format!("services[0].checks[0].{key}");
+        assert!(errors.iter().any(|e| e.path == want), "{check}: wanted an error at {want}, got {errors:?}");
+    }
+    let c = config::load(&one(
+        r#"{"type": "ntp", "server": "127.0.0.2", "max_ref_age": "20m", "max_root_distance": "1.5s", "source": "127.0.0.3"}"#,
+    ))
+    .unwrap();
+    let Check::Ntp(p) = &c.services[0].checks[0].check else { panic!("not ntp") };
+    assert_eq!((p.max_ref_age, p.max_root_distance), (Some(Duration::from_secs(1200)), Some(Duration::from_millis(1500))));
+    let c = config::load(&one(
+        r#"{"type": "http", "url": "http://127.0.0.1/", "headers": {"X-Old": "1"}, "request_headers": {"X-New": "2"},
+            "expect_headers": {"X-Health": "^ok$", "X-Any": ""}, "follow_redirects": true,
+            "resolve": ["www.example.com:443:127.0.0.1"]}"#,
+    ))
+    .unwrap();
+    let Check::Http(p) = &c.services[0].checks[0].check else { panic!("not http") };
+    assert_eq!(p.headers.len(), 2);
+    assert_eq!(p.expect_headers.len(), 2);
+    assert_eq!(p.resolve.len(), 1);
+    assert!(c.warnings.iter().any(|w| w.contains("checks[0].headers") && w.contains("deprecated")), "{:?}", c.warnings);
+    // The flag form's header= is a warning naming the flag, and still works.
+    let argv = ["exaprobe", "--ip", "198.51.100.1/32", "--http", "http://127.0.0.1/ header=X-Probe:1"];
+    let (spec, errors) = exaprobe::cli::Args::try_parse_from(argv).unwrap().spec();
+    assert!(errors.is_empty(), "{errors:?}");
+    let (service, problems) = exaprobe::model::validate::service(&spec);
+    let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert!(problems.iter().any(|p| p.contains("--http") && p.contains("header= is deprecated")), "{problems:?}");
+    let Check::Http(p) = &service.unwrap().checks[0].check else { panic!("not http") };
+    assert_eq!(p.headers.len(), 1);
+}
