@@ -22,7 +22,7 @@ use exaprobe::probe::http::HttpProbe;
 use exaprobe::probe::ntp::NtpProbe;
 use exaprobe::probe::{Check, Health, Outcome};
 
-use real_servers::{Chrony, NAME, Nginx, Pki, free_port, loopback, run, tools, write_file};
+use real_servers::{Chrony, NAME, Nginx, Nsd, Pki, free_port, loopback, run, tools, write_file};
 
 /// The source address the kernel picks towards any 127.0.0.0/8 address.
 const LO: std::net::Ipv4Addr = std::net::Ipv4Addr::LOCALHOST;
@@ -332,13 +332,15 @@ fn plugin_checks(plugins: &[&str]) -> Vec<exaprobe::model::service::ServiceCheck
     args.settings().expect("settings").service.checks
 }
 
-/// The Monitoring Plugins against nginx and chronyd: OK is healthy,
+/// The Monitoring Plugins against nginx, chronyd and NSD: OK is healthy,
 /// WARNING degraded, CRITICAL down; trailing timeout=/on-fail= are the
-/// check's options; `\x20` gives an argument with a space.
+/// check's options; `\x20` gives an argument with a space. (`check_dig`
+/// rather than `check_dns`: check_dns has no port option, and a test
+/// cannot take port 53.)
 #[test]
 fn monitoring_plugins_against_real_servers() {
-    let Some([nginx, chronyd, check_tcp, check_http, check_ntp_time]) =
-        tools(["nginx", "chronyd", "check_tcp", "check_http", "check_ntp_time"])
+    let Some([nginx, chronyd, nsd, check_tcp, check_http, check_ntp_time, check_dig]) =
+        tools(["nginx", "chronyd", "nsd", "check_tcp", "check_http", "check_ntp_time", "check_dig"])
     else {
         return;
     };
@@ -354,8 +356,14 @@ fn monitoring_plugins_against_real_servers() {
     );
     let ntp = SocketAddr::from((ip, free_port(ip, true)));
     let unsynced = Chrony::start(&chronyd, dir.path(), "alone", ntp, false, LO, "allow 127.0.0.0/8");
+    let dns = SocketAddr::from((ip, free_port(ip, true)));
+    let nsd_dir = dir.path().join("nsd");
+    std::fs::create_dir(&nsd_dir).unwrap();
+    let _nsd = Nsd::start(&nsd, &nsd_dir, dns);
     let closed = free_port(ip, false);
-    let (tcp, web, time) = (check_tcp.display(), check_http.display(), check_ntp_time.display());
+    let (tcp, web, time, dig) =
+        (check_tcp.display(), check_http.display(), check_ntp_time.display(), check_dig.display());
+    let dport = dns.port();
     let (nport, ntp_ip) = (ntp.port(), ntp.ip());
     let table = [
         (format!("{tcp} -H {ip} -p {port} timeout=2s on-fail=degrade"), Health::Healthy, "exit 0"),
@@ -366,6 +374,9 @@ fn monitoring_plugins_against_real_servers() {
         (format!("{web} -H {ip} -p {port} -w 0.000000001 -c 10"), Health::Degraded, "exit 1"),
         // chronyd with no source: "Offset unknown", CRITICAL.
         (format!("{time} -H {ntp_ip} -p {nport} -t 2"), Health::Down, "exit 2"),
+        (format!("{dig} -H {ip} -p {dport} -l www.example.test -T A -a 192.0.2.1 -t 2"), Health::Healthy, "exit 0"),
+        // The answer is not the one expected: WARNING.
+        (format!("{dig} -H {ip} -p {dport} -l www.example.test -T A -a 192.0.2.9 -t 2"), Health::Degraded, "exit 1"),
     ];
     let specs: Vec<&str> = table.iter().map(|(s, ..)| s.as_str()).collect();
     let checks = plugin_checks(&specs);
@@ -557,7 +568,10 @@ fn new_options_are_validated_at_their_json_path() {
     ))
     .unwrap();
     let Check::Ntp(p) = &c.services[0].checks[0].check else { panic!("not ntp") };
-    assert_eq!((p.max_ref_age, p.max_root_distance), (Some(Duration::from_secs(1200)), Some(Duration::from_millis(1500))));
+    assert_eq!(
+        (p.max_ref_age, p.max_root_distance),
+        (Some(Duration::from_secs(1200)), Some(Duration::from_millis(1500)))
+    );
     let c = config::load(&one(
         r#"{"type": "http", "url": "http://127.0.0.1/", "headers": {"X-Old": "1"}, "request_headers": {"X-New": "2"},
             "expect_headers": {"X-Health": "^ok$", "X-Any": ""}, "follow_redirects": true,

@@ -241,6 +241,39 @@ impl Chrony {
     }
 }
 
+/// NSD serving one zone (`example.test`, with `www` at 192.0.2.1) on
+/// `addr`, for the DNS plugins.
+pub(crate) struct Nsd {
+    /// The process.
+    pub(crate) server: Server,
+}
+
+impl Nsd {
+    /// Starts NSD in `dir` and waits until it accepts TCP on `addr`.
+    pub(crate) fn start(nsd: &Path, dir: &Path, addr: SocketAddr) -> Nsd {
+        let d = dir.display();
+        std::fs::write(
+            dir.join("example.test.zone"),
+            "$ORIGIN example.test.\n$TTL 300\n@ IN SOA ns hostmaster 1 3600 600 86400 300\n@ IN NS ns\n\
+             ns IN A 192.0.2.53\nwww IN A 192.0.2.1\n",
+        )
+        .expect("zone");
+        let conf = format!(
+            "server:\n  ip-address: {ip}@{port}\n  username: \"\"\n  chroot: \"\"\n  zonesdir: \"{d}\"\n  \
+             pidfile: \"{d}/nsd.pid\"\n  database: \"\"\n  zonelistfile: \"{d}/zone.list\"\n  \
+             xfrdfile: \"{d}/xfrd.state\"\n  logfile: \"{d}/nsd.log\"\n  server-count: 1\n\
+             remote-control:\n  control-enable: no\nzone:\n  name: example.test\n  zonefile: example.test.zone\n",
+            ip = addr.ip(),
+            port = addr.port(),
+        );
+        let path = dir.join("nsd.conf");
+        std::fs::write(&path, conf).expect("nsd.conf");
+        let mut server = spawn("nsd", nsd, &["-d", "-c", path.to_str().expect("utf-8")], dir.join("nsd.out"));
+        wait_for(&mut server, || TcpStream::connect(addr).is_ok());
+        Nsd { server }
+    }
+}
+
 /// The name of the user running the tests.
 fn current_user() -> String {
     let out = run(Path::new("/usr/bin/id"), &["-un"]);
