@@ -440,6 +440,36 @@ fn source_address_of_ntp_queries() {
     expect(&p.run(Duration::from_millis(500)), Health::Down, "timeout");
 }
 
+/// chrony 4.3's `ratelimit` drops a client over its rate without a kiss
+/// (the `kod` option came in 4.4): the probe cannot tell that from a lost
+/// packet and says `timeout`, as documented; chronyc's serverstats is the
+/// referee that the server dropped them. (A `RATE` kiss, which the probe
+/// reports as `ntp-rate-limited`, is tested with the fixture in
+/// tests/probes.rs.)
+#[test]
+fn a_rate_limiting_chronyd_drops_requests_which_is_a_timeout() {
+    let Some([chronyd, chronyc]) = tools(["chronyd", "chronyc"]) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let ip = loopback();
+    let addr = SocketAddr::from((ip, free_port(ip, true)));
+    // One answer per 16 s, a burst of one, and only 1 in 16 of the others
+    // let through.
+    let conf = "allow 127.0.0.0/8\nlocal stratum 8\nratelimit interval 4 burst 1 leak 4";
+    let c = Chrony::start(&chronyd, dir.path(), "limited", addr, true, LO, conf);
+    let p: NtpProbe = addr.to_string().parse().unwrap();
+    let reasons: Vec<String> = (0..4).map(|_| p.run(Duration::from_millis(300)).reason).collect();
+    eprintln!("{reasons:?}");
+    assert!(reasons.iter().all(|r| r == "ntp-synchronised" || r == "timeout"), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r == "timeout"), "{reasons:?}");
+    let stats = text(&run(&chronyc, &["-h", c.socket.as_ref().unwrap().to_str().unwrap(), "serverstats"]));
+    let dropped = stats
+        .lines()
+        .find(|l| l.starts_with("NTP packets dropped"))
+        .and_then(|l| l.rsplit(':').next())
+        .and_then(|n| n.trim().parse::<u64>().ok());
+    assert!(dropped.is_some_and(|n| n >= 1), "chronyc serverstats:\n{stats}");
+}
+
 fn chronyc_tracking(chronyc: &Path, socket: &Path) -> String {
     let out = run(chronyc, &["-h", socket.to_str().unwrap(), "-n", "tracking"]);
     text(&out)
