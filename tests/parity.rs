@@ -398,6 +398,28 @@ fn flags_and_json_give_the_same_service_or_the_same_problem() {
             Error("--http", "services[0].checks[0].body_regex", ""),
         ),
         row(
+            "http headers and redirect pins (issue 12)",
+            &[
+                "--http",
+                "http://127.0.0.1/ request-header=X-A:1 expect-header=X-H:^ok$ follow-redirects resolve=www.example.com:443:127.0.0.2",
+            ],
+            json!({"checks": [{"type": "http", "url": "http://127.0.0.1/", "request_headers": {"X-A": "1"},
+                "expect_headers": {"X-H": "^ok$"}, "follow_redirects": true, "resolve": ["www.example.com:443:127.0.0.2"]}]}),
+            Same,
+        ),
+        row(
+            "bad expect-header regex",
+            &["--http", "http://127.0.0.1/ expect-header=X-H:("],
+            json!({"checks": [{"type": "http", "url": "http://127.0.0.1/", "expect_headers": {"X-H": "("}}]}),
+            Error("--http", "services[0].checks[0].expect_headers", ""),
+        ),
+        row(
+            "resolve without follow-redirects",
+            &["--http", "http://127.0.0.1/ resolve=www.example.com:443:127.0.0.2"],
+            json!({"checks": [{"type": "http", "url": "http://127.0.0.1/", "resolve": ["www.example.com:443:127.0.0.2"]}]}),
+            Error("--http", "services[0].checks[0].resolve", "follow-redirects"),
+        ),
+        row(
             "dns check",
             &["--dns", "127.0.0.1 example.com AAAA tcp"],
             json!({"checks": [{"type": "dns", "server": "127.0.0.1", "query": "example.com", "qtype": "AAAA", "tcp": true}]}),
@@ -422,6 +444,19 @@ fn flags_and_json_give_the_same_service_or_the_same_problem() {
             Error("--ntp", "services[0].checks[0].max_offset", "365 days"),
         ),
         row(
+            "ntp holdover bounds and source (issue 12)",
+            &["--ntp", "127.0.0.1 max-root-distance=1.5s max-ref-age=20m source=127.0.0.2"],
+            json!({"checks": [{"type": "ntp", "server": "127.0.0.1", "max_root_distance": "1.5s", "max_ref_age": "20m",
+                "source": "127.0.0.2"}]}),
+            Same,
+        ),
+        row(
+            "ntp source of the other family",
+            &["--ntp", "127.0.0.1 source=::1"],
+            json!({"checks": [{"type": "ntp", "server": "127.0.0.1", "source": "::1"}]}),
+            Error("--ntp", "services[0].checks[0].source", "address family"),
+        ),
+        row(
             "shell command",
             &["--cmd", "test -e /run/ok"],
             json!({"checks": [{"type": "command", "shell": "test -e /run/ok", "exit_codes": "zero-is-healthy"}]}),
@@ -437,6 +472,13 @@ fn flags_and_json_give_the_same_service_or_the_same_problem() {
             "plugin",
             &["--plugin", "/usr/lib/nagios/plugins/check_dummy 0"],
             json!({"checks": [{"type": "command", "argv": ["/usr/lib/nagios/plugins/check_dummy", "0"]}]}),
+            Same,
+        ),
+        row(
+            "plugin check options and an argument with a space (issue 12)",
+            &["--plugin", r"/usr/lib/nagios/plugins/check_dummy 0 all\x20good timeout=2s on-fail=degrade"],
+            json!({"checks": [{"type": "command", "argv": ["/usr/lib/nagios/plugins/check_dummy", "0", "all good"],
+                "timeout": "2s", "on_fail": "degrade"}]}),
             Same,
         ),
         row(
