@@ -22,7 +22,7 @@ use exaprobe::probe::http::HttpProbe;
 use exaprobe::probe::ntp::NtpProbe;
 use exaprobe::probe::{Check, Health, Outcome};
 
-use real_servers::{Chrony, NAME, Nginx, Nsd, Pki, free_port, loopback, run, tools, write_file};
+use real_servers::{Chrony, NAME, Nginx, Nsd, Pki, Server, free_port, loopback, run, tools, write_file};
 
 /// The source address the kernel picks towards any 127.0.0.0/8 address.
 const LO: std::net::Ipv4Addr = std::net::Ipv4Addr::LOCALHOST;
@@ -255,6 +255,55 @@ fn mtls_client_certificates() {
     assert!(o.detail.contains("give cert= and key=") && o.detail.contains("No required SSL certificate"), "{o}");
     let o = http(&format!("{base} cert={stranger} key={stranger_key}"));
     expect(&o, Health::Down, "tls-client-cert-refused");
+    // openssl s_server -Verify ends the handshake with an alert instead
+    // (TLS 1.3: certificate_required without a certificate), as curl sees.
+    let s_port = free_port(ip, false);
+    let s_addr = SocketAddr::from((ip, s_port));
+    let accept = s_addr.to_string();
+    let args = [
+        "s_server",
+        "-accept",
+        &accept,
+        "-cert",
+        &pki.file("server.pem"),
+        "-key",
+        &pki.file("server.key"),
+        "-Verify",
+        "1",
+        "-verify_return_error",
+        "-CAfile",
+        &ca,
+        "-www",
+        "-quiet",
+    ];
+    let _s = Server::start_tcp("openssl s_server", &openssl, &args, dir.path().join("s_server.log"), s_addr);
+    let s_pin = format!("{NAME}:{s_port}:{ip}");
+    let out = run(&curl, &["-sS", "--cacert", &ca, "--resolve", &s_pin, &format!("https://{NAME}:{s_port}/")]);
+    assert!(text(&out).contains("alert certificate required"), "curl: {}", text(&out));
+    let s_base = format!("https://{ip}:{s_port}/ host={NAME} ca={ca}");
+    let o = http(&s_base);
+    expect(&o, Health::Down, "tls-client-cert-required");
+    assert!(o.detail.contains("TLS alert certificate required"), "{o}");
+    let out = run(
+        &curl,
+        &[
+            "-sS",
+            "--cacert",
+            &ca,
+            "--cert",
+            &stranger,
+            "--key",
+            &stranger_key,
+            "--resolve",
+            &s_pin,
+            &format!("https://{NAME}:{s_port}/"),
+        ],
+    );
+    assert!(text(&out).contains("alert unknown ca"), "curl: {}", text(&out));
+    let o = http(&format!("{s_base} cert={stranger} key={stranger_key}"));
+    expect(&o, Health::Down, "tls-client-cert-refused");
+    assert!(o.detail.contains("TLS alert unknown ca"), "{o}");
+    expect(&http(&format!("{s_base} cert={cert} key={key}")), Health::Healthy, "http-status 200");
     // A key that is not the certificate's is refused when the probe is built.
     let e = format!("{base} cert={cert} key={stranger_key}").parse::<HttpProbe>().unwrap_err().to_string();
     assert!(e.starts_with("key:") && e.contains("is not the key of the certificate"), "{e}");

@@ -1025,7 +1025,7 @@ impl RunState {
             return None;
         }
         let page = first_words(head);
-        Some(tls::client_cert_outcome(self.cert_given, &format!("HTTP 400 {page}")))
+        Some(tls::client_cert_outcome(self.cert_given, &format!("HTTP answer {page:?}")))
     }
 
     /// A short reason for a failed request.

@@ -686,11 +686,15 @@ pub(crate) fn client_cert_outcome(given: bool, how: &str) -> Outcome {
 
 /// `HandshakeFailure` as `handshake failure`.
 fn words(camel: &str) -> String {
+    // A space before each capital that follows a small letter, so that an
+    // acronym stays one word (`UnknownCA` as `unknown ca`).
     let mut out = String::new();
-    for (i, c) in camel.chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
+    let mut after_lower = false;
+    for c in camel.chars() {
+        if c.is_ascii_uppercase() && after_lower {
             out.push(' ');
         }
+        after_lower = c.is_ascii_lowercase();
         out.push(c.to_ascii_lowercase());
     }
     out
@@ -853,5 +857,6 @@ mod tests {
         assert_eq!(presented_name("IpAddress(127.0.0.1)"), "127.0.0.1");
         assert_eq!(presented_name("DirectoryName"), "DirectoryName");
         assert_eq!(words("HandshakeFailure"), "handshake failure");
+        assert_eq!(words("UnknownCA"), "unknown ca");
     }
 }

@@ -120,6 +120,22 @@ impl Drop for Server {
     }
 }
 
+impl Server {
+    /// Starts any server that listens on TCP `addr`, and waits until it
+    /// accepts connections.
+    pub(crate) fn start_tcp(
+        name: &'static str,
+        program: &Path,
+        args: &[&str],
+        log: PathBuf,
+        addr: SocketAddr,
+    ) -> Server {
+        let mut server = spawn(name, program, args, log);
+        wait_for(&mut server, || TcpStream::connect(addr).is_ok());
+        server
+    }
+}
+
 fn spawn(name: &'static str, program: &Path, args: &[&str], log: PathBuf) -> Server {
     let out = std::fs::File::create(&log).expect("log file");
     let err = out.try_clone().expect("log file");
