@@ -134,7 +134,8 @@ pub struct Args {
     /// Native DNS check: "[SERVER] NAME [TYPE] [tcp] [rcode=R] [answer=TEXT] [source=IP] …" (repeatable).
     #[arg(long, value_name = "SPEC", help_heading = "Checks")]
     pub dns: Vec<String>,
-    /// Native NTP check: "[IP[:PORT]] [max-stratum=N] [max-offset=D] [max-dispersion=D]" (repeatable).
+    /// Native NTP check: "[IP[:PORT]] [max-stratum=N] [max-offset=D] [max-dispersion=D] [max-root-distance=D]
+    /// [max-ref-age=D] [source=IP]" (repeatable).
     #[arg(long, value_name = "SPEC", num_args = 0..=1, default_missing_value = "", help_heading = "Checks")]
     pub ntp: Vec<String>,
     /// Monitoring plugin, run without a shell: "PATH ARGS… [timeout=D] [on-fail=degrade]" split on spaces
