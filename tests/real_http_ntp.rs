@@ -172,6 +172,11 @@ fn redirects_to_other_names_and_an_https_site_with_a_private_ca() {
         Health::Healthy,
         "http-status 200",
     );
+    // The https:// URL itself by its name, pinned as for curl.
+    let named = format!("https://{NAME}:{tls}/health");
+    let out = run(&curl, &["-s", "--cacert", &ca, "--resolve", &pin, &named]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "secure\n", "curl: {}", text(&out));
+    expect(&http(&format!("{named} ca={ca} resolve={pin} body=secure")), Health::Healthy, "http-status 200");
     // Without the pin the name does not resolve (.test is reserved).
     expect(&http(&format!("{secure} follow-redirects ca={ca}")), Health::Down, "host-not-found");
     // Without the CA, the certificate is not trusted, as for curl.

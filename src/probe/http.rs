@@ -28,9 +28,12 @@
 //! Redirects are not followed unless `follow-redirects` is given, so by
 //! default a 3xx is judged as it is (healthy under the default status set
 //! 200–399). A redirect target's name is looked up in `resolve=` first
-//! (`HOST:PORT:ADDR`, as `curl --resolve`, repeatable; the URL's own host
-//! never needs one), then with the system resolver; a name that resolves
-//! nowhere is `host-not-found`. `ca=`, `cert=`/`key=` and `insecure` are
+//! (`HOST:PORT:ADDR`, as `curl --resolve`, repeatable), then with the
+//! system resolver; a name that resolves nowhere is `host-not-found`. A
+//! pin also lets the URL itself name its host, as with curl:
+//! `https://www.example.com/ resolve=www.example.com:443:127.0.0.1` is
+//! `https://127.0.0.1/ host=www.example.com` (a name in the URL without a
+//! pin is refused: the probe never resolves the URL's host). `ca=`, `cert=`/`key=` and `insecure` are
 //! taken on an `http://` URL too (with `follow-redirects`): they apply to
 //! the `https://` site it redirects to.
 //!
@@ -170,7 +173,8 @@ impl FromStr for HttpUrl {
         } else {
             host.trim_start_matches('[').trim_end_matches(']').parse().map_err(|_| {
                 format!(
-                    "{s:?}: the host must be an IP address (host names are not resolved; set host=NAME to send one)"
+                    "{s:?}: the host must be an IP address (host names are not resolved; set host=NAME to send one, \
+                     or pin the name with resolve=NAME:PORT:ADDR)"
                 )
             })?
         };
@@ -606,7 +610,19 @@ impl HttpBuilder {
     /// Validates the settings (and reads the CA file); the error names the
     /// offending one.
     pub fn build(self) -> Result<HttpProbe, SpecError> {
-        let url: HttpUrl = self.url.parse().map_err(|e| SpecError::at("url", e))?;
+        let mut resolve = Vec::new();
+        for r in &self.resolve {
+            resolve.push(r.parse::<Pin>().map_err(|e| SpecError::at("resolve", e))?);
+        }
+        // A URL with a name needs a pin for it (as curl --resolve); the name
+        // is then presented as host= would.
+        let (url, url_name) = match self.url.parse::<HttpUrl>() {
+            Ok(u) => (u, None),
+            Err(e) => match url_by_pin(&self.url, &resolve) {
+                Some((u, name)) => (u, Some(name)),
+                None => return Err(SpecError::at("url", e)),
+            },
+        };
         let method = match &self.method {
             None => Method::GET,
             Some(m) => {
@@ -624,9 +640,16 @@ impl HttpBuilder {
                 }
             }
         };
-        let host = match &self.host {
-            None => None,
-            Some(h) => Some(parse_host(h).map_err(|e| SpecError::at("host", e))?),
+        let host = match (&self.host, url_name) {
+            (None, name) => name,
+            (Some(h), None) => Some(parse_host(h).map_err(|e| SpecError::at("host", e))?),
+            (Some(h), Some(name)) => {
+                let h = parse_host(h).map_err(|e| SpecError::at("host", e))?;
+                if h != name {
+                    return Err(SpecError::at("host", format!("{h} is not the URL's name {name}")));
+                }
+                Some(h)
+            }
         };
         let status = match &self.status {
             None => StatusSet::default(),
@@ -652,10 +675,6 @@ impl HttpBuilder {
         for h in &self.expect_headers {
             expect_headers.push(parse_expect_header(h).map_err(|e| SpecError::at("expect-header", e))?);
         }
-        let mut resolve = Vec::new();
-        for r in &self.resolve {
-            resolve.push(r.parse::<Pin>().map_err(|e| SpecError::at("resolve", e))?);
-        }
         let tls = match (&self.ca_file, self.insecure) {
             (Some(_), true) => return Err(SpecError::at("ca", "makes no sense with insecure")),
             (Some(path), false) => Tls::Verify(Some(CaBundle::read(path).map_err(|e| SpecError::at("ca", e))?)),
@@ -676,10 +695,16 @@ impl HttpBuilder {
                  follow-redirects too, or use an https:// URL",
             ));
         }
-        if !resolve.is_empty() && !self.follow_redirects {
+        // The pin of the URL's own name and address, which needs no redirect.
+        let own = |p: &Pin| {
+            host.as_deref() == Some(p.host.as_str()) && p.port == url.address.port() && p.address == url.address.ip()
+        };
+        if let Some(pin) = resolve.iter().find(|p| !own(p))
+            && !self.follow_redirects
+        {
             return Err(SpecError::at(
                 "resolve",
-                "pins the names of redirect targets: give follow-redirects too (the URL's own address is in the URL)",
+                format!("{pin} pins a name other than the URL's: one a redirect goes to, so give follow-redirects too"),
             ));
         }
         Ok(HttpProbe {
@@ -715,6 +740,27 @@ fn parse_host(s: &str) -> Result<String, String> {
         return Err(format!("{s:?} is an address; put addresses in the URL"));
     }
     Ok(name)
+}
+
+/// A URL whose host is a name, connected to the address a `resolve=` pin
+/// gives that name and port: the URL with the address, and the name.
+fn url_by_pin(s: &str, pins: &[Pin]) -> Option<(HttpUrl, String)> {
+    let uri: Uri = s.parse().ok()?;
+    let scheme = match uri.scheme_str()? {
+        "http" => Scheme::Http,
+        "https" => Scheme::Https,
+        _ => return None,
+    };
+    let authority = uri.authority()?;
+    if authority.as_str().contains('@') {
+        return None;
+    }
+    let name = parse_host(authority.host()).ok()?;
+    let port = authority.port_u16().unwrap_or(scheme.default_port());
+    let pin = pins.iter().find(|p| p.host == name && p.port == port)?;
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let path = if path.is_empty() { "/".to_string() } else { path.to_string() };
+    Some((HttpUrl { scheme, address: SocketAddr::new(pin.address, port), path }, name))
 }
 
 /// A body regex: multi-line (`^`, `$` at line ends, as grep and
@@ -1134,6 +1180,12 @@ mod tests {
         assert_eq!(p.resolve[1].address, "::1".parse::<IpAddr>().unwrap());
         assert_eq!(p.expect_headers.len(), 2);
         assert_eq!(p.to_string().parse::<HttpProbe>().unwrap(), p);
+        // A URL with a name and its pin, as curl --resolve: the name is the
+        // host, the pin's address is connected to.
+        let p: HttpProbe = "https://WWW.example.com/x resolve=www.example.com:443:127.0.0.9".parse().unwrap();
+        assert_eq!((p.url.address, p.host.as_deref()), ("127.0.0.9:443".parse().unwrap(), Some("www.example.com")));
+        assert_eq!(p.to_string(), "https://127.0.0.9:443/x host=www.example.com resolve=www.example.com:443:127.0.0.9");
+        assert_eq!(p.to_string().parse::<HttpProbe>().unwrap(), p);
         // Multi-line, as grep: `$` before the body's final newline.
         let p: HttpProbe = "http://127.0.0.1/ body-regex=^OK\\s+default$".parse().unwrap();
         assert!(matches!(&p.body, Some(BodyMatch::Regex(r)) if r.0.is_match("OK default\n")));
@@ -1165,6 +1217,11 @@ mod tests {
         assert!(e("http://127.0.0.1/ expect-header=X-A:(").starts_with("expect-header:"));
         assert!(e("http://127.0.0.1/ expect-header=X-A:").starts_with("expect-header:"));
         assert!(e("http://127.0.0.1/ resolve=www.example.com:443:127.0.0.1").starts_with("resolve:"));
+        assert!(e("https://www.example.com/ resolve=www.example.com:8443:127.0.0.1").starts_with("url:"));
+        assert!(
+            e("https://www.example.com/ resolve=www.example.com:443:127.0.0.1 host=other.example.com")
+                .starts_with("host:")
+        );
         assert!(e("http://127.0.0.1/ follow-redirects resolve=www.example.com:443").starts_with("resolve:"));
         assert!(e("http://127.0.0.1/ follow-redirects resolve=www.example.com:0:127.0.0.1").starts_with("resolve:"));
         assert!(e("http://127.0.0.1/ follow-redirects resolve=bad!:443:127.0.0.1").starts_with("resolve:"));
