@@ -388,9 +388,10 @@ fn plugin_checks(plugins: &[&str]) -> Vec<exaprobe::model::service::ServiceCheck
 
 /// The Monitoring Plugins against nginx, chronyd and NSD: OK is healthy,
 /// WARNING degraded, CRITICAL down; trailing timeout=/on-fail= are the
-/// check's options; `\x20` gives an argument with a space. (`check_dig`
-/// rather than `check_dns`: check_dns has no port option, and a test
-/// cannot take port 53.)
+/// check's options; `\x20` gives an argument with a space. `check_dns`
+/// has no port option, so it gets an NSD of its own on port 53 of another
+/// loopback address, when the tests run as root (they must anyway, for
+/// chronyd); `check_dig` talks to an NSD on an ephemeral port.
 #[test]
 fn monitoring_plugins_against_real_servers() {
     let Some([nginx, chronyd, nsd, check_tcp, check_http, check_ntp_time, check_dig]) =
@@ -418,6 +419,12 @@ fn monitoring_plugins_against_real_servers() {
     let (tcp, web, time, dig) =
         (check_tcp.display(), check_http.display(), check_ntp_time.display(), check_dig.display());
     let dport = dns.port();
+    let root = nix::unistd::geteuid().is_root();
+    let dns53 = SocketAddr::from((loopback(), 53));
+    let nsd53_dir = dir.path().join("nsd53");
+    std::fs::create_dir(&nsd53_dir).unwrap();
+    let _nsd53 = root.then(|| Nsd::start(&nsd, &nsd53_dir, dns53));
+    let check_dns = real_servers::tool("check_dns");
     let (nport, ntp_ip) = (ntp.port(), ntp.ip());
     let table = [
         (format!("{tcp} -H {ip} -p {port} timeout=2s on-fail=degrade"), Health::Healthy, "exit 0"),
@@ -432,6 +439,16 @@ fn monitoring_plugins_against_real_servers() {
         // The answer is not the one expected: WARNING.
         (format!("{dig} -H {ip} -p {dport} -l www.example.test -T A -a 192.0.2.9 -t 2"), Health::Degraded, "exit 1"),
     ];
+    let mut table = table.to_vec();
+    match (&check_dns, root) {
+        (Some(check_dns), true) => {
+            let (cdns, ip53) = (check_dns.display(), dns53.ip());
+            table.push((format!("{cdns} -H www.example.test -s {ip53} -a 192.0.2.1 -t 2"), Health::Healthy, "exit 0"));
+            // Another address than the one expected: CRITICAL.
+            table.push((format!("{cdns} -H www.example.test -s {ip53} -a 192.0.2.9 -t 2"), Health::Down, "exit 2"));
+        }
+        _ => eprintln!("SKIP: check_dns (it needs root for an NSD on port 53)"),
+    }
     let specs: Vec<&str> = table.iter().map(|(s, ..)| s.as_str()).collect();
     let checks = plugin_checks(&specs);
     // The first plugin's trailing words are its check's options, not its
