@@ -471,11 +471,13 @@ fn monitoring_plugins_against_real_servers() {
 /// chronyd with no source and no `local`: leap 3, stratum 0, no kiss code.
 #[test]
 fn an_unsynchronised_chronyd_is_unsynchronised() {
-    let Some([chronyd, check_ntp_time]) = tools(["chronyd", "check_ntp_time"]) else { return };
+    let Some([chronyd, chronyc, check_ntp_time]) = tools(["chronyd", "chronyc", "check_ntp_time"]) else { return };
     let dir = tempfile::tempdir().unwrap();
     let ip = loopback();
     let addr = SocketAddr::from((ip, free_port(ip, true)));
-    let _c = Chrony::start(&chronyd, dir.path(), "alone", addr, false, LO, "allow 127.0.0.0/8");
+    let c = Chrony::start(&chronyd, dir.path(), "alone", addr, true, LO, "allow 127.0.0.0/8");
+    let tracking = chronyc_tracking(&chronyc, c.socket.as_ref().unwrap());
+    assert_eq!(tracking_field(&tracking, "Leap status"), "Not synchronised", "{tracking}");
     let out = run(&check_ntp_time, &["-H", &ip.to_string(), "-p", &addr.port().to_string(), "-t", "2"]);
     assert_eq!(out.status.code(), Some(2), "check_ntp_time: {}", text(&out));
     assert!(text(&out).contains("Offset unknown"), "{}", text(&out));
