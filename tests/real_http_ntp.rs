@@ -49,10 +49,11 @@ fn text(out: &std::process::Output) -> String {
 
 // ----------------------------------------------------------------------- HTTP
 
-/// `body-regex=^OK\s+default$` matches nginx's `OK default\n`, as grep does.
+/// `body-regex=^OK\s+default$` matches nginx's `OK default\n`, as grep and
+/// `check_http -r` do.
 #[test]
 fn body_regex_matches_at_line_ends_like_grep() {
-    let Some([nginx, curl, grep]) = tools(["nginx", "curl", "grep"]) else { return };
+    let Some([nginx, curl, grep, check_http]) = tools(["nginx", "curl", "grep", "check_http"]) else { return };
     let dir = tempfile::tempdir().unwrap();
     let ip = loopback();
     let port = free_port(ip, false);
@@ -68,6 +69,9 @@ fn body_regex_matches_at_line_ends_like_grep() {
     let body = run(&curl, &["-s", &url]).stdout;
     let body_file = write_file(dir.path(), "body", &String::from_utf8_lossy(&body));
     assert!(run(&grep, &["-qE", r"^OK\s+default$", &body_file]).status.success(), "grep does not match");
+    let check = |re: &str| run(&check_http, &["-H", &ip.to_string(), "-p", &port.to_string(), "-r", re]).status.code();
+    assert_eq!(check("^OK default$"), Some(0), "check_http -r does not match");
+    assert_eq!(check("^OK defaults$"), Some(2));
     expect(&http(&format!(r"{url} body-regex=^OK\s+default$")), Health::Healthy, "http-status 200");
     expect(&http(&format!(r"{url} body-regex=\AOK\s+default$")), Health::Healthy, "http-status 200");
     // Not multi-line when asked so: `$` is then the end of the body only.

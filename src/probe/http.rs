@@ -33,9 +33,9 @@
 //! pin also lets the URL itself name its host, as with curl:
 //! `https://www.example.com/ resolve=www.example.com:443:127.0.0.1` is
 //! `https://127.0.0.1/ host=www.example.com` (a name in the URL without a
-//! pin is refused: the probe never resolves the URL's host). `ca=`, `cert=`/`key=` and `insecure` are
-//! taken on an `http://` URL too (with `follow-redirects`): they apply to
-//! the `https://` site it redirects to.
+//! pin is refused: the probe never resolves the URL's host). `ca=`,
+//! `cert=`/`key=` and `insecure` are taken on an `http://` URL too (with
+//! `follow-redirects`): they apply to the `https://` site it redirects to.
 //!
 //! A client certificate for mTLS is `cert=PEM-FILE` (the certificate, then
 //! any intermediates) with `key=PEM-FILE` (its private key: PKCS#8, PKCS#1
