@@ -524,6 +524,14 @@ impl HttpBuilder {
         self
     }
 
+    /// A request header given by the deprecated name `header=` (JSON
+    /// `headers`): the same as [`HttpBuilder::header`], but its errors name
+    /// that key.
+    pub fn deprecated_header(mut self, v: impl Into<String>) -> Self {
+        self.headers.push((v.into(), "header"));
+        self
+    }
+
     /// A response header the server must send: `Name`, or `Name:RE` for one
     /// whose value matches the regular expression `RE`.
     pub fn expect_header(mut self, v: impl Into<String>) -> Self {
@@ -583,13 +591,7 @@ impl HttpBuilder {
             "body-regex" => self.body_regex(value),
             // `header=` is the old name of `request-header=` (see
             // `deprecated_words`).
-            "header" => {
-                let mut b = self.header(unescaped("header")?);
-                if let Some(last) = b.headers.last_mut() {
-                    last.1 = "header";
-                }
-                b
-            }
+            "header" => self.deprecated_header(unescaped("header")?),
             "request-header" => self.header(unescaped("request-header")?),
             // Not unescaped: the value is a regex.
             "expect-header" => self.expect_header(value),

@@ -479,7 +479,10 @@ impl<'t> Cx<'t> {
                          require headers on the response)",
                     );
                 }
-                for (name, value) in c.headers.iter().flatten().chain(c.request_headers.iter().flatten()) {
+                for (name, value) in c.headers.iter().flatten() {
+                    b = b.deprecated_header(format!("{name}: {value}"));
+                }
+                for (name, value) in c.request_headers.iter().flatten() {
                     b = b.header(format!("{name}: {value}"));
                 }
                 // "" requires the header, any value.
@@ -502,39 +505,21 @@ impl<'t> Cx<'t> {
                     b = b.ca_file(v.as_str());
                 }
                 b = b.insecure(c.insecure.unwrap_or(false)).follow_redirects(c.follow_redirects.unwrap_or(false));
-                // A bad request header is in request_headers, or in the
-                // deprecated headers when only that is given.
-                let keys: &'static [(&'static str, &'static str)] = if c.request_headers.is_some() {
-                    &[
-                        ("url", "url"),
-                        ("method", "method"),
-                        ("host", "host"),
-                        ("status", "status"),
-                        ("body", "body"),
-                        ("body-regex", "body_regex"),
-                        ("request-header", "request_headers"),
-                        ("expect-header", "expect_headers"),
-                        ("ca", "ca"),
-                        ("cert", "cert"),
-                        ("key", "key"),
-                        ("resolve", "resolve"),
-                    ]
-                } else {
-                    &[
-                        ("url", "url"),
-                        ("method", "method"),
-                        ("host", "host"),
-                        ("status", "status"),
-                        ("body", "body"),
-                        ("body-regex", "body_regex"),
-                        ("request-header", "headers"),
-                        ("expect-header", "expect_headers"),
-                        ("ca", "ca"),
-                        ("cert", "cert"),
-                        ("key", "key"),
-                        ("resolve", "resolve"),
-                    ]
-                };
+                let keys = &[
+                    ("url", "url"),
+                    ("method", "method"),
+                    ("host", "host"),
+                    ("status", "status"),
+                    ("body", "body"),
+                    ("body-regex", "body_regex"),
+                    ("header", "headers"),
+                    ("request-header", "request_headers"),
+                    ("expect-header", "expect_headers"),
+                    ("ca", "ca"),
+                    ("cert", "cert"),
+                    ("key", "key"),
+                    ("resolve", "resolve"),
+                ];
                 (raw::RawProbe::Http(b), c.common_owned(), keys)
             }
             Some("dns") => {
