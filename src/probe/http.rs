@@ -646,7 +646,7 @@ impl HttpProbe {
 }
 
 /// A short reason for a failed request.
-fn error_outcome(err: ureq::Error) -> Outcome {
+pub(crate) fn error_outcome(err: ureq::Error) -> Outcome {
     use ureq::Error as E;
     let detail = err.to_string();
     let reason = match &err {

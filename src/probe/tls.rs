@@ -628,7 +628,7 @@ fn words(camel: &str) -> String {
 /// [`Tls`] says.
 #[derive(Debug)]
 pub(crate) struct TlsConnector {
-    config: Arc<ClientConfig>,
+    pub(crate) config: Arc<ClientConfig>,
 }
 
 impl TlsConnector {
