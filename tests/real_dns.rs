@@ -6,6 +6,7 @@
 //! which no real server sends, stay with the fixture servers of
 //! tests/probes.rs.
 
+mod harness;
 #[path = "real_dns/servers.rs"]
 mod servers;
 
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use exaprobe::probe::dns::DnsProbe;
 use exaprobe::probe::{Health, Outcome};
+use harness::{EXE, Probe};
 use servers::{Dig, certificate, free_port, knot, nginx_doh, nsd, tool, unbound};
 
 /// The probe timeout: generous, the servers are local.
@@ -167,8 +169,18 @@ fn dnssec_through_a_validating_unbound_in_front_of_a_signing_knot() {
     // The same key with its last base64 quantum changed: a wrong anchor.
     let mut broken = ksk.to_string();
     let tail = broken.len() - 6;
-    let swapped: String =
-        broken[tail..].chars().map(|c| if c == 'A' { 'B' } else if c.is_ascii_alphanumeric() { 'A' } else { c }).collect();
+    let swapped: String = broken[tail..]
+        .chars()
+        .map(|c| {
+            if c == 'A' {
+                'B'
+            } else if c.is_ascii_alphanumeric() {
+                'A'
+            } else {
+                c
+            }
+        })
+        .collect();
     broken.replace_range(tail.., &swapped);
     let (Some(bad), _bd) = resolver("bad", &broken) else { return };
     let bat = at(bad.addr);
@@ -216,7 +228,11 @@ fn dot_to_unbound() {
     expect(&o, Health::Healthy, "dns-rcode NOERROR");
     let o = probe(&format!("{server} www.example.test tls tls-name=other.example.test ca={ca}"));
     expect(&o, Health::Down, "tls-wrong-name");
-    expect(&probe(&format!("{server} www.example.test tls tls-name=dns.example.test")), Health::Down, "tls-self-signed");
+    expect(
+        &probe(&format!("{server} www.example.test tls tls-name=dns.example.test")),
+        Health::Down,
+        "tls-self-signed",
+    );
     expect(&probe(&format!("{server} www.example.test tls insecure")), Health::Healthy, "dns-rcode NOERROR");
     // TLS to the plain port: the server does not speak TLS.
     let o = probe(&format!("{} www.example.test tls insecure", ub.addr));
@@ -246,21 +262,71 @@ fn doh_to_unbound_behind_nginx() {
     let out = std::process::Command::new(curl)
         .args(["-s", "--http1.1", "-D", "-", "-o", "/dev/null", "--cacert"])
         .arg(&cert)
-        .args(["--resolve", &format!("dns.example.test:{https_port}:127.0.0.1"), "-H", "accept: application/dns-message"])
+        .args([
+            "--resolve",
+            &format!("dns.example.test:{https_port}:127.0.0.1"),
+            "-H",
+            "accept: application/dns-message",
+        ])
         .arg(format!("https://dns.example.test:{https_port}/dns-query?dns={q}"))
         .output()
         .unwrap();
     let head = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
-    assert!(head.starts_with("http/1.1 200") && head.contains("content-type: application/dns-message"), "curl:\n{head}");
+    assert!(
+        head.starts_with("http/1.1 200") && head.contains("content-type: application/dns-message"),
+        "curl:\n{head}"
+    );
 
     let ca = cert.display();
     let url = format!("https://127.0.0.1:{https_port}/dns-query");
     for method in ["get", "post"] {
-        let o = probe(&format!("www.example.test doh={url} method={method} tls-name=dns.example.test ca={ca} answer=192.0.2.1"));
+        let o = probe(&format!(
+            "www.example.test doh={url} method={method} tls-name=dns.example.test ca={ca} answer=192.0.2.1"
+        ));
         expect(&o, Health::Healthy, "dns-rcode NOERROR");
     }
-    let o = probe(&format!("www.example.test doh=https://127.0.0.1:{https_port}/nowhere tls-name=dns.example.test ca={ca}"));
+    let o = probe(&format!(
+        "www.example.test doh=https://127.0.0.1:{https_port}/nowhere tls-name=dns.example.test ca={ca}"
+    ));
     expect(&o, Health::Down, "http-status 404");
     let o = probe(&format!("www.example.test doh={url} tls-name=other.example.test ca={ca}"));
     expect(&o, Health::Down, "tls-wrong-name");
+}
+
+/// The NSID reaches the operator: in the transition log line, in `exaprobe
+/// status` and in its JSON, from a real exaprobe probing a real NSD.
+#[test]
+fn nsid_shows_in_the_log_and_in_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(ns) = nsd(dir.path(), "nsd-site-a", "nsd-a.example") else { return };
+    let socket = dir.path().join("ctl.sock");
+    let check = format!("{} www.example.test nsid", ns.addr);
+    let mut p = Probe::start(&[
+        "--interval",
+        "0.3",
+        "--rise",
+        "1",
+        "--fall",
+        "1",
+        "--dry-run",
+        "--name",
+        "dns",
+        "--ip",
+        "198.51.100.53/32",
+        "--dns",
+        &check,
+        "--control-socket",
+        socket.to_str().unwrap(),
+    ]);
+    assert_eq!(p.line(), "announce route 198.51.100.53/32 next-hop self med 100");
+    p.wait_stderr("[nsid=nsd-site-a]");
+    let ctl = |args: &[&str]| {
+        let out = std::process::Command::new(EXE).args(args).arg("--socket").arg(&socket).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let text = ctl(&["status"]);
+    assert!(text.contains("healthy (dns-rcode NOERROR) [nsid=nsd-site-a]"), "{text}");
+    let v: serde_json::Value = serde_json::from_str(&ctl(&["status", "--json"])).unwrap();
+    assert_eq!(v["services"][0]["checks"][0]["last"]["identity"], "nsid=nsd-site-a");
 }

@@ -184,7 +184,8 @@ pub(crate) fn knot(dir: &Path, nsid: &str, sign: bool) -> Option<Server> {
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     // Signed, it is ready once the DNSKEY is served.
     let ready = || {
-        let dig = Dig::run("dig", &[&format!("@127.0.0.1"), "-p", &port.to_string(), "example.test", "DNSKEY", "+time=1", "+tries=1"]);
+        let dig =
+            Dig::run("dig", &["@127.0.0.1", "-p", &port.to_string(), "example.test", "DNSKEY", "+time=1", "+tries=1"]);
         dig.status.as_deref() == Some("NOERROR") && (!sign || !dig.answer.is_empty())
     };
     Some(Server::start("knot", &[knotd.to_str()?, "-c", conf.to_str()?], dir, addr, ready))
