@@ -34,6 +34,11 @@ pub(super) fn exchange(
     let tcp = connect_tcp(source, server, deadline).map_err(|e| Outcome::down(io_reason(&e)))?;
     let mut stream = StreamOwned::new(conn, tcp);
     let timeouts = |s: &mut StreamOwned<ClientConnection, TcpStream>, left: Duration| {
+        // The server's session tickets come in a flight of their own, its
+        // reply in the next: held back by its Nagle until our ACK, which
+        // Linux delays 40 ms unless asked for at once (before each read,
+        // since the kernel turns quick ACKs off again by itself).
+        socket2::SockRef::from(&s.sock).set_tcp_quickack(true)?;
         s.sock.set_read_timeout(Some(left))?;
         s.sock.set_write_timeout(Some(left))
     };
