@@ -487,6 +487,9 @@ impl DnsBuilder {
                 if ip.is_ipv4() != server.is_ipv4() {
                     return Err(SpecError::at("source", format!("{ip} is not of the server's address family")));
                 }
+                if matches!(transport, Transport::Https(_)) {
+                    return Err(SpecError::at("source", "not with doh=URL (the HTTP client picks the address)"));
+                }
                 Some(ip)
             }
         };
@@ -877,7 +880,12 @@ impl DnsProbe {
             {
                 return Err(tag(Outcome::down("dns-bogus").with_detail(why)));
             }
-            return Err(tag(Outcome::down(format!("dns-rcode {rcode}")).with_detail(edns.with_ede(summary(reply)))));
+            let mut detail = edns.with_ede(summary(reply));
+            if rcode == Rcode::FORMERR.into() && self.edns.is_some() && reply.opt().is_none() {
+                // What dig then says too: an old server that rejects the OPT record.
+                detail.push_str(" (no OPT record in the reply: the server may not speak EDNS; edns=off)");
+            }
+            return Err(tag(Outcome::down(format!("dns-rcode {rcode}")).with_detail(detail)));
         }
         if let Some(want) = &self.nsid_required {
             match &edns.nsid {
@@ -1141,6 +1149,68 @@ mod tests {
                 .to_string()
                 .starts_with("server:")
         );
+    }
+
+    #[test]
+    fn new_settings_parse_and_round_trip() {
+        let p: DnsProbe = "127.0.0.1 example.com".parse().unwrap();
+        assert_eq!(p.edns, Some(Edns { bufsize: DEFAULT_BUFSIZE, dnssec_ok: false, nsid: false }));
+        assert_eq!(p.class, Class::IN);
+        let s = "127.0.0.1:5353 example.com A bufsize=4096 nsid=site\\x20a dnssec ad aa nodata=down";
+        let p: DnsProbe = s.parse().unwrap();
+        assert_eq!(p.edns, Some(Edns { bufsize: 4096, dnssec_ok: true, nsid: true }));
+        assert_eq!(p.nsid_required.as_deref(), Some("site a"));
+        assert!(p.require_ad && p.require_aa && p.nodata_down);
+        assert_eq!(p.to_string().parse::<DnsProbe>().unwrap(), p);
+
+        let p: DnsProbe = "127.0.0.1 id.server class=ch".parse().unwrap();
+        assert_eq!((p.class, p.rtype), (Class::CH, Rtype::TXT));
+        assert_eq!(p.to_string(), "127.0.0.1:53 id.server TXT class=CH");
+        let p: DnsProbe = "127.0.0.1 example.com edns=off".parse().unwrap();
+        assert_eq!(p.edns, None);
+        assert_eq!(p.to_string().parse::<DnsProbe>().unwrap(), p);
+
+        let p: DnsProbe = "127.0.0.1 example.com tls tls-name=dns.example.com insecure".parse().unwrap();
+        assert_eq!(p.server, "127.0.0.1:853".parse().unwrap());
+        assert_eq!(p.transport, Transport::Tls(TlsTarget { name: Some("dns.example.com".into()), tls: Tls::Insecure }));
+        assert_eq!(p.to_string().parse::<DnsProbe>().unwrap(), p);
+
+        let p: DnsProbe = "example.com AAAA doh=https://[::1]:8443/dns-query?x=1 method=POST".parse().unwrap();
+        assert_eq!(p.server, "[::1]:8443".parse().unwrap());
+        let Transport::Https(d) = &p.transport else { panic!("{p:?}") };
+        assert!(d.post && d.url.path == "/dns-query?x=1");
+        assert_eq!(p.to_string().parse::<DnsProbe>().unwrap(), p);
+    }
+
+    #[test]
+    fn new_settings_errors_name_the_key() {
+        let e = |s: &str| s.parse::<DnsProbe>().unwrap_err().to_string();
+        for (spec, key) in [
+            ("127.0.0.1 example.com bufsize=511", "bufsize:"),
+            ("127.0.0.1 example.com bufsize=65536", "bufsize:"),
+            ("127.0.0.1 example.com edns=maybe", "edns:"),
+            ("127.0.0.1 example.com edns=off nsid", "nsid:"),
+            ("127.0.0.1 example.com edns=off dnssec", "dnssec:"),
+            ("127.0.0.1 example.com edns=off bufsize=4096", "bufsize:"),
+            ("127.0.0.1 example.com nsid=", "nsid:"),
+            ("127.0.0.1 example.com class=XX", "class:"),
+            ("127.0.0.1 example.com class=ANY", "class:"),
+            ("127.0.0.1 example.com nodata=maybe", "nodata:"),
+            ("127.0.0.1 example.com tls-name=x", "tls-name:"),
+            ("127.0.0.1 example.com ca=/nonexistent", "ca:"),
+            ("127.0.0.1 example.com tls ca=/nonexistent", "ca:"),
+            ("127.0.0.1 example.com tls tls-name=a..b", "tls-name:"),
+            ("127.0.0.1 example.com insecure", "insecure:"),
+            ("127.0.0.1 example.com method=post", "method:"),
+            ("127.0.0.1 example.com tcp tls", "tls:"),
+            ("127.0.0.1 example.com doh=https://127.0.0.1/", "server:"),
+            ("example.com doh=https://dns.example.com/", "doh:"),
+            ("example.com doh=https://127.0.0.1/ method=put", "method:"),
+            ("example.com doh=https://127.0.0.1/ source=127.0.0.1", "source:"),
+            ("example.com doh=http://127.0.0.1/ tls-name=dns.example.com", "tls-name:"),
+        ] {
+            assert!(e(spec).starts_with(key), "{spec}: {}", e(spec));
+        }
     }
 
     #[test]
