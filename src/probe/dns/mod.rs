@@ -885,6 +885,8 @@ impl DnsProbe {
                 // What dig then says too: an old server that rejects the OPT record.
                 detail.push_str(" (no OPT record in the reply: the server may not speak EDNS; edns=off)");
             }
+            // As short as a summary: one line of a log.
+            let detail: String = detail.chars().take(200).collect();
             return Err(tag(Outcome::down(format!("dns-rcode {rcode}")).with_detail(detail)));
         }
         if let Some(want) = &self.nsid_required {
