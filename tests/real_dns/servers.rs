@@ -43,12 +43,17 @@ pub(crate) fn tools(names: &[&str]) -> Option<Vec<PathBuf>> {
     names.iter().map(|n| tool(n)).collect()
 }
 
-/// A loopback port free for both UDP and TCP just now.
+/// A loopback port free for both UDP and TCP just now, and not handed out
+/// before by this process (a server started later binds it, so the kernel
+/// could offer it again meanwhile).
 pub(crate) fn free_port() -> u16 {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     loop {
         let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
         let port = udp.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        let mut given = GIVEN.lock().unwrap();
+        if !given.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
             return port;
         }
     }
