@@ -1079,21 +1079,16 @@ impl RunState {
     /// A short reason for a failed request.
     fn error_outcome(&self, err: ureq::Error) -> Outcome {
         use ureq::Error as E;
-        let detail = err.to_string();
-        let reason = match &err {
-            E::Timeout(_) => "timeout".to_string(),
+        match &err {
             E::Io(io) => {
                 // rustls reports handshake failures (unknown issuer, wrong
                 // name, a plain-HTTP peer) as I/O errors wrapping its own
                 // error.
-                match io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
-                    Some(tls) => return self.tls_outcome(tls),
-                    None => io_reason(io),
+                if let Some(tls) = io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+                    return self.tls_outcome(tls);
                 }
             }
             E::Rustls(tls) => return self.tls_outcome(tls),
-            E::Tls(_) | E::Pem(_) | E::TlsRequired => "tls-error".to_string(),
-            E::ConnectionFailed => "connection-failed".to_string(),
             E::HostNotFound => {
                 let name = self.failed_name.lock().unwrap_or_else(PoisonError::into_inner).clone();
                 let name = name.unwrap_or_else(|| "a redirect target".into());
@@ -1101,11 +1096,9 @@ impl RunState {
                     "{name} does not resolve (a redirect target? pin it with resolve=HOST:PORT:ADDR)"
                 ));
             }
-            E::TooManyRedirects | E::RedirectFailed => "too-many-redirects".to_string(),
-            E::Protocol(_) | E::LargeResponseHeader(..) | E::BodyStalled => "http-protocol-error".to_string(),
-            _ => "http-error".to_string(),
-        };
-        Outcome::down(reason).with_detail(detail)
+            _ => {}
+        }
+        error_outcome(err)
     }
 
     /// A TLS failure: a short stable reason and an operator's wording (see
@@ -1115,6 +1108,35 @@ impl RunState {
             tls::describe_for_client(err, self.cert_requested.load(Ordering::Relaxed), self.cert_given);
         Outcome::down(reason).with_detail(detail)
     }
+}
+
+/// A short reason for a failed request without a probe's client state (the
+/// DoH probe's; an HTTP probe's own adds the client-certificate wording and
+/// the unresolved name).
+pub(crate) fn error_outcome(err: ureq::Error) -> Outcome {
+    use ureq::Error as E;
+    let detail = err.to_string();
+    let reason = match &err {
+        E::Timeout(_) => "timeout".to_string(),
+        E::Io(io) => match io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+            Some(tls) => {
+                let (reason, detail) = tls::describe(tls);
+                return Outcome::down(reason).with_detail(detail);
+            }
+            None => io_reason(io),
+        },
+        E::Rustls(tls) => {
+            let (reason, detail) = tls::describe(tls);
+            return Outcome::down(reason).with_detail(detail);
+        }
+        E::Tls(_) | E::Pem(_) | E::TlsRequired => "tls-error".to_string(),
+        E::ConnectionFailed => "connection-failed".to_string(),
+        E::HostNotFound => "host-not-found".to_string(),
+        E::TooManyRedirects | E::RedirectFailed => "too-many-redirects".to_string(),
+        E::Protocol(_) | E::LargeResponseHeader(..) | E::BodyStalled => "http-protocol-error".to_string(),
+        _ => "http-error".to_string(),
+    };
+    Outcome::down(reason).with_detail(detail)
 }
 
 /// What an error page says: its HTML `<title>` (nginx's 400 page has "400

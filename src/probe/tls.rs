@@ -704,7 +704,8 @@ fn words(camel: &str) -> String {
 /// [`Tls`] says.
 #[derive(Debug)]
 pub(crate) struct TlsConnector {
-    config: Arc<ClientConfig>,
+    /// The rustls configuration (DoT builds its own stream with it).
+    pub(crate) config: Arc<ClientConfig>,
     /// Set when a server asks for a client certificate.
     requested: Arc<AtomicBool>,
 }

@@ -550,6 +550,7 @@ impl<'t> Cx<'t> {
                     b = b.soa_max_lag(v.0.as_str());
                 }
                 b = b.tcp(c.tcp.unwrap_or(false)).norecurse(c.norecurse.unwrap_or(false));
+                b = dns_more(b, &c);
                 let keys = &[
                     ("server", "server"),
                     ("name", "query"),
@@ -560,6 +561,20 @@ impl<'t> Cx<'t> {
                     ("soa-reference", "soa_reference"),
                     ("soa-max-lag", "soa_max_lag"),
                     ("soa-zone", "soa_zone"),
+                    ("edns", "edns"),
+                    ("bufsize", "bufsize"),
+                    ("nsid", "nsid"),
+                    ("class", "class"),
+                    ("dnssec", "dnssec"),
+                    ("ad", "ad"),
+                    ("aa", "aa"),
+                    ("nodata", "nodata"),
+                    ("tls", "tls"),
+                    ("tls-name", "tls_name"),
+                    ("ca", "ca"),
+                    ("insecure", "insecure"),
+                    ("doh", "doh"),
+                    ("method", "method"),
                 ];
                 (raw::RawProbe::Dns(b), c.common_owned(), keys)
             }
@@ -745,4 +760,42 @@ fn serde_message(e: &serde_json::Error) -> String {
         msg = msg.replacen(field, key, 1);
     }
     msg
+}
+
+/// The DNS settings of issue 12 (EDNS, NSID, DNSSEC, DoT, DoH), onto `b`.
+fn dns_more(mut b: crate::probe::dns::DnsBuilder, c: &RawDns) -> crate::probe::dns::DnsBuilder {
+    if let Some(on) = c.edns {
+        b = b.edns(if on { "on" } else { "off" });
+    }
+    if let Some(v) = &c.bufsize {
+        b = b.bufsize(v.0.as_str());
+    }
+    match &c.nsid {
+        None => {}
+        Some(RawNsid::Ask(on)) => b = b.nsid(*on),
+        Some(RawNsid::Require(t)) => b = b.nsid_text(t.as_str()),
+    }
+    if let Some(v) = &c.class {
+        b = b.class(v.as_str());
+    }
+    if let Some(v) = &c.nodata {
+        b = b.nodata(v.as_str());
+    }
+    if let Some(v) = &c.tls_name {
+        b = b.tls_name(v.as_str());
+    }
+    if let Some(v) = &c.doh {
+        b = b.doh(v.as_str());
+    }
+    if let Some(v) = &c.method {
+        b = b.method(v.as_str());
+    }
+    if let Some(v) = &c.ca {
+        b = b.ca_file(v.as_str());
+    }
+    b.dnssec(c.dnssec.unwrap_or(false))
+        .ad(c.ad.unwrap_or(false))
+        .aa(c.aa.unwrap_or(false))
+        .tls(c.tls.unwrap_or(false))
+        .insecure(c.insecure.unwrap_or(false))
 }
