@@ -105,7 +105,10 @@ impl Plan {
         }
         let witness_timeout = duration::parse(&a.witness_timeout).map_err(|e| format!("--witness-timeout: {e}"))?;
         if witness_timeout.is_zero() || witness_timeout > WITNESS_TIMEOUT_MAX {
-            return Err(format!("--witness-timeout: must be above 0 and at most {}", duration::show(WITNESS_TIMEOUT_MAX)));
+            return Err(format!(
+                "--witness-timeout: must be above 0 and at most {}",
+                duration::show(WITNESS_TIMEOUT_MAX)
+            ));
         }
         if a.witness.as_deref().is_some_and(|w| w.trim().is_empty()) {
             return Err("--witness: the command is empty".into());
@@ -505,11 +508,8 @@ pub fn run(args: &DrillArgs) -> Exit {
     }
     d.report.interrupted = d.stopped();
     let report = d.report;
-    let text = if args.json {
-        serde_json::to_string(&report).unwrap_or_default() + "\n"
-    } else {
-        render(&report, &plan)
-    };
+    let text =
+        if args.json { serde_json::to_string(&report).unwrap_or_default() + "\n" } else { render(&report, &plan) };
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
     for e in &report.errors {
         eprintln!("exaprobe drill: {e}");
@@ -531,7 +531,10 @@ fn render(r: &DrillReport, plan: &Plan) -> String {
             let _ = writeln!(s, "  witness: {w} ({:.3}/s)", 1.0 / plan.period.as_secs_f64());
             let _ = writeln!(s, "  baseline answer: {}", r.baseline.as_deref().map_or("none".into(), one_line));
             let phase = |name: &str, p: &PhaseStats| {
-                format!("  {name}: {} runs, {} baseline, {} elsewhere, {} lost\n", p.runs, p.baseline, p.elsewhere, p.lost)
+                format!(
+                    "  {name}: {} runs, {} baseline, {} elsewhere, {} lost\n",
+                    p.runs, p.baseline, p.elsewhere, p.lost
+                )
             };
             s += &phase("before", &r.before);
             s += &phase("during", &r.during);
