@@ -109,7 +109,7 @@ def panel(run, title, width, x0, y0, dur):
     """One run as SVG elements: lanes site-a/b/c and lost; events as lines."""
     el = []
     lanes = ["site-a", "site-b", "site-c", "lost"]
-    lane_h, top = 16, 18
+    lane_h, top = 16, 34
     plot_w = width - x0 - 20
 
     def x(t):
@@ -153,7 +153,7 @@ def panel(run, title, width, x0, y0, dur):
     for t, label in run.get("marks", []):
         el.append(f'<line x1="{x(t):.1f}" y1="{y0 + top - 2}" x2="{x(t):.1f}" y2="{bottom + 2}" stroke="{LOST}" '
                   f'stroke-dasharray="3,2"/>')
-        el.append(f'<text x="{x(t) + 2:.1f}" y="{y0 + top - 4}" font-size="9" fill="{LOST}">{esc(label)}</text>')
+        el.append(f'<text x="{x(t) + 2:.1f}" y="{y0 + top - 6}" font-size="9" fill="{LOST}">{esc(label)}</text>')
     # time axis
     ay = bottom + 44
     el.append(f'<line x1="{x0}" y1="{ay}" x2="{x0 + plot_w}" y2="{ay}" stroke="#999"/>')
@@ -183,8 +183,12 @@ def svg(panels, path, title):
     legend = " ".join(
         f'<rect x="{10 + i * 120}" y="{y}" width="10" height="10" fill="{c}"/>'
         f'<text x="{24 + i * 120}" y="{y + 9}" font-size="10">{esc(n)}</text>'
-        for i, (n, c) in enumerate(list(SITE_COLOURS.items()) + [("lost query", LOST), ("lab action", LOST)]))
+        for i, (n, c) in enumerate(list(SITE_COLOURS.items()) + [("lost query", LOST)]))
     body.append(legend)
+    body.append(f'<line x1="{10 + 4 * 120}" y1="{y}" x2="{10 + 4 * 120}" y2="{y + 10}" stroke="{LOST}" '
+                f'stroke-dasharray="3,2"/><text x="{16 + 4 * 120}" y="{y + 9}" font-size="10">lab action</text>'
+                f'<line x1="{10 + 5 * 120}" y1="{y}" x2="{10 + 5 * 120}" y2="{y + 10}" stroke="#000"/>'
+                f'<text x="{16 + 5 * 120}" y="{y + 9}" font-size="10">BGP event at the router (BIRD)</text>')
     y += 20
     with open(path, "w") as f:
         f.write(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{y}" '
