@@ -507,6 +507,11 @@ neighbor {ra} {{
                 self.stop_exabgp(s)
             return {"error": "the sites did not all come up", "paths": getattr(self, "last_paths", {})}
         time.sleep(0.3)  # let every session settle its first updates
+        if prog == "exaprobe" and not hasattr(self, "v6_route"):
+            # exaprobe announces the IPv6 anycast too (the bundled healthcheck's next-hop self
+            # cannot carry it over an IPv4 session): is it in the router's kernel table?
+            r = self.sh("ip", "-6", "route", "show", f"{ANYCAST6}/128", check=False, ns="r")
+            self.v6_route = r.stdout.strip()
         dur = scen["duration"]
         t0 = time.time() + 0.5
         cout = os.path.join(self.run, f"client-{scen['name']}-{prog}.json")
@@ -737,6 +742,7 @@ def main():
         t = time.time()
         lab.teardown()
         results["teardown_s"] = round(time.time() - t, 2)
+        results["ipv6_route_at_router"] = getattr(lab, "v6_route", None)
         log(f"lab removed in {results['teardown_s']} s")
     report.write(results, a.out)
     if results.get("error") or results.get("interrupted"):
