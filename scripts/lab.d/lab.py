@@ -453,7 +453,8 @@ neighbor {ra} {{
         if r.returncode == 0:
             return None
         first = (r.stderr.strip().splitlines() or ["?"])[0]
-        return first.replace(path + ": ", "")
+        # "…: error: services[0].watch: unknown key `watch`; the keys here are: …" -> up to the ";"
+        return first.replace(path + ": ", "").replace("error: ", "").split(";")[0][:120]
 
     def start_exabgp(self, s):
         d = self.site_dir(s)
@@ -532,7 +533,7 @@ neighbor {ra} {{
                 for k in range(st["count"]):
                     t = st["at"] + k * st["every"]
                     pending.append((t, dict(st, do="kill", what="dns")))
-                    pending.append((t + st["every"] / 2, dict(st, do="start", what="dns")))
+                    pending.append((t + st.get("down", st["every"] / 2), dict(st, do="start", what="dns")))
                 pending.remove((st["at"], st))
         pending.sort(key=lambda x: x[0])
         for at, st in pending:
@@ -562,7 +563,11 @@ neighbor {ra} {{
         if drill_report and drill_report.get("drained_at"):
             action = drill_report["drained_at"]
         res = report.measure(data, evs, action, t0, dur)
-        res["marks"] = [[round(t - t0, 3), m] for t, m in marks]
+        if drill_report and drill_report.get("drained_at"):
+            marks.append((drill_report["drained_at"], "drill: drain request"))
+        if drill_report and drill_report.get("undrained_at"):
+            marks.append((drill_report["undrained_at"], "drill: undrain request"))
+        res["marks"] = [[round(t - t0, 3), m] for t, m in sorted(marks)]
         res["events"] = [[round(t - t0, 3), k, s, d] for t, k, s, d in evs]
         if drill_report is not None:
             res["drill"] = drill_report
@@ -625,7 +630,7 @@ neighbor {ra} {{
             out.close()
             with open(os.path.join(self.run, "pids"), "a") as f:
                 f.write(f"{drill.pid} exaprobe\n")
-            return f"exaprobe drill {s} (1 s baseline)", drill
+            return f"exaprobe drill dns starts at {s} (1 s baseline)", drill
         raise ValueError(f"unknown step {what!r}")
 
 

@@ -128,7 +128,7 @@ def panel(run, title, width, x0, y0, dur):
         for q in data["dns"]:
             lane = "lost" if q[1] is None else (q[2] if q[2] in SITE_COLOURS else "lost")
             t = q[0] - t0
-            if bars and bars[-1][0] == lane and t - bars[-1][2] < 3 * period:
+            if bars and bars[-1][0] == lane and t - bars[-1][2] < 10 * period:
                 bars[-1][2] = t
             else:
                 bars.append([lane, t, t])
@@ -206,11 +206,12 @@ def write(results, out):
         panels = []
         for prog, run in sc["runs"].items():
             if "_data" in run:
-                panels.append((run, f"{sc['title']}: {prog}", sc_duration(run)))
+                panels.append((run, prog, sc_duration(run)))
         if panels:
             svg(panels, os.path.join(out, f"{sc['name']}.svg"), f"{sc['title']} (DNS queries from the client)")
     by = {sc["name"]: sc for sc in results["scenarios"]}
-    combo = [(runs(by[n], p), f"{by[n]['title']}: {p}", sc_duration(runs(by[n], p)))
+    names = {"drain": "planned drain (exaprobe drill / maintenance file)", "crash": "crash (kill -9 of knotd)"}
+    combo = [(runs(by[n], p), f"{names[n]}: {p}", sc_duration(runs(by[n], p)))
              for n in ("drain", "crash") if n in by for p in ("exaprobe", "healthcheck") if "_data" in runs(by[n], p)]
     if combo:
         svg(combo, os.path.join(out, "gameday.svg"),
