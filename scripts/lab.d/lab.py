@@ -630,7 +630,7 @@ neighbor {ra} {{
             out.close()
             with open(os.path.join(self.run, "pids"), "a") as f:
                 f.write(f"{drill.pid} exaprobe\n")
-            return f"exaprobe drill dns starts at {s} (1 s baseline)", drill
+            return "drill starts (1 s baseline)", drill
         raise ValueError(f"unknown step {what!r}")
 
 

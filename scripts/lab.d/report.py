@@ -109,7 +109,7 @@ def panel(run, title, width, x0, y0, dur):
     """One run as SVG elements: lanes site-a/b/c and lost; events as lines."""
     el = []
     lanes = ["site-a", "site-b", "site-c", "lost"]
-    lane_h, top = 16, 34
+    lane_h, top = 16, 44
     plot_w = width - x0 - 20
 
     def x(t):
@@ -150,10 +150,11 @@ def panel(run, title, width, x0, y0, dur):
         el.append(f'<text x="{x(t) + 2:.1f}" y="{bottom + 12 + 10 * (stagger % 3)}" font-size="9" '
                   f'fill="{colour}">{esc(label)}</text>')
         stagger += 1
-    for t, label in run.get("marks", []):
+    for k, (t, label) in enumerate(run.get("marks", [])):
         el.append(f'<line x1="{x(t):.1f}" y1="{y0 + top - 2}" x2="{x(t):.1f}" y2="{bottom + 2}" stroke="{LOST}" '
                   f'stroke-dasharray="3,2"/>')
-        el.append(f'<text x="{x(t) + 2:.1f}" y="{y0 + top - 6}" font-size="9" fill="{LOST}">{esc(label)}</text>')
+        el.append(f'<text x="{x(t) + 2:.1f}" y="{y0 + top - 16 + 10 * (k % 2)}" font-size="9" '
+                  f'fill="{LOST}">{esc(label)}</text>')
     # time axis
     ay = bottom + 44
     el.append(f'<line x1="{x0}" y1="{ay}" x2="{x0 + plot_w}" y2="{ay}" stroke="#999"/>')
@@ -216,9 +217,14 @@ def write(results, out):
     if combo:
         svg(combo, os.path.join(out, "gameday.svg"),
             f"Planned drain vs crash, exaprobe vs the bundled healthcheck ({results['date']})")
+    # the client's records, so the pictures can be drawn again (python3 report.py OUT)
+    os.makedirs(os.path.join(out, "data"), exist_ok=True)
     for sc in results["scenarios"]:
-        for run in sc["runs"].values():
-            run.pop("_data", None)
+        for prog, run in sc["runs"].items():
+            data = run.pop("_data", None)
+            if data is not None:
+                with open(os.path.join(out, "data", f"{sc['name']}-{prog}.json"), "w") as f:
+                    json.dump(data, f)
     with open(os.path.join(out, "report.json"), "w") as f:
         json.dump(results, f, indent=1)
     tab = table(results)
@@ -242,3 +248,15 @@ def sc_duration(run):
     if not d or not d["dns"]:
         return 1.0
     return max(1.0, round(d["dns"][-1][0] - d["start"] + d["period"], 1))
+
+
+if __name__ == "__main__":
+    # Draws the pictures and the table again from OUT/report.json and OUT/data/.
+    out_dir = sys.argv[1]
+    res = json.load(open(os.path.join(out_dir, "report.json")))
+    for sc in res["scenarios"]:
+        for prog, run in sc["runs"].items():
+            path = os.path.join(out_dir, "data", f"{sc['name']}-{prog}.json")
+            if os.path.exists(path):
+                run["_data"] = json.load(open(path))
+    write(res, out_dir)
