@@ -140,6 +140,7 @@ def panel(run, title, width, x0, y0, dur):
             el.append(f'<rect x="{x(a):.1f}" y="{y}" width="{w:.1f}" height="10" fill="{colour}"/>')
     bottom = y0 + top + len(lanes) * lane_h
     stagger = 0
+    row_end = [float("-inf")] * 6
     for t, kind, site, detail in run.get("events", []):
         if kind == "best":
             continue
@@ -147,7 +148,10 @@ def panel(run, title, width, x0, y0, dur):
         el.append(f'<line x1="{x(t):.1f}" y1="{y0 + top - 2}" x2="{x(t):.1f}" y2="{bottom + 2}" stroke="{colour}" '
                   f'stroke-width="1.2"/>')
         label = {"GRACEFUL_SHUTDOWN": "GRACEFUL_SHUTDOWN"}.get(kind, kind) + f" {site}"
-        el.append(f'<text x="{x(t) + 2:.1f}" y="{bottom + 12 + 10 * (stagger % 3)}" font-size="9" '
+        # the first row where the label clears the one before it
+        row = next((r for r, end in enumerate(row_end) if end < x(t)), stagger % len(row_end))
+        row_end[row] = x(t) + 2 + 5.2 * len(label)
+        el.append(f'<text x="{x(t) + 2:.1f}" y="{bottom + 12 + 10 * row}" font-size="9" '
                   f'fill="{colour}">{esc(label)}</text>')
         stagger += 1
     for k, (t, label) in enumerate(run.get("marks", [])):
@@ -156,7 +160,7 @@ def panel(run, title, width, x0, y0, dur):
         el.append(f'<text x="{x(t) + 2:.1f}" y="{y0 + top - 16 + 10 * (k % 2)}" font-size="9" '
                   f'fill="{LOST}">{esc(label)}</text>')
     # time axis
-    ay = bottom + 44
+    ay = bottom + 74
     el.append(f'<line x1="{x0}" y1="{ay}" x2="{x0 + plot_w}" y2="{ay}" stroke="#999"/>')
     step = 1 if dur <= 12 else 2
     s = 0
