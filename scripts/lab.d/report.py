@@ -141,6 +141,7 @@ def panel(run, title, width, x0, y0, dur):
     bottom = y0 + top + len(lanes) * lane_h
     stagger = 0
     row_end = [float("-inf")] * 6
+    rows_used = 1
     for t, kind, site, detail in run.get("events", []):
         if kind == "best":
             continue
@@ -151,6 +152,7 @@ def panel(run, title, width, x0, y0, dur):
         # the first row where the label clears the one before it
         row = next((r for r, end in enumerate(row_end) if end < x(t)), stagger % len(row_end))
         row_end[row] = x(t) + 2 + 5.2 * len(label)
+        rows_used = max(rows_used, row + 1)
         el.append(f'<text x="{x(t) + 2:.1f}" y="{bottom + 12 + 10 * row}" font-size="9" '
                   f'fill="{colour}">{esc(label)}</text>')
         stagger += 1
@@ -160,7 +162,7 @@ def panel(run, title, width, x0, y0, dur):
         el.append(f'<text x="{x(t) + 2:.1f}" y="{y0 + top - 16 + 10 * (k % 2)}" font-size="9" '
                   f'fill="{LOST}">{esc(label)}</text>')
     # time axis
-    ay = bottom + 74
+    ay = bottom + 24 + 10 * rows_used
     el.append(f'<line x1="{x0}" y1="{ay}" x2="{x0 + plot_w}" y2="{ay}" stroke="#999"/>')
     step = 1 if dur <= 12 else 2
     s = 0
