@@ -341,6 +341,44 @@ pub enum Sub {
         #[arg(long, value_name = "PATH", default_value = crate::ops::control::DEFAULT_SOCKET)]
         socket: PathBuf,
     },
+    /// A game day: drain a service that is UP, watch a witness command, undrain after --for.
+    ///
+    /// Runs the witness (a shell command whose stdout is the answer, e.g.
+    /// `dig @198.51.100.53 id.server CH TXT +short`) at --rate before, during
+    /// and after the drain, and reports when it first answered from
+    /// elsewhere, how many answers were lost, and when the site was back.
+    /// Always undrains, also on Ctrl-C or SIGTERM.
+    Drill {
+        /// The service to drill.
+        service: String,
+        /// How long the drain lasts.
+        #[arg(long = "for", value_name = "DURATION", default_value = "30s")]
+        duration: String,
+        /// The witness: a shell command; exit 0 with output is an answer, anything else a lost one.
+        #[arg(long, value_name = "CMD")]
+        witness: Option<String>,
+        /// Witness runs per second (0.01 to 100).
+        #[arg(long, value_name = "PER-SECOND", default_value_t = 5.0)]
+        rate: f64,
+        /// How long to watch before the drain (the baseline answer).
+        #[arg(long, value_name = "DURATION", default_value = "5s")]
+        before: String,
+        /// How long to watch after the undrain (default: --before).
+        #[arg(long, value_name = "DURATION")]
+        after: Option<String>,
+        /// A witness run taking longer is killed and counts as lost.
+        #[arg(long, value_name = "DURATION", default_value = "1s")]
+        witness_timeout: String,
+        /// Why, shown by status.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// The control socket of the running exaprobe.
+        #[arg(long, value_name = "PATH", default_value = crate::ops::control::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
     /// Print a man page or shell completion script, generated from these flags.
     #[command(hide = true)]
     Generate {
