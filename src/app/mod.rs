@@ -269,9 +269,10 @@ fn client(sub: &Sub) -> Exit {
     use crate::ops::control::Request;
     let (socket, request, json) = match sub {
         Sub::Status { json, socket } => (socket, Request::Status {}, *json),
-        Sub::Drain { service, all, duration, reason, socket } => {
+        Sub::Drain { service, all, duration, reason, force, socket } => {
             let (service, duration, reason) = (service.clone(), duration.clone(), reason.clone());
-            (socket, Request::Drain { service, all: *all, duration, reason, by: String::new() }, false)
+            let force = *force;
+            (socket, Request::Drain { service, all: *all, duration, reason, force, by: String::new() }, false)
         }
         Sub::Undrain { service, all, socket } => {
             (socket, Request::Undrain { service: service.clone(), all: *all }, false)
