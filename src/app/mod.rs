@@ -220,6 +220,7 @@ fn config_mode(
             textfile: args.metrics_textfile.clone().or_else(|| config.metrics.textfile.clone()),
         },
         notify: false,
+        fleet: config.fleet.clone(),
     };
     let file = path.to_path_buf();
     let reload: Reload = Box::new(move || {

@@ -110,6 +110,8 @@ pub struct Options {
     /// Tell systemd we are ready and keep its watchdog fed (standalone mode
     /// only: under ExaBGP the notify socket would be ExaBGP's).
     pub notify: bool,
+    /// The fleet guard's store and this site, when configured.
+    pub fleet: Option<crate::model::fleet::FleetSettings>,
 }
 
 /// Where metrics go.

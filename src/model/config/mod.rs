@@ -171,6 +171,8 @@ pub struct Config {
     pub control: ControlSettings,
     /// The metrics exporters.
     pub metrics: MetricsSettings,
+    /// The fleet guard's store and this site, when configured.
+    pub fleet: Option<crate::model::fleet::FleetSettings>,
     /// Things that work but are probably not what was meant, each prefixed
     /// with its JSON path.
     pub warnings: Vec<String>,
