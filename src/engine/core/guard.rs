@@ -740,3 +740,6 @@ impl<W: Write> Core<W> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
