@@ -353,8 +353,7 @@ fn three_sites_never_withdraw_the_last_path() {
         s.web.fail();
     }
     f.note("web failed at every site");
-    f.wait("BIRD keeps exactly one web path", BOUND, |f| f.paths(WEB).len() == 1);
-    f.holds("exactly one web path, from the HELD site", Duration::from_secs(4), |f| {
+    let one_held = |f: &Fleet| {
         let paths = f.paths(WEB);
         let seen: Vec<_> = (0..3).map(|i| f.seen(i, "web")).collect();
         let held: Vec<usize> = (0..3).filter(|&i| seen[i].as_ref().is_some_and(|s| s.held)).collect();
@@ -363,7 +362,9 @@ fn three_sites_never_withdraw_the_last_path() {
         } else {
             Err(format!("paths {paths:?}, held {held:?}: {seen:?}"))
         }
-    });
+    };
+    f.wait("BIRD keeps exactly one web path, from the HELD site", BOUND, |f| one_held(f).is_ok());
+    f.holds("exactly one web path, from the HELD site", Duration::from_secs(4), one_held);
     let held = f.paths(WEB)[0];
     let status = fleet_site::status(&f.sites[held].socket).unwrap();
     let web = status.services.iter().find(|s| s.name == "web").unwrap();
@@ -382,12 +383,13 @@ fn three_sites_never_withdraw_the_last_path() {
         s.dns.fail();
     }
     f.note("dns failed at every site");
-    f.wait("BIRD keeps exactly two dns paths", BOUND, |f| f.paths(DNS).len() == 2);
-    f.holds("two dns paths, both HELD", Duration::from_secs(3), |f| {
+    let two_held = |f: &Fleet| {
         let paths = f.paths(DNS);
         let held: Vec<usize> = (0..3).filter(|&i| f.seen(i, "dns").is_some_and(|s| s.held)).collect();
         if paths.len() == 2 && held == paths { Ok(()) } else { Err(format!("paths {paths:?}, held {held:?}")) }
-    });
+    };
+    f.wait("BIRD keeps exactly two dns paths, both HELD", BOUND, |f| two_held(f).is_ok());
+    f.holds("two dns paths, both HELD", Duration::from_secs(3), two_held);
     let held_dns = f.paths(DNS);
     let (killed, other) = (held_dns[0], held_dns[1]);
 
