@@ -135,6 +135,30 @@ fn publish_then_view_then_stop_or_lease_expiry_removes_the_site() {
         [("dns", "ams1"), ("dns", "fra1"), ("dns", "lon1"), ("web", "lon1")]
     );
 
+    // exaprobe fleet shows the same.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_exaprobe"))
+        .arg("fleet")
+        .args(cluster.endpoints().iter().flat_map(|e| ["--fleet-etcd", e]))
+        .args(["--fleet-prefix", "/t1/"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        text.contains("dns: 3 of 3 sites announcing, 1 held") && text.contains("web: 0 of 1 sites announcing"),
+        "{text}"
+    );
+    let fra_line = text.lines().find(|l| l.contains("fra1")).unwrap_or_default();
+    assert!(fra_line.contains("held") && fra_line.contains("dns: timeout"), "{text}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_exaprobe"))
+        .args(["fleet", "--json", "--fleet-etcd", &cluster.endpoint(2), "--fleet-prefix", "/t1/"])
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["services"][0]["service"], "dns");
+    assert_eq!(doc["services"][0]["sites"][1]["status"], "held");
+    assert_eq!(doc["services"][1]["sites"][0]["status"], "down");
+
     // A clean stop revokes the lease: the keys go at once, and stop
     // returns within the timeout.
     let t = Instant::now();
