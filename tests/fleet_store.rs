@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use etcd::Cluster;
 use exaprobe::fleet::{self, Entry, Fleet, Notice, Verdict};
-use exaprobe::model::fleet::FleetSettings;
+use exaprobe::model::fleet::{FleetAuth, FleetSettings, FleetTls};
 
 /// Lease ttl of the tests: short, so that expiry is seen in seconds.
 const TTL: Duration = Duration::from_secs(2);
@@ -134,6 +134,30 @@ fn publish_then_view_then_stop_or_lease_expiry_removes_the_site() {
         rows.iter().map(|r| (r.service.as_str(), r.site.as_str())).collect::<Vec<_>>(),
         [("dns", "ams1"), ("dns", "fra1"), ("dns", "lon1"), ("web", "lon1")]
     );
+
+    // exaprobe fleet shows the same.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_exaprobe"))
+        .arg("fleet")
+        .args(cluster.endpoints().iter().flat_map(|e| ["--fleet-etcd", e]))
+        .args(["--fleet-prefix", "/t1/"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        text.contains("dns: 3 of 3 sites announcing, 1 held") && text.contains("web: 0 of 1 sites announcing"),
+        "{text}"
+    );
+    let fra_line = text.lines().find(|l| l.contains("fra1")).unwrap_or_default();
+    assert!(fra_line.contains("held") && fra_line.contains("dns: timeout"), "{text}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_exaprobe"))
+        .args(["fleet", "--json", "--fleet-etcd", &cluster.endpoint(2), "--fleet-prefix", "/t1/"])
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["services"][0]["service"], "dns");
+    assert_eq!(doc["services"][0]["sites"][1]["status"], "held");
+    assert_eq!(doc["services"][1]["sites"][0]["status"], "down");
 
     // A clean stop revokes the lease: the keys go at once, and stop
     // returns within the timeout.
@@ -323,4 +347,82 @@ fn the_watch_reports_other_sites_changes_only() {
     // b saw nothing of its own.
     b.seen.extend(b.notices.try_iter());
     assert!(!b.seen.iter().any(|n| matches!(n, Notice::Changed { service } if service == "other")), "{:?}", b.seen);
+}
+
+#[test]
+fn tls_with_client_certificates() {
+    let Some(cluster) = Cluster::start_tls(3) else { return };
+    let files = cluster.tls().unwrap().clone();
+    let tls = |cert: bool| FleetTls {
+        ca: Some(files.ca.clone()),
+        cert: cert.then(|| files.client_cert.clone()),
+        key: cert.then(|| files.client_key.clone()),
+    };
+    let secure = |site: &str, cert: bool| FleetSettings { tls: Some(tls(cert)), ..settings(&cluster, "/t6/", site) };
+    assert!(cluster.endpoint(0).starts_with("https://"));
+    let mut a = Site::start(secure("a", true), &["svc"]);
+    let mut b = Site::start(secure("b", true), &["svc"]);
+    a.connected(true);
+    b.connected(true);
+    a.fleet.publish("svc", entry(true, "UP", ""));
+    b.fleet.publish("svc", entry(true, "UP", ""));
+    view_until(&secure("v", true), "both over TLS", |r| r.len() == 2);
+    a.fleet.ask_withdraw("svc", 1, 1, entry(false, "DOWN", ""));
+    assert_eq!(a.verdict(WAIT, 1), Verdict::Withdraw);
+    // etcd wants a client certificate: without one, nothing works.
+    let mut c = Site::start(secure("c", false), &["svc"]);
+    c.connected(false);
+    c.fleet.ask_withdraw("svc", 2, 1, entry(false, "DOWN", ""));
+    assert!(matches!(c.verdict(WAIT, 2), Verdict::Local { .. }));
+    assert!(fleet::view(&secure("v", false)).is_err());
+    // Nor without the CA.
+    let no_ca = FleetSettings { tls: None, ..secure("v", true) };
+    assert!(fleet::view(&no_ca).is_err());
+}
+
+fn etcdctl(cluster: &Cluster, args: &[&str]) {
+    let out = std::process::Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg("--endpoints")
+        .arg(cluster.endpoint(0))
+        .args(args)
+        .output()
+        .expect("etcdctl");
+    assert!(out.status.success(), "etcdctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn auth_with_a_user_limited_to_the_prefix() {
+    let Some(cluster) = Cluster::start(3) else { return };
+    etcdctl(&cluster, &["user", "add", "root:rootpw", "--interactive=false"]);
+    etcdctl(&cluster, &["role", "add", "root"]);
+    etcdctl(&cluster, &["user", "grant-role", "root", "root"]);
+    etcdctl(&cluster, &["role", "add", "exaprobe"]);
+    etcdctl(&cluster, &["role", "grant-permission", "exaprobe", "--prefix=true", "readwrite", "/t7/"]);
+    etcdctl(&cluster, &["user", "add", "site:sitepw", "--interactive=false"]);
+    etcdctl(&cluster, &["user", "grant-role", "site", "exaprobe"]);
+    etcdctl(&cluster, &["auth", "enable"]);
+    let user = |site: &str, password: &str| FleetSettings {
+        auth: Some(FleetAuth { user: "site".into(), password: password.into() }),
+        ..settings(&cluster, "/t7/", site)
+    };
+    let mut a = Site::start(user("a", "sitepw"), &["svc"]);
+    let mut b = Site::start(user("b", "sitepw"), &["svc"]);
+    a.connected(true);
+    b.connected(true);
+    a.fleet.publish("svc", entry(true, "UP", ""));
+    b.fleet.publish("svc", entry(true, "UP", ""));
+    view_until(&user("v", "sitepw"), "both with auth", |r| r.len() == 2);
+    // The watch works with the token too.
+    a.wait(WAIT, "Changed from b", |n| matches!(n, Notice::Changed { .. }).then_some(()));
+    a.fleet.ask_withdraw("svc", 1, 1, entry(false, "DOWN", ""));
+    assert_eq!(a.verdict(WAIT, 1), Verdict::Withdraw);
+    // A wrong password, or none: no lease, local decisions, no view.
+    let mut c = Site::start(user("c", "wrong"), &["svc"]);
+    c.connected(false);
+    c.fleet.ask_withdraw("svc", 2, 1, entry(false, "DOWN", ""));
+    assert!(matches!(c.verdict(WAIT, 2), Verdict::Local { .. }));
+    let e = fleet::view(&user("v", "wrong")).unwrap_err().to_string();
+    assert!(e.contains("authentication failed"), "{e}");
+    assert!(fleet::view(&settings(&cluster, "/t7/", "v")).is_err());
 }

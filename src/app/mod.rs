@@ -7,6 +7,8 @@
 //! stderr, and idles until ExaBGP closes stdin or sends SIGTERM, repeating
 //! the error every minute so the operator finds it in the log.
 
+mod fleet;
+
 use crate::util::exit::Exit;
 use std::path::Path;
 use std::sync::mpsc;
@@ -75,6 +77,7 @@ pub fn main() -> Exit {
         }
         Some(Sub::Generate { what }) => return crate::cli::generate::print(*what),
         Some(Sub::Check { config, vrps, origin_as }) => return check(config, vrps.as_deref(), origin_as.as_deref()),
+        Some(Sub::Fleet(fleet)) => return self::fleet::run(fleet),
         Some(sub) => return client(sub),
         None => {}
     }
@@ -278,7 +281,7 @@ fn client(sub: &Sub) -> Exit {
             (socket, Request::Undrain { service: service.clone(), all: *all }, false)
         }
         Sub::Recheck { service, socket } => (socket, Request::Recheck { service: service.clone() }, false),
-        Sub::Check { .. } | Sub::Generate { .. } => return Exit::Invalid,
+        Sub::Check { .. } | Sub::Generate { .. } | Sub::Fleet(_) => return Exit::Invalid,
     };
     crate::ops::control::client::command(socket, &request, json)
 }

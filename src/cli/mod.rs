@@ -7,6 +7,7 @@
 //! business.
 
 pub mod compat;
+pub mod fleet;
 pub mod generate;
 
 use std::ffi::OsString;
@@ -375,6 +376,10 @@ pub enum Sub {
         #[arg(long, value_name = "PATH", default_value = crate::ops::control::DEFAULT_SOCKET)]
         socket: PathBuf,
     },
+    /// Show the fleet guard's store: every service × site, announcing, held, down or drained.
+    ///
+    /// Reads etcd (the "fleet" of --config, or --fleet-etcd); exits 1 when it cannot.
+    Fleet(crate::cli::fleet::FleetArgs),
     /// Print a man page or shell completion script, generated from these flags.
     #[command(hide = true)]
     Generate {

@@ -3,6 +3,11 @@
 //! members started, stopped (SIGKILL), paused (SIGSTOP) and resumed by PID,
 //! all stopped on drop.
 //!
+//! [`Cluster::start_tls`] serves the client URLs over TLS with client
+//! certificates required (a CA, the members' and a client's certificate made
+//! with rcgen, in the temp dir). Health is read on each member's plain
+//! metrics URL.
+//!
 //! Include it with `#[path = "harness/etcd.rs"] mod etcd;`. `etcd` comes
 //! from PATH; when it is absent [`Cluster::start`] returns `None` after
 //! saying so, unless `CI=true`, where a missing etcd is a failure.
@@ -25,7 +30,21 @@ struct Member {
     name: String,
     client: String,
     peer: String,
+    metrics: String,
     child: Option<Child>,
+}
+
+/// The PEM files of a TLS cluster.
+#[derive(Clone, Debug)]
+pub(crate) struct TlsFiles {
+    /// The CA that signed the members' and the client's certificates.
+    pub(crate) ca: PathBuf,
+    /// A client certificate etcd accepts, and its key.
+    pub(crate) client_cert: PathBuf,
+    pub(crate) client_key: PathBuf,
+    /// The members' certificate (for every member's address) and key.
+    server_cert: PathBuf,
+    server_key: PathBuf,
 }
 
 /// A running cluster.
@@ -34,6 +53,35 @@ pub(crate) struct Cluster {
     members: Vec<Member>,
     initial_cluster: String,
     token: String,
+    tls: Option<TlsFiles>,
+}
+
+/// A CA and certificates for `ip`, written into `dir`.
+fn make_tls(dir: &std::path::Path, ip: &str) -> TlsFiles {
+    let params = |names: Vec<String>, cn: &str, ca: bool| {
+        let mut p = rcgen::CertificateParams::new(names).unwrap();
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        if ca {
+            p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        }
+        p
+    };
+    let ca = rcgen::CertifiedIssuer::self_signed(params(vec![], "exaprobe test etcd CA", true), rcgen::KeyPair::generate().unwrap())
+        .unwrap();
+    let write = |name: &str, pem: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).unwrap();
+        path
+    };
+    let issue = |names: Vec<String>, cn: &str, file: &str| {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params(names, cn, false).signed_by(&key, &ca).unwrap();
+        (write(&format!("{file}.pem"), cert.pem()), write(&format!("{file}-key.pem"), key.serialize_pem()))
+    };
+    let (server_cert, server_key) = issue(vec![ip.to_string(), "localhost".into()], "etcd", "server");
+    let (client_cert, client_key) = issue(vec![], "exaprobe", "client");
+    TlsFiles { ca: write("ca.pem", ca.pem()), client_cert, client_key, server_cert, server_key }
 }
 
 /// True when `etcd` is on PATH.
@@ -53,6 +101,16 @@ impl Cluster {
     /// Starts a cluster of `n` members and waits until every member is
     /// healthy; `None` (with a message) when etcd is not installed.
     pub(crate) fn start(n: usize) -> Option<Cluster> {
+        Cluster::start_with(n, false)
+    }
+
+    /// [`Cluster::start`], with TLS and client certificates on the client
+    /// URLs (`https://`).
+    pub(crate) fn start_tls(n: usize) -> Option<Cluster> {
+        Cluster::start_with(n, true)
+    }
+
+    fn start_with(n: usize, tls: bool) -> Option<Cluster> {
         if !have_etcd() {
             assert!(
                 std::env::var("CI").as_deref() != Ok("true"),
@@ -65,23 +123,28 @@ impl Cluster {
         // Ports chosen by the kernel on our own address; held until all are
         // chosen so that they differ.
         let listeners: Vec<TcpListener> =
-            (0..2 * n).map(|_| TcpListener::bind(format!("{ip}:0")).expect("bind a loopback port")).collect();
+            (0..3 * n).map(|_| TcpListener::bind(format!("{ip}:0")).expect("bind a loopback port")).collect();
         let ports: Vec<u16> = listeners.iter().map(|l| l.local_addr().unwrap().port()).collect();
         drop(listeners);
+        let scheme = if tls { "https" } else { "http" };
         let members: Vec<Member> = (0..n)
             .map(|i| Member {
                 name: format!("m{i}"),
-                client: format!("http://{ip}:{}", ports[2 * i]),
-                peer: format!("http://{ip}:{}", ports[2 * i + 1]),
+                client: format!("{scheme}://{ip}:{}", ports[3 * i]),
+                peer: format!("http://{ip}:{}", ports[3 * i + 1]),
+                metrics: format!("http://{ip}:{}", ports[3 * i + 2]),
                 child: None,
             })
             .collect();
         let initial_cluster = members.iter().map(|m| format!("{}={}", m.name, m.peer)).collect::<Vec<_>>().join(",");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let tls = tls.then(|| make_tls(dir.path(), &ip));
         let mut cluster = Cluster {
-            dir: tempfile::tempdir().expect("temp dir"),
+            dir,
             members,
             initial_cluster,
             token: format!("exaprobe-test-{ip}-{}", ports[0]),
+            tls,
         };
         for i in 0..n {
             cluster.spawn(i);
@@ -96,7 +159,18 @@ impl Cluster {
         let m = &self.members[i];
         let data = self.dir.path().join(&m.name);
         let log = std::fs::File::create(self.log(i)).expect("etcd log file");
-        let child = Command::new("etcd")
+        let mut command = Command::new("etcd");
+        if let Some(tls) = &self.tls {
+            command
+                .arg("--cert-file")
+                .arg(&tls.server_cert)
+                .arg("--key-file")
+                .arg(&tls.server_key)
+                .arg("--trusted-ca-file")
+                .arg(&tls.ca)
+                .arg("--client-cert-auth");
+        }
+        let child = command
             .args(["--name", &m.name])
             .arg("--data-dir")
             .arg(&data)
@@ -104,6 +178,7 @@ impl Cluster {
             .args(["--listen-peer-urls", &m.peer, "--initial-advertise-peer-urls", &m.peer])
             .args(["--initial-cluster", &self.initial_cluster, "--initial-cluster-state", "new"])
             .args(["--initial-cluster-token", &self.token])
+            .args(["--listen-metrics-urls", &m.metrics])
             // Fast elections: a stopped leader is replaced in about a second.
             .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
             .args(["--logger", "zap", "--log-outputs", "stderr", "--log-level", "warn"])
@@ -118,6 +193,11 @@ impl Cluster {
     /// Member `i`'s log file.
     pub(crate) fn log(&self, i: usize) -> PathBuf {
         self.dir.path().join(format!("{}.log", self.members[i].name))
+    }
+
+    /// The PEM files, for a TLS cluster.
+    pub(crate) fn tls(&self) -> Option<&TlsFiles> {
+        self.tls.as_ref()
     }
 
     /// Every member's client URL (running or not).
@@ -140,7 +220,7 @@ impl Cluster {
         let agent: ureq::Agent =
             ureq::Agent::config_builder().timeout_global(Some(Duration::from_millis(500))).build().into();
         agent
-            .get(format!("{}/health", self.members[i].client))
+            .get(format!("{}/health", self.members[i].metrics))
             .call()
             .ok()
             .and_then(|mut r| r.body_mut().read_to_string().ok())
@@ -161,7 +241,8 @@ impl Cluster {
         }
     }
 
-    /// The index of the leader (asked of the running members).
+    /// The index of the leader (asked of the running members; plain
+    /// clusters only).
     pub(crate) fn leader(&self) -> Option<usize> {
         let agent: ureq::Agent =
             ureq::Agent::config_builder().timeout_global(Some(Duration::from_millis(500))).build().into();
