@@ -174,7 +174,7 @@ impl V {
         match f.value {
             None => Some(default),
             Some(0) => {
-                self.err(&f.origin, "must be at least 1 (to decide per host, turn the guard off: \"fleet\": false)");
+                self.err(&f.origin, "must be at least 1 (to decide per host, leave the service out of the fleet: \"fleet\": false in a config)");
                 None
             }
             Some(n) if n > MAX_MIN_SITES => {
