@@ -273,6 +273,9 @@ pub(super) struct GuardRt {
     count: Option<(u32, u32)>,
     /// Why the last withdraw was decided locally.
     local: Option<String>,
+    /// Another site changed while a question was in flight: its answer may
+    /// predate the change, so a hold asks again at once.
+    recheck: bool,
 }
 
 #[derive(Debug)]
@@ -441,6 +444,16 @@ impl<W: Write> Core<W> {
         }
     }
 
+    /// Another site's entry of service `i` changed: a held service asks
+    /// again (after the answer in flight, if any).
+    fn guard_changed(&mut self, i: usize, now: Instant, fx: &mut Effects) {
+        if self.rt(i).guard.asking.is_some() {
+            self.rt_mut(i).guard.recheck = true;
+        } else {
+            self.guard_round(i, now, fx);
+        }
+    }
+
     /// The fleet client said something.
     pub fn fleet_notice(&mut self, notice: Notice, now: Instant, fx: &mut Effects) -> anyhow::Result<()> {
         if self.fleet.is_none() {
@@ -453,7 +466,7 @@ impl<W: Write> Core<W> {
             }
             Notice::Changed { service } => {
                 if let Some(&i) = self.by_name.get(&service) {
-                    self.guard_round(i, now, fx);
+                    self.guard_changed(i, now, fx);
                 }
             }
             Notice::Store { connected, detail } => {
@@ -551,9 +564,14 @@ impl<W: Write> Core<W> {
                 (Verdict::Local { .. }, _) => v.local += 1,
             }
         }
-        if let Verdict::Hold { others_announcing, sites } = verdict {
-            self.rt_mut(i).guard.count = Some((others_announcing, sites));
-        }
+        let count_changed = match verdict {
+            Verdict::Hold { others_announcing, sites } => {
+                let g = &mut self.rt_mut(i).guard;
+                g.count.replace((others_announcing, sites)) != Some((others_announcing, sites))
+            }
+            _ => false,
+        };
+        let recheck = matches!(ask.purpose, Purpose::Health) && std::mem::take(&mut self.rt_mut(i).guard.recheck);
         let name = self.rt(i).service.name.clone();
         match ask.purpose {
             Purpose::Health => match verdict {
@@ -568,11 +586,18 @@ impl<W: Write> Core<W> {
                 Verdict::Hold { others_announcing, sites } => {
                     let rt = self.rt_mut(i);
                     rt.guard.local = None;
-                    if rt.guard.held.is_none() {
+                    let entering = rt.guard.held.is_none();
+                    if entering {
                         rt.guard.held = Some(now);
                         let held = FleetEvent::Held { service: name, others: others_announcing, sites };
                         fx.events.push(LogEvent::Fleet(held));
+                    }
+                    // The entry says why, with the count.
+                    if entering || count_changed {
                         self.publish(i, fx);
+                    }
+                    if recheck && self.connected() {
+                        self.ask(i, Purpose::Health, now, fx);
                     }
                 }
                 Verdict::Local { why } => self.decide_locally(i, why, now, fx)?,

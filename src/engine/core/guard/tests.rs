@@ -389,3 +389,35 @@ impl Xorshift {
         self.0 % n
     }
 }
+
+#[test]
+fn a_change_seen_while_asking_asks_again_after_a_hold() {
+    let mut r = Rig::up("true");
+    r.healthy = false;
+    r.run(Duration::from_millis(900));
+    assert_eq!(r.asks(), 1);
+    // Another site changes before the answer: the answer may predate it.
+    r.notice(Notice::Changed { service: "web".into() });
+    assert_eq!(r.asks(), 1, "one question at a time");
+    r.answer(Verdict::Hold { others_announcing: 0, sites: 2 });
+    assert_eq!(r.asks(), 2, "asked again at once");
+    r.answer(Verdict::Withdraw);
+    assert_eq!(r.lines(), [DEGRADED, WITHDRAW]);
+}
+
+#[test]
+fn a_reload_keeps_a_held_service_held() {
+    let mut r = Rig::up("true");
+    r.healthy = false;
+    r.run(Duration::from_millis(900));
+    r.answer(Verdict::Hold { others_announcing: 0, sites: 2 });
+    r.lines();
+    // The same probing, another MED: re-announced held, not withdrawn.
+    let text = config("true").replace("\"dampening\": false", "\"dampening\": false, \"degraded\": {\"med\": 300}");
+    let services = crate::model::config::load(&text).unwrap().services;
+    let mut fx = Effects::default();
+    r.core.reload(services, r.t0 + r.now, &mut fx).unwrap();
+    r.keep(fx);
+    assert_eq!(r.lines(), ["announce route 198.51.100.1/32 next-hop self med 300"]);
+    assert_eq!(r.state(), "HELD");
+}
