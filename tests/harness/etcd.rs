@@ -67,8 +67,11 @@ fn make_tls(dir: &std::path::Path, ip: &str) -> TlsFiles {
         }
         p
     };
-    let ca = rcgen::CertifiedIssuer::self_signed(params(vec![], "exaprobe test etcd CA", true), rcgen::KeyPair::generate().unwrap())
-        .unwrap();
+    let ca = rcgen::CertifiedIssuer::self_signed(
+        params(vec![], "exaprobe test etcd CA", true),
+        rcgen::KeyPair::generate().unwrap(),
+    )
+    .unwrap();
     let write = |name: &str, pem: String| {
         let path = dir.join(name);
         std::fs::write(&path, pem).unwrap();
@@ -139,13 +142,8 @@ impl Cluster {
         let initial_cluster = members.iter().map(|m| format!("{}={}", m.name, m.peer)).collect::<Vec<_>>().join(",");
         let dir = tempfile::tempdir().expect("temp dir");
         let tls = tls.then(|| make_tls(dir.path(), &ip));
-        let mut cluster = Cluster {
-            dir,
-            members,
-            initial_cluster,
-            token: format!("exaprobe-test-{ip}-{}", ports[0]),
-            tls,
-        };
+        let mut cluster =
+            Cluster { dir, members, initial_cluster, token: format!("exaprobe-test-{ip}-{}", ports[0]), tls };
         for i in 0..n {
             cluster.spawn(i);
         }
