@@ -426,3 +426,36 @@ fn auth_with_a_user_limited_to_the_prefix() {
     assert!(e.contains("authentication failed"), "{e}");
     assert!(fleet::view(&settings(&cluster, "/t7/", "v")).is_err());
 }
+
+#[test]
+fn the_guard_works_again_once_a_new_leader_is_elected() {
+    let Some(mut cluster) = Cluster::start(3) else { return };
+    // ttl 4 s: the engine hears of a store that has not answered for 2 s.
+    let s = |site: &str| FleetSettings { ttl: Duration::from_secs(4), ..settings(&cluster, "/t8/", site) };
+    let mut a = Site::start(s("a"), &["svc"]);
+    let mut b = Site::start(s("b"), &["svc"]);
+    a.connected(true);
+    b.connected(true);
+    a.fleet.publish("svc", entry(true, "UP", ""));
+    b.fleet.publish("svc", entry(true, "UP", ""));
+    view_until(&s("v"), "both announcing", |r| r.len() == 2);
+    let leader = cluster.leader().expect("a leader");
+    cluster.stop(leader);
+    // The others elect a new leader in about a second (election timeout
+    // 500 ms); meanwhile asks may be answered Local. The store is not
+    // declared lost for an election (only after ttl/2 without an answer);
+    // whether a keep-alive falls into the election is up to the timing, so
+    // the last assertion catches a client that flaps only when it does.
+    let end = Instant::now() + Duration::from_secs(3);
+    let mut ticket = 0;
+    let mut withdrew = false;
+    while Instant::now() < end {
+        ticket += 1;
+        a.fleet.ask_withdraw("svc", ticket, 1, entry(false, "DOWN", ""));
+        withdrew |= a.verdict(WAIT, ticket) == Verdict::Withdraw;
+        a.fleet.publish("svc", entry(true, "UP", ""));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(withdrew, "no Withdraw after the election: {:?}", a.seen);
+    assert!(!a.seen.iter().any(|n| matches!(n, Notice::Store { connected: false, .. })), "{:?}", a.seen);
+}

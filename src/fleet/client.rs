@@ -227,8 +227,8 @@ enum Lease {
     /// None (never granted, or lost); try to grant at `retry`.
     None { retry: Instant },
     /// Live until `expires` (the last keep-alive plus the ttl) unless kept
-    /// alive at `renew`.
-    Live { id: i64, renew: Instant, expires: Instant },
+    /// alive at `renew`; `ok` is when etcd last answered.
+    Live { id: i64, renew: Instant, expires: Instant, ok: Instant },
 }
 
 /// One service's entry as the engine last asked for it.
@@ -355,7 +355,7 @@ impl Worker {
         let now = Instant::now();
         match self.lease {
             Lease::None { retry } if now >= retry => self.grant(),
-            Lease::Live { id, renew, expires } if now >= renew => self.keepalive(id, expires),
+            Lease::Live { id, renew, expires, ok } if now >= renew => self.keepalive(id, expires, ok),
             _ => {}
         }
         if let Lease::Live { .. } = self.lease
@@ -376,6 +376,20 @@ impl Worker {
         self.shared.connected(false, why);
     }
 
+    /// etcd did not answer. The engine hears of it once etcd has not
+    /// answered for half the ttl: before, a leader election (a second or
+    /// two) would release every held service for nothing; after, the other
+    /// sites are about to stop counting this one, and its view is stale.
+    fn unreachable(&mut self, why: String) {
+        log::debug!("fleet: {why}");
+        self.last_error.clone_from(&why);
+        if let Lease::Live { ok, .. } = self.lease
+            && ok.elapsed() >= self.ttl() / 2
+        {
+            self.shared.connected(false, why);
+        }
+    }
+
     fn grant(&mut self) {
         let ttl = self.ttl().as_secs().max(1);
         match self.gateway.call("/v3/lease/grant", &json!({"TTL": ttl.to_string()}), self.timeout()) {
@@ -383,7 +397,7 @@ impl Worker {
                 let id = int(&reply["ID"]);
                 let granted = Duration::from_secs(int(&reply["TTL"]).max(1) as u64);
                 let now = Instant::now();
-                self.lease = Lease::Live { id, renew: now + granted / 3, expires: now + granted };
+                self.lease = Lease::Live { id, renew: now + granted / 3, expires: now + granted, ok: now };
                 for p in self.published.values_mut() {
                     p.dirty = true;
                 }
@@ -397,7 +411,7 @@ impl Worker {
         }
     }
 
-    fn keepalive(&mut self, id: i64, expires: Instant) {
+    fn keepalive(&mut self, id: i64, expires: Instant, ok: Instant) {
         match self.gateway.call("/v3/lease/keepalive", &json!({"ID": id.to_string()}), self.timeout()) {
             Ok(reply) => {
                 let ttl = int(&reply["result"]["TTL"]);
@@ -406,7 +420,7 @@ impl Worker {
                 }
                 let ttl = Duration::from_secs(ttl as u64);
                 let now = Instant::now();
-                self.lease = Lease::Live { id, renew: now + ttl / 3, expires: now + ttl };
+                self.lease = Lease::Live { id, renew: now + ttl / 3, expires: now + ttl, ok: now };
                 if !self.published.values().any(|p| p.dirty) {
                     self.shared.connected(true, format!("lease {id:x} kept alive"));
                 }
@@ -421,12 +435,11 @@ impl Worker {
                     self.orphans.truncate(16);
                     self.lost(format!("lease {id:x} not kept alive within its ttl: {e}"));
                 } else {
-                    self.lease = Lease::Live { id, renew: now + self.retry_every(), expires };
+                    self.lease = Lease::Live { id, renew: now + self.retry_every(), expires, ok };
                     for p in self.published.values_mut() {
                         p.dirty = true;
                     }
-                    self.last_error = e.to_string();
-                    self.shared.connected(false, format!("cannot keep lease {id:x} alive: {e}"));
+                    self.unreachable(format!("cannot keep lease {id:x} alive: {e}"));
                 }
             }
         }
@@ -457,8 +470,7 @@ impl Worker {
                 false
             }
             Err(e) => {
-                self.last_error = e.to_string();
-                self.shared.connected(false, format!("cannot publish {service}: {e}"));
+                self.unreachable(format!("cannot publish {service}: {e}"));
                 false
             }
         }
