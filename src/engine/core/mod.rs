@@ -162,12 +162,18 @@ impl Runtime {
         Some(self.last_assert? + self.service.timing.reassert?)
     }
 
+    /// The state its routes show: the asserted one, except while the fleet
+    /// guard keeps them announced (asking, or held), with the degraded
+    /// attributes.
+    fn shown(&self) -> Option<Advert> {
+        let advert = self.fsm.asserted()?;
+        Some(if self.guard.keeps_announced() { Advert::Degraded } else { advert })
+    }
+
     /// The wanted state of each route of the service, in prefix order;
     /// `None` while the service has no state yet (INIT).
     fn wanted(&self) -> Option<Vec<Want>> {
-        let advert = self.fsm.asserted()?;
-        // Asking the fleet, or held by it: announced, with the degraded attributes.
-        let advert = if self.guard.keeps_announced() { Advert::Degraded } else { advert };
+        let advert = self.shown()?;
         Some(match self.service.action(advert) {
             Action::Withdraw => vec![Want::Withdraw; self.keys.len()],
             Action::Announce(_) => encoder::lines(&self.service, advert).into_iter().map(Want::Announce).collect(),

@@ -421,3 +421,25 @@ fn a_reload_keeps_a_held_service_held() {
     assert_eq!(r.lines(), ["announce route 198.51.100.1/32 next-hop self med 300"]);
     assert_eq!(r.state(), "HELD");
 }
+
+#[test]
+fn the_adj_rib_out_check_leaves_a_held_route_announced() {
+    let mut r = Rig::up("true");
+    r.healthy = false;
+    r.run(Duration::from_millis(900));
+    r.answer(Verdict::Hold { others_announcing: 0, sites: 2 });
+    assert_eq!(r.lines(), [DEGRADED]);
+    // ExaBGP advertises the held route, with the degraded MED: as intended.
+    let line = "neighbor 127.0.40.1 local-ip 127.0.40.2 local-as 65001 peer-as 65000 router-id 127.0.40.2 \
+                family-allowed in-open ipv4 unicast 198.51.100.1/32 next-hop 127.0.40.2 med 200";
+    let answer = crate::exabgp::Answer {
+        command: crate::exabgp::adj_rib::QUERY.into(),
+        lines: vec![line.into()],
+        ok: true,
+        complete: true,
+        behind: 0,
+    };
+    let mut fx = Effects::default();
+    r.core.verified(answer, r.t0 + r.now, &mut fx).unwrap();
+    assert!(r.lines().is_empty(), "a held route is not repaired away");
+}
