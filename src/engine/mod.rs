@@ -424,7 +424,15 @@ impl<W: Write> Engine<W> {
             Event::Fleet(notice) => self.core.fleet_notice(notice, now, &mut fx)?,
             Event::Signal(sig) => {
                 log::info!("{sig}: withdrawing and exiting");
+                // The lease is revoked while the routes are withdrawn (no
+                // asking: the host is going away), so that the other sites
+                // stop counting this one at once, without delaying the
+                // withdraws by a store call.
+                let revoke = self.fleet.take().map(|f| thread::spawn(move || f.stop()));
                 self.withdraw_and_wait(now)?;
+                if let Some(r) = revoke {
+                    let _ = r.join();
+                }
                 return Ok(Some(Stop::Signalled));
             }
         }
