@@ -361,6 +361,9 @@ impl<W: Write> Core<W> {
                 return;
             }
             if !self.connected() {
+                if let Some(f) = self.fleet.as_mut() {
+                    f.verdicts.local += 1;
+                }
                 let why =
                     self.fleet.as_ref().map_or_else(String::new, |f| format!("store not connected: {}", f.detail));
                 self.rt_mut(i).guard.local = Some(why.clone());
@@ -425,7 +428,11 @@ impl<W: Write> Core<W> {
         let rt = self.rt(i);
         let Some(advert) = rt.fsm.asserted() else { return };
         let keeps = rt.guard.keeps_announced();
-        let announcing = keeps || matches!(rt.service.action(advert), Action::Announce(_));
+        // A drain's GRACEFUL_SHUTDOWN stage still announces, but the site is
+        // leaving: the others must not count on it (a site failing during
+        // the stage would withdraw too, and nothing would be left).
+        let announcing =
+            keeps || (advert != Advert::Draining && matches!(rt.service.action(advert), Action::Announce(_)));
         let (state, reason, since) = match (rt.guard.held, rt.guard.count) {
             (Some(since), Some((o, s))) => {
                 ("HELD".to_string(), format!("withdrawing would leave {o} of {s} sites announcing"), since)
@@ -756,7 +763,7 @@ impl<W: Write> Core<W> {
         }
         let _ = writeln!(
             out,
-            "# HELP exaprobe_fleet_verdicts_total Answers to guarded withdraws, by verdict (timeout: none in time)."
+            "# HELP exaprobe_fleet_verdicts_total Guarded withdraws and drains by how they were decided (local: store lost or said so; timeout: no answer in time)."
         );
         let _ = writeln!(out, "# TYPE exaprobe_fleet_verdicts_total counter");
         let v = f.verdicts;
