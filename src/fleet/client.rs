@@ -21,7 +21,7 @@
 //! the callback: nothing here blocks it.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -77,6 +77,10 @@ struct Shared {
     stopping: AtomicBool,
     /// The last connection state told (`None`: nothing told yet).
     told: Mutex<Option<bool>>,
+    /// The revision after the first lease grant (0: not yet): the watch
+    /// starts there, so no change made after the client first connected is
+    /// missed, however late the watch stream opens.
+    first_revision: AtomicI64,
 }
 
 impl Shared {
@@ -120,6 +124,7 @@ impl Client {
             pending_changed: Condvar::new(),
             stopping: AtomicBool::new(false),
             told: Mutex::new(None),
+            first_revision: AtomicI64::new(0),
         });
         let (ops, rx) = mpsc::channel();
         let gateway = match Gateway::new(&shared.settings) {
@@ -395,6 +400,8 @@ impl Worker {
         match self.gateway.call("/v3/lease/grant", &json!({"TTL": ttl.to_string()}), self.timeout()) {
             Ok(reply) if int(&reply["ID"]) != 0 => {
                 let id = int(&reply["ID"]);
+                let revision = int(&reply["header"]["revision"]);
+                let _ = self.shared.first_revision.compare_exchange(0, revision + 1, Ordering::SeqCst, Ordering::SeqCst);
                 let granted = Duration::from_secs(int(&reply["TTL"]).max(1) as u64);
                 let now = Instant::now();
                 self.lease = Lease::Live { id, renew: now + granted / 3, expires: now + granted, ok: now };
@@ -590,7 +597,14 @@ fn watch(shared: &Shared, gateway: &Gateway, known: &HashSet<String>) {
     let to = prefix_end(&from);
     let connect = settings.timeout.max(Duration::from_millis(200));
     let rotate = settings.ttl.clamp(Duration::from_secs(1), Duration::from_secs(30));
-    let mut next_revision = 0i64;
+    // Until the first grant, there is nothing to watch for.
+    while shared.first_revision.load(Ordering::SeqCst) == 0 {
+        if shared.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut next_revision = shared.first_revision.load(Ordering::SeqCst);
     let mut backoff = Duration::from_millis(100);
     let changed = |services: &mut Vec<String>| {
         for service in services.drain(..) {
@@ -605,6 +619,9 @@ fn watch(shared: &Shared, gateway: &Gateway, known: &HashSet<String>) {
             Ok(r) => r,
             Err(e) => {
                 log::debug!("fleet watch: {e}");
+                if e.auth_expired() {
+                    gateway.forget_token();
+                }
                 sleep_unless_stopping(shared, backoff);
                 backoff = (backoff * 2).min(Duration::from_secs(2));
                 continue;
@@ -618,7 +635,10 @@ fn watch(shared: &Shared, gateway: &Gateway, known: &HashSet<String>) {
                 return;
             }
             let Ok(message) = message else { break };
-            if super::gateway::error_of(&message).is_some() {
+            if let Some(e) = super::gateway::error_of(&message) {
+                if e.auth_expired() {
+                    gateway.forget_token();
+                }
                 break;
             }
             let result = &message["result"];
@@ -638,7 +658,8 @@ fn watch(shared: &Shared, gateway: &Gateway, known: &HashSet<String>) {
                 let k = unb64(&event["kv"]["key"]);
                 next_revision = next_revision.max(int(&event["kv"]["mod_revision"]) + 1);
                 let Some((service, site)) = split_key(&settings.prefix, &k) else { continue };
-                if site != settings.site && known.contains(service) && !services.iter().any(|s| s == service) {
+                let ours = known.is_empty() || known.contains(service);
+                if site != settings.site && ours && !services.iter().any(|s| s == service) {
                     services.push(service.to_string());
                 }
             }
