@@ -401,7 +401,8 @@ impl Worker {
             Ok(reply) if int(&reply["ID"]) != 0 => {
                 let id = int(&reply["ID"]);
                 let revision = int(&reply["header"]["revision"]);
-                let _ = self.shared.first_revision.compare_exchange(0, revision + 1, Ordering::SeqCst, Ordering::SeqCst);
+                let _ =
+                    self.shared.first_revision.compare_exchange(0, revision + 1, Ordering::SeqCst, Ordering::SeqCst);
                 let granted = Duration::from_secs(int(&reply["TTL"]).max(1) as u64);
                 let now = Instant::now();
                 self.lease = Lease::Live { id, renew: now + granted / 3, expires: now + granted, ok: now };
