@@ -157,11 +157,11 @@ impl<'t> Cx<'t> {
         }
 
         // The fleet before the services: their guards default to its min_sites.
-        let fleet = top.fleet.and_then(|raw| {
+        let fleet = top.fleet.map(|raw| {
             let parsed = self.parse::<Obj<RawFleet>>(raw.get(), "fleet").map(|f| self.fleet(&f.0));
             // An invalid fleet is reported once, at its own keys; the
             // services are judged as if it were valid.
-            Some(parsed.flatten().unwrap_or_else(placeholder_fleet))
+            parsed.flatten().unwrap_or_else(placeholder_fleet)
         });
         let Some(raw_services) = top.services else {
             self.err("services", "missing: give a list of services (it may be empty)");
