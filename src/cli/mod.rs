@@ -22,9 +22,8 @@ use crate::exabgp::AckMode;
 use crate::model::bgp::Prefix;
 use crate::model::origin::{At, Field, Origin, Severity};
 use crate::model::raw::{
-    ProbeKeys, ProbeKind, RawAction, RawAsPath, RawAttributes, RawCheck, RawDampening, RawDrain, RawFleet, RawFleetAuth,
-    RawFleetTls, RawProbe,
-    RawProbeCheck, RawRequire, RawSpec,
+    ProbeKeys, ProbeKind, RawAction, RawAsPath, RawAttributes, RawCheck, RawDampening, RawDrain, RawFleet,
+    RawFleetAuth, RawFleetTls, RawProbe, RawProbeCheck, RawRequire, RawSpec,
 };
 use crate::model::service::Service;
 use crate::model::{duration, validate};
@@ -547,13 +546,12 @@ impl Args {
             return None;
         }
         let etcd = self.fleet_etcd.iter().map(|u| At::new(u.clone(), Origin::Flag("--fleet-etcd"))).collect();
-        let tls = (self.fleet_ca.is_some() || self.fleet_cert.is_some() || self.fleet_key.is_some()).then(|| {
-            RawFleetTls {
+        let tls =
+            (self.fleet_ca.is_some() || self.fleet_cert.is_some() || self.fleet_key.is_some()).then(|| RawFleetTls {
                 ca: maybe(self.fleet_ca.clone(), "--fleet-ca"),
                 cert: maybe(self.fleet_cert.clone(), "--fleet-cert"),
                 key: maybe(self.fleet_key.clone(), "--fleet-key"),
-            }
-        });
+            });
         let auth = (self.fleet_user.is_some() || self.fleet_password_file.is_some()).then(|| RawFleetAuth {
             user: maybe(self.fleet_user.clone(), "--fleet-user"),
             password_file: maybe(self.fleet_password_file.clone(), "--fleet-password-file"),

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use crate::core::dampening::Dampening;
 use crate::core::fsm::{Advert, Require};
-use crate::model::fleet::ServiceGuard;
 use crate::model::bgp::{AsPath, Community, ExtCommunity, LargeCommunity, NextHop, Origin, Prefix};
+use crate::model::fleet::ServiceGuard;
 use crate::probe::Check;
 
 /// BGP path attributes of an announcement.

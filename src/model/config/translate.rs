@@ -445,7 +445,10 @@ impl<'t> Cx<'t> {
             }),
             auth: f.auth.as_ref().map(|Obj(a)| raw::RawFleetAuth {
                 user: At::new(a.user.clone(), o.join("auth").join("user")),
-                password_file: At::new(a.password_file.as_ref().map(PathBuf::from), o.join("auth").join("password_file")),
+                password_file: At::new(
+                    a.password_file.as_ref().map(PathBuf::from),
+                    o.join("auth").join("password_file"),
+                ),
             }),
         };
         let (settings, problems) = validate::fleet(&raw);

@@ -118,7 +118,8 @@ impl V {
             }
         };
         let tls = raw.tls.as_ref().map(|t| {
-            let file = |v: &mut V, f: &Field<PathBuf>| f.value.as_ref().map(|p| v.path(&At::new(p.clone(), f.origin.clone())));
+            let file =
+                |v: &mut V, f: &Field<PathBuf>| f.value.as_ref().map(|p| v.path(&At::new(p.clone(), f.origin.clone())));
             let (ca, cert, key) = (file(self, &t.ca), file(self, &t.cert), file(self, &t.key));
             if cert.is_some() != key.is_some() {
                 let at = if cert.is_some() { &t.key.origin } else { &t.cert.origin };
@@ -144,7 +145,10 @@ impl V {
             let password = match &a.password_file.value {
                 Some(p) => self.take(&a.password_file.origin, read_password(p)),
                 None => {
-                    self.err(&a.password_file.origin, "missing: the password is read from a file, never from the config");
+                    self.err(
+                        &a.password_file.origin,
+                        "missing: the password is read from a file, never from the config",
+                    );
                     None
                 }
             };
@@ -194,7 +198,11 @@ impl V {
 
     /// A service's guard: its own setting, else the fleet's default; none
     /// without a fleet.
-    pub(super) fn guard(&mut self, f: &Field<RawServiceFleet>, fleet: Option<&FleetSettings>) -> Option<Option<ServiceGuard>> {
+    pub(super) fn guard(
+        &mut self,
+        f: &Field<RawServiceFleet>,
+        fleet: Option<&FleetSettings>,
+    ) -> Option<Option<ServiceGuard>> {
         match (&f.value, fleet) {
             (Some(RawServiceFleet::Off), _) | (None, None) => Some(None),
             (Some(RawServiceFleet::On { min_sites }), None) => {
@@ -236,7 +244,8 @@ mod tests {
         assert_eq!(valid_endpoint("http://127.0.0.1:2379/").unwrap(), "http://127.0.0.1:2379");
         assert_eq!(valid_endpoint("https://etcd.example:2379").unwrap(), "https://etcd.example:2379");
         assert_eq!(valid_endpoint("http://[::1]:2379").unwrap(), "http://[::1]:2379");
-        for bad in ["127.0.0.1:2379", "http://127.0.0.1", "http://h:0", "http://h:2379/v3", "http://u@h:1", "ftp://h:1"] {
+        for bad in ["127.0.0.1:2379", "http://127.0.0.1", "http://h:0", "http://h:2379/v3", "http://u@h:1", "ftp://h:1"]
+        {
             assert!(valid_endpoint(bad).is_err(), "{bad}");
         }
     }
