@@ -182,6 +182,45 @@ fn main() {
         println!("{:<40} {}  (hold: the read only)", "healthy store, held", spread(times));
     }
 
+    // A global failure: three sites fail at the same instant and ask at
+    // once (min_sites 1): the time until the last of them has its verdict,
+    // with the transactions racing (exactly one is held each round).
+    {
+        let d = Site::start(settings(&cluster, "d"));
+        let sites = [&a, &b, &d];
+        let rounds = asks.min(50);
+        let mut times = Vec::new();
+        let mut held_ok = 0;
+        for _ in 0..rounds {
+            for s in sites {
+                s.fleet.publish(SERVICE, entry(true));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            let t = Instant::now();
+            ticket += 1;
+            for s in sites {
+                s.fleet.ask_withdraw(SERVICE, ticket, 1, entry(false));
+            }
+            let mut held = 0;
+            for s in sites {
+                let n = s.wait(TIMEOUT * 4, |n| matches!(n, Notice::Verdict { ticket: t, .. } if *t == ticket));
+                held += usize::from(matches!(n, Notice::Verdict { verdict: Verdict::Hold { .. }, .. }));
+            }
+            times.push(t.elapsed());
+            held_ok += usize::from(held == 1);
+        }
+        for s in sites {
+            s.fleet.publish(SERVICE, entry(true));
+        }
+        println!(
+            "{:<40} {}  ({held_ok} of {rounds} rounds: exactly one held)",
+            "3 sites fail at once (last verdict)",
+            spread(times)
+        );
+        drop(d);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
     // A follower the client talks to is frozen: its socket accepts,
     // nothing answers (the client moves on to the next URL, once).
     let leader = cluster.leader().unwrap_or(0);

@@ -82,6 +82,14 @@ impl Site {
     }
 
     fn verdict(&mut self, within: Duration, ticket: u64) -> Verdict {
+        // An answer that came while waiting for another one.
+        let early = self.seen.iter().find_map(|n| match n {
+            Notice::Verdict { ticket: t, verdict, .. } if *t == ticket => Some(verdict.clone()),
+            _ => None,
+        });
+        if let Some(v) = early {
+            return v;
+        }
         self.wait(within, &format!("verdict for ticket {ticket}"), |n| match n {
             Notice::Verdict { ticket: t, verdict, .. } if *t == ticket => Some(verdict.clone()),
             _ => None,
@@ -458,4 +466,56 @@ fn the_guard_works_again_once_a_new_leader_is_elected() {
     }
     assert!(withdrew, "no Withdraw after the election: {:?}", a.seen);
     assert!(!a.seen.iter().any(|n| matches!(n, Notice::Store { connected: false, .. })), "{:?}", a.seen);
+}
+
+#[test]
+fn a_frozen_store_answers_each_question_once_by_the_timeout() {
+    let Some(cluster) = Cluster::start(3) else { return };
+    let s = |site: &str| settings(&cluster, "/t9/", site);
+    let mut a = Site::start(s("a"), &["svc"]);
+    let b = Site::start(s("b"), &["svc"]);
+    let mut c = Site::start(s("c"), &["svc"]);
+    a.connected(true);
+    c.connected(true);
+    a.fleet.publish("svc", entry(true, "UP", ""));
+    b.fleet.publish("svc", entry(true, "UP", ""));
+    view_until(&s("v"), "both announcing", |r| r.len() == 2);
+    // Every member frozen: connections open, nothing answers.
+    for i in 0..3 {
+        cluster.pause(i);
+    }
+    for ticket in 1..=3 {
+        a.fleet.ask_withdraw("svc", ticket, 1, entry(false, "DOWN", ""));
+    }
+    let asked = Instant::now();
+    for ticket in 1..=3 {
+        assert!(matches!(a.verdict(WAIT, ticket), Verdict::Local { .. }));
+    }
+    assert!(asked.elapsed() <= TIMEOUT + Duration::from_millis(300), "verdicts after {:?}", asked.elapsed());
+    // A clean stop against a frozen store is bounded too.
+    let t = Instant::now();
+    c.fleet.stop();
+    assert!(t.elapsed() <= TIMEOUT + Duration::from_millis(500), "stop took {:?}", t.elapsed());
+    for i in 0..3 {
+        cluster.resume(i);
+    }
+    // The worker answers in order: once ticket 4 is answered, a late answer
+    // to 1-3 would have come before it. (b may have lost its lease while
+    // frozen: it publishes again.)
+    b.fleet.publish("svc", entry(true, "UP", "again"));
+    let end = Instant::now() + WAIT;
+    let mut ticket = 4;
+    loop {
+        a.fleet.ask_withdraw("svc", ticket, 1, entry(false, "DOWN", ""));
+        if a.verdict(WAIT, ticket) == Verdict::Withdraw {
+            break;
+        }
+        assert!(Instant::now() < end, "no Withdraw after the thaw: {:?}", a.seen);
+        ticket += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for t in 1..=ticket {
+        let n = a.seen.iter().filter(|n| matches!(n, Notice::Verdict { ticket, .. } if *ticket == t)).count();
+        assert_eq!(n, 1, "ticket {t}: {:?}", a.seen);
+    }
 }

@@ -21,7 +21,7 @@
 //! the callback: nothing here blocks it.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -77,6 +77,10 @@ struct Shared {
     stopping: AtomicBool,
     /// The last connection state told (`None`: nothing told yet).
     told: Mutex<Option<bool>>,
+    /// The revision after the first lease grant (0: not yet): the watch
+    /// starts there, so no change made after the client first connected is
+    /// missed, however late the watch stream opens.
+    first_revision: AtomicI64,
 }
 
 impl Shared {
@@ -120,6 +124,7 @@ impl Client {
             pending_changed: Condvar::new(),
             stopping: AtomicBool::new(false),
             told: Mutex::new(None),
+            first_revision: AtomicI64::new(0),
         });
         let (ops, rx) = mpsc::channel();
         let gateway = match Gateway::new(&shared.settings) {
@@ -395,6 +400,9 @@ impl Worker {
         match self.gateway.call("/v3/lease/grant", &json!({"TTL": ttl.to_string()}), self.timeout()) {
             Ok(reply) if int(&reply["ID"]) != 0 => {
                 let id = int(&reply["ID"]);
+                let revision = int(&reply["header"]["revision"]);
+                let _ =
+                    self.shared.first_revision.compare_exchange(0, revision + 1, Ordering::SeqCst, Ordering::SeqCst);
                 let granted = Duration::from_secs(int(&reply["TTL"]).max(1) as u64);
                 let now = Instant::now();
                 self.lease = Lease::Live { id, renew: now + granted / 3, expires: now + granted, ok: now };
@@ -590,7 +598,14 @@ fn watch(shared: &Shared, gateway: &Gateway, known: &HashSet<String>) {
     let to = prefix_end(&from);
     let connect = settings.timeout.max(Duration::from_millis(200));
     let rotate = settings.ttl.clamp(Duration::from_secs(1), Duration::from_secs(30));
-    let mut next_revision = 0i64;
+    // Until the first grant, there is nothing to watch for.
+    while shared.first_revision.load(Ordering::SeqCst) == 0 {
+        if shared.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut next_revision = shared.first_revision.load(Ordering::SeqCst);
     let mut backoff = Duration::from_millis(100);
     let changed = |services: &mut Vec<String>| {
         for service in services.drain(..) {
@@ -605,6 +620,9 @@ fn watch(shared: &Shared, gateway: &Gateway, known: &HashSet<String>) {
             Ok(r) => r,
             Err(e) => {
                 log::debug!("fleet watch: {e}");
+                if e.auth_expired() {
+                    gateway.forget_token();
+                }
                 sleep_unless_stopping(shared, backoff);
                 backoff = (backoff * 2).min(Duration::from_secs(2));
                 continue;
@@ -618,7 +636,10 @@ fn watch(shared: &Shared, gateway: &Gateway, known: &HashSet<String>) {
                 return;
             }
             let Ok(message) = message else { break };
-            if super::gateway::error_of(&message).is_some() {
+            if let Some(e) = super::gateway::error_of(&message) {
+                if e.auth_expired() {
+                    gateway.forget_token();
+                }
                 break;
             }
             let result = &message["result"];
@@ -638,7 +659,8 @@ fn watch(shared: &Shared, gateway: &Gateway, known: &HashSet<String>) {
                 let k = unb64(&event["kv"]["key"]);
                 next_revision = next_revision.max(int(&event["kv"]["mod_revision"]) + 1);
                 let Some((service, site)) = split_key(&settings.prefix, &k) else { continue };
-                if site != settings.site && known.contains(service) && !services.iter().any(|s| s == service) {
+                let ours = known.is_empty() || known.contains(service);
+                if site != settings.site && ours && !services.iter().any(|s| s == service) {
                     services.push(service.to_string());
                 }
             }
@@ -663,5 +685,75 @@ fn sleep_unless_stopping(shared: &Shared, d: Duration) {
             return;
         }
         std::thread::sleep(left.min(Duration::from_millis(50)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::SystemTime;
+
+    fn worker() -> Worker {
+        let settings = FleetSettings {
+            endpoints: vec!["http://127.0.0.1:9".into()],
+            site: "a".into(),
+            prefix: "/p/".into(),
+            ttl: Duration::from_secs(10),
+            timeout: Duration::from_millis(100),
+            min_sites: 1,
+            tls: None,
+            auth: None,
+        };
+        let gateway = Arc::new(Gateway::new(&settings).unwrap());
+        let shared = Arc::new(Shared {
+            settings,
+            notify: Box::new(|_| {}),
+            pending: Mutex::new(HashMap::new()),
+            pending_changed: Condvar::new(),
+            stopping: AtomicBool::new(false),
+            told: Mutex::new(None),
+            first_revision: AtomicI64::new(0),
+        });
+        Worker::new(shared, gateway)
+    }
+
+    fn entry(reason: &str) -> Entry {
+        Entry { announcing: true, held: false, state: "UP".into(), since: SystemTime::now(), reason: reason.into() }
+    }
+
+    fn publish(service: &str, reason: &str) -> Op {
+        Op::Publish { service: service.into(), entry: entry(reason) }
+    }
+
+    fn shape(w: &Worker) -> Vec<String> {
+        w.queue
+            .iter()
+            .map(|op| match op {
+                Op::Publish { service, entry } => format!("publish {service} {}", entry.reason),
+                Op::Ask { service, ticket, .. } => format!("ask {service} {ticket}"),
+                Op::Stop(_) => "stop".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn publishes_coalesce_but_never_across_a_question() {
+        let mut w = worker();
+        w.enqueue(publish("x", "1"));
+        w.enqueue(publish("y", "1"));
+        w.enqueue(publish("x", "2"));
+        assert_eq!(shape(&w), ["publish x 2", "publish y 1"]);
+        w.enqueue(Op::Ask { service: "x".into(), ticket: 7, min_sites: 1, withdrawn: entry("down") });
+        w.enqueue(publish("x", "3"));
+        w.enqueue(publish("y", "2"));
+        w.enqueue(publish("x", "4"));
+        assert_eq!(shape(&w), ["publish x 2", "publish y 2", "ask x 7", "publish x 4"]);
+    }
+
+    #[test]
+    fn without_a_lease_the_answer_is_local_at_once() {
+        let mut w = worker();
+        let v = w.guard("x", 1, &entry("down"), Instant::now() + Duration::from_secs(1));
+        assert!(matches!(v, Verdict::Local { .. }), "{v:?}");
     }
 }

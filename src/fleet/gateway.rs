@@ -66,7 +66,8 @@ impl GwError {
         }
     }
 
-    fn auth_expired(&self) -> bool {
+    /// etcd refuses the token (expired, or etcd restarted).
+    pub(crate) fn auth_expired(&self) -> bool {
         matches!(self, GwError::Etcd { code: 16, .. })
             || matches!(self, GwError::Etcd { message, .. } if message.contains("invalid auth token"))
     }
@@ -222,10 +223,6 @@ impl Gateway {
                 self.authenticate(deadline)?;
                 self.call_once(path, body, deadline)
             }
-            Err(e) if self.auth.is_some() && self.token().is_none() && matches!(e, GwError::Etcd { .. }) => {
-                self.authenticate(deadline)?;
-                self.call_once(path, body, deadline)
-            }
             r => r,
         }
     }
@@ -332,6 +329,11 @@ impl Gateway {
             .send(body.as_bytes())
             .map_err(fail)?;
         Ok((endpoint.clone(), Box::new(response.into_body().into_reader())))
+    }
+
+    /// Drops the token (etcd refused it): the next call authenticates.
+    pub(crate) fn forget_token(&self) {
+        *self.token.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
     }
 
     /// Rotates the endpoint to try first (after a watch broke).

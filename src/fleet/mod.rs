@@ -133,7 +133,8 @@ impl Fleet {
     /// client's threads and must not block.
     ///
     /// The first [`Notice::Store`] comes once the lease is granted (or
-    /// could not be); `Changed` notices come only for these services.
+    /// could not be); `Changed` notices come only for these services (for
+    /// every service when the list is empty).
     pub fn start(settings: FleetSettings, services: Vec<String>, notify: Box<dyn Fn(Notice) + Send + Sync>) -> Fleet {
         Fleet { client: client::Client::start(settings, services, notify) }
     }
