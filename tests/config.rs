@@ -618,3 +618,86 @@ fn names_are_at_most_64_characters() {
     assert!(errs[0].message.contains("1-64 characters"), "{}", show(&errs));
     ok(&one("").replace(r#""web""#, &format!("{:?}", "a".repeat(64))));
 }
+
+#[test]
+fn the_fleet_guard_is_configured_per_process_and_per_service() {
+    use exaprobe::model::fleet::ServiceGuard;
+    let fleet = r#""fleet": {"etcd": ["http://127.0.0.1:2379"], "site": "ams1", "min_sites": 2, "ttl": "15s"}"#;
+    let text = format!(
+        r#"{{{fleet}, "defaults": {{"fleet": {{"min_sites": 3}}}}, "services": [
+            {{"name": "a", "prefixes": ["198.51.100.1/32"]}},
+            {{"name": "b", "prefixes": ["198.51.100.2/32"], "fleet": false}},
+            {{"name": "c", "prefixes": ["198.51.100.3/32"], "fleet": true}},
+            {{"name": "d", "prefixes": ["198.51.100.4/32"], "fleet": {{"min_sites": 1}}}}]}}"#
+    );
+    let c = ok(&text);
+    let f = c.fleet.as_ref().expect("a fleet");
+    assert_eq!((f.site.as_str(), f.min_sites, f.ttl, f.timeout), ("ams1", 2, secs(15), Duration::from_millis(500)));
+    assert_eq!(f.prefix, "/exaprobe/");
+    let guards: Vec<Option<ServiceGuard>> = c.services.iter().map(|s| s.guard).collect();
+    let g = |n| Some(ServiceGuard { min_sites: n });
+    // `defaults` applies to a, is overridden by b (off), c (the fleet's own 2), d.
+    assert_eq!(guards, [g(3), None, g(2), g(1)]);
+    // Without a fleet nothing is guarded, and nothing changes.
+    let c = ok(&one(""));
+    assert!(c.fleet.is_none() && c.services[0].guard.is_none());
+    assert!(ok(&one(r#""fleet": false"#)).services[0].guard.is_none());
+}
+
+#[test]
+fn fleet_errors_name_their_path() {
+    let fleet = |body: &str| format!(r#"{{"fleet": {body}, "services": []}}"#);
+    let cases = [
+        (one(r#""fleet": {"min_sites": 2}"#), "services[0].fleet.min_sites", "there is no fleet"),
+        (one(r#""fleet": true"#), "services[0].fleet", "there is no fleet"),
+        (one(r#""fleet": "yes""#), "services[0].fleet", "false, true or"),
+        (fleet(r#"{"site": "a"}"#), "fleet.etcd", "missing"),
+        (fleet(r#"{"etcd": [], "site": "a"}"#), "fleet.etcd", "missing"),
+        (fleet(r#"{"etcd": ["127.0.0.1:2379"], "site": "a"}"#), "fleet.etcd[0]", "not an etcd URL"),
+        (fleet(r#"{"etcd": ["http://127.0.0.1:2379"], "site": "a", "ttl": "2h"}"#), "fleet.ttl", "not between"),
+        (fleet(r#"{"etcd": ["http://127.0.0.1:2379"], "site": "a", "timeout": "5s"}"#), "fleet.timeout", "not between"),
+        (
+            fleet(r#"{"etcd": ["http://127.0.0.1:2379"], "site": "a", "min_sites": 1001}"#),
+            "fleet.min_sites",
+            "more than",
+        ),
+        (
+            fleet(r#"{"etcd": ["http://127.0.0.1:2379"], "site": "a", "sites": 3}"#),
+            "fleet.sites",
+            "unknown key `sites`",
+        ),
+        (
+            fleet(r#"{"etcd": ["http://127.0.0.1:2379"], "site": "a", "tls": {"crt": "x"}}"#),
+            "fleet.tls.crt",
+            "unknown key `crt`",
+        ),
+        (
+            fleet(r#"{"etcd": ["http://127.0.0.1:2379"], "site": "a", "auth": {"user": "u"}}"#),
+            "fleet.auth.password_file",
+            "missing",
+        ),
+        (fleet(r#"["http://127.0.0.1:2379"]"#), "fleet", "expected an object"),
+    ];
+    for (text, path, needle) in cases {
+        let e = errors(&text);
+        assert!(
+            e.iter().any(|e| e.path == path && e.message.contains(needle)),
+            "{text}\nwanted {path}: {needle}\ngot {}",
+            show(&e)
+        );
+    }
+    // An invalid fleet is reported once: its services' guards are judged as with a valid one.
+    let text = r#"{"fleet": {"etcd": ["x"], "site": "a"}, "services": [
+        {"name": "a", "prefixes": ["198.51.100.1/32"], "fleet": {"min_sites": 2}}]}"#;
+    let e = errors(text);
+    assert_eq!(e.len(), 1, "{}", show(&e));
+    // A per-service min_sites of 0 is refused at its path.
+    let text = r#"{"fleet": {"etcd": ["http://127.0.0.1:2379"], "site": "a"}, "services": [
+        {"name": "a", "prefixes": ["198.51.100.1/32"], "fleet": {"min_sites": 0}}]}"#;
+    let e = errors(text);
+    assert!(
+        e.iter().any(|e| e.path == "services[0].fleet.min_sites" && e.message.contains("\"fleet\": false")),
+        "{}",
+        show(&e)
+    );
+}

@@ -630,3 +630,47 @@ fn the_textfile_replaces_a_planted_symlink_instead_of_following_it() {
     assert_eq!(meta.permissions().mode() & 0o444, 0o444);
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "a 1\n");
 }
+
+/// The fleet guard's families, from a core whose service the store holds:
+/// a valid exposition, with the held gauge, the store gauge and the verdicts.
+#[test]
+fn the_fleet_guard_metrics_are_a_valid_exposition() {
+    use exaprobe::engine::core::{Core, Effects, FleetCall};
+    use exaprobe::exabgp::{AckMode, Writer};
+    use exaprobe::fleet::{Notice, Verdict};
+    let text = r#"{"fleet": {"etcd": ["http://127.0.0.1:2379"], "site": "a"},
+        "services": [{"name": "web", "prefixes": ["198.51.100.1/32"], "rise": 1, "fall": 1, "interval": "1s",
+          "dampening": false, "checks": [{"type": "tcp", "address": "127.0.0.1:80"}]}]}"#;
+    let config = exaprobe::model::config::load(text).unwrap();
+    let t0 = Instant::now();
+    let mut core = Core::new(Writer::new(std::io::sink(), AckMode::NoWait).unwrap(), config.services, t0);
+    core.enable_fleet(config.fleet.unwrap().timeout);
+    let mut fx = Effects::default();
+    core.fleet_notice(Notice::Store { connected: true, detail: "test".into() }, t0, &mut fx).unwrap();
+    let mut ticket = None;
+    for (at, health) in [(0, Outcome::healthy("ok")), (1, Outcome::down("refused"))] {
+        let now = t0 + Duration::from_secs(at);
+        core.tick(now, &mut fx).unwrap();
+        for job in std::mem::take(&mut fx.rounds) {
+            core.round_checked(job.round, None, now, &mut fx).unwrap();
+            for p in job.probes {
+                core.probe_done(p.round, p.check, health.clone(), Duration::ZERO, now, &mut fx).unwrap();
+            }
+        }
+        for call in fx.fleet.drain(..) {
+            if let FleetCall::Ask { ticket: t, .. } = call {
+                ticket = Some(t);
+            }
+        }
+    }
+    let verdict = Verdict::Hold { others_announcing: 0, sites: 2 };
+    let notice = Notice::Verdict { service: "web".into(), ticket: ticket.expect("asked"), verdict };
+    core.fleet_notice(notice, t0 + Duration::from_millis(1100), &mut fx).unwrap();
+    let body = core.render_metrics(t0 + Duration::from_millis(1200), true, "dry-run", 0);
+    let families = parse_exposition(&body).unwrap_or_else(|e| panic!("{e}\n{body}"));
+    promtool_check(&body);
+    assert_eq!(value(&families, "exaprobe_fleet_store_connected", &[]), Some(1.0));
+    assert_eq!(value(&families, "exaprobe_service_held", &[("service", "web")]), Some(1.0));
+    assert_eq!(value(&families, "exaprobe_fleet_verdicts_total", &[("verdict", "hold")]), Some(1.0));
+    assert_eq!(value(&families, "exaprobe_fleet_verdicts_total", &[("verdict", "timeout")]), Some(0.0));
+}

@@ -576,3 +576,154 @@ fn flags_and_json_give_the_same_service_or_the_same_problem() {
     }
     assert!(failures.is_empty(), "{} of {} rows:\n{}", failures.len(), table.len(), failures.join("\n\n"));
 }
+
+/// The fleet settings from flags: the settings, or (flag, message) errors.
+fn fleet_from_flags(flags: &[&str]) -> (Option<exaprobe::model::fleet::FleetSettings>, Vec<(String, String)>) {
+    let mut argv = vec!["exaprobe", "--name", "web", "--ip", "198.51.100.1/32"];
+    argv.extend(flags);
+    let args = Args::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+    let raw = args.raw_fleet().expect("fleet flags given");
+    let (settings, problems) = validate::fleet(&raw);
+    let errors = problems
+        .into_iter()
+        .filter(|p| p.severity == Severity::Error)
+        .map(|Problem { origin, message, .. }| {
+            let Origin::Flag(f) = origin else { panic!("a flag's problem at {origin:?}") };
+            (f.to_string(), message)
+        })
+        .collect();
+    (settings, errors)
+}
+
+/// The fleet settings from JSON: the settings, or (path, message) errors.
+fn fleet_from_json(fleet: &Value) -> (Option<exaprobe::model::fleet::FleetSettings>, Vec<(String, String)>) {
+    let text = json!({"fleet": fleet, "services": []}).to_string();
+    match config::load(&text) {
+        Ok(c) => (c.fleet, Vec::new()),
+        Err(errors) => (None, errors.into_iter().map(|e| (e.path, e.message)).collect()),
+    }
+}
+
+#[test]
+fn fleet_flags_and_json_give_the_same_settings_or_the_same_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let password = dir.path().join("password");
+    std::fs::write(&password, "s3cret\n").unwrap();
+    let pw = password.to_str().unwrap().to_string().leak();
+    let base = ["--fleet-etcd", "http://127.0.0.1:2379", "--site", "ams1"];
+    let jbase = json!({"etcd": ["http://127.0.0.1:2379"], "site": "ams1"});
+    let with = |extra: Value| {
+        let mut j = jbase.clone();
+        for (k, v) in extra.as_object().unwrap() {
+            j[k] = v.clone();
+        }
+        j
+    };
+    // (what, extra flags, the JSON fleet, None: the same settings | Some((flag, path, message part))).
+    type Case = (&'static str, Vec<&'static str>, Value, Option<(&'static str, &'static str, &'static str)>);
+    let cases: Vec<Case> = vec![
+        ("defaults", vec![], jbase.clone(), None),
+        (
+            "everything",
+            vec![
+                "--fleet-etcd",
+                "https://127.0.0.2:2379",
+                "--min-sites",
+                "2",
+                "--fleet-ttl",
+                "20s",
+                "--fleet-timeout",
+                "1s",
+                "--fleet-prefix",
+                "/anycast/",
+                "--fleet-ca",
+                "/etc/ca.pem",
+                "--fleet-cert",
+                "/etc/c.pem",
+                "--fleet-key",
+                "/etc/k.pem",
+                "--fleet-user",
+                "exaprobe",
+                "--fleet-password-file",
+                pw,
+            ],
+            json!({"etcd": ["http://127.0.0.1:2379", "https://127.0.0.2:2379"], "site": "ams1", "min_sites": 2,
+                   "ttl": "20s", "timeout": "1s", "prefix": "/anycast/",
+                   "tls": {"ca": "/etc/ca.pem", "cert": "/etc/c.pem", "key": "/etc/k.pem"},
+                   "auth": {"user": "exaprobe", "password_file": pw}}),
+            None,
+        ),
+        (
+            "a URL without a port",
+            vec!["--fleet-etcd", "http://127.0.0.2"],
+            json!({"etcd": ["http://127.0.0.1:2379", "http://127.0.0.2"], "site": "ams1"}),
+            Some(("--fleet-etcd", "fleet.etcd[1]", "give the port")),
+        ),
+        (
+            "min_sites 0",
+            vec!["--min-sites", "0"],
+            with(json!({"min_sites": 0})),
+            Some(("--min-sites", "fleet.min_sites", "at least 1")),
+        ),
+        (
+            "a ttl too short",
+            vec!["--fleet-ttl", "1s"],
+            with(json!({"ttl": "1s"})),
+            Some(("--fleet-ttl", "fleet.ttl", "not between")),
+        ),
+        (
+            "a timeout not under the ttl",
+            vec!["--fleet-ttl", "3s", "--fleet-timeout", "3s"],
+            with(json!({"ttl": "3s", "timeout": "3s"})),
+            Some(("--fleet-timeout", "fleet.timeout", "not shorter than the ttl")),
+        ),
+        (
+            "a bad prefix",
+            vec!["--fleet-prefix", "exaprobe"],
+            with(json!({"prefix": "exaprobe"})),
+            Some(("--fleet-prefix", "fleet.prefix", "not a key prefix")),
+        ),
+        (
+            "a certificate without its key",
+            vec!["--fleet-cert", "/etc/c.pem"],
+            with(json!({"tls": {"cert": "/etc/c.pem"}})),
+            Some(("--fleet-key", "fleet.tls.key", "both cert and key")),
+        ),
+        (
+            "a missing password file",
+            vec!["--fleet-user", "u", "--fleet-password-file", "/nonexistent/pw"],
+            with(json!({"auth": {"user": "u", "password_file": "/nonexistent/pw"}})),
+            Some(("--fleet-password-file", "fleet.auth.password_file", "cannot read")),
+        ),
+        (
+            "a bad site",
+            vec!["--site", "a/b"],
+            with(json!({"site": "a/b"})),
+            Some(("--site", "fleet.site", "not a site name")),
+        ),
+    ];
+    for (what, extra, j, expect) in cases {
+        let mut flags: Vec<&str> = base.to_vec();
+        // A later --site replaces the base one (clap keeps the last).
+        flags.extend(extra);
+        let (fs, fe) = fleet_from_flags(&flags);
+        let (js, je) = fleet_from_json(&j);
+        match expect {
+            None => {
+                assert!(fe.is_empty() && je.is_empty(), "{what}: {fe:?} {je:?}");
+                assert_eq!(fs, js, "{what}");
+                assert!(fs.is_some(), "{what}");
+            }
+            Some((flag, path, needle)) => {
+                assert!(fs.is_none() && js.is_none(), "{what}: accepted");
+                assert!(fe.iter().any(|(f, m)| f == flag && m.contains(needle)), "{what}: flags gave {fe:?}");
+                assert!(je.iter().any(|(p, m)| p == path && m.contains(needle)), "{what}: JSON gave {je:?}");
+            }
+        }
+    }
+    // No site: each front end names its own spelling.
+    let (_, fe) = fleet_from_flags(&["--fleet-etcd", "http://127.0.0.1:2379"]);
+    assert!(fe.iter().any(|(f, m)| f == "--site" && m.contains("missing")), "{fe:?}");
+    let (_, je) = fleet_from_json(&json!({"etcd": ["http://127.0.0.1:2379"]}));
+    assert!(je.iter().any(|(p, m)| p == "fleet.site" && m.contains("missing")), "{je:?}");
+}

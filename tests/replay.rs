@@ -23,6 +23,21 @@
 //! 9s    sigterm                      (drain on shutdown if configured, then the final withdraws)
 //! 12s   end                          (stop the clock; default: the last event)
 //! ```
+//!
+//! With a top-level `"fleet"` in the config, the fleet guard runs (its
+//! store is scripted; it starts not connected), and these steps answer for it:
+//!
+//! ```text
+//! 0s    store up|down [detail]       (Notice::Store)
+//! 5s    verdict web withdraw         (answers web's latest question: Notice::Verdict)
+//! 5s    verdict web hold 0 3         (hold: 0 others announcing of 3 sites)
+//! 5s    verdict web local why        (the client decided locally)
+//! 6s    changed web                  (another site's entry changed: Notice::Changed)
+//! ```
+//!
+//! The transcript shows each call to the fleet client (`fleet ask …`,
+//! `fleet publish …`), and a control reply that waits for a verdict as
+//! `reply later #N`, then `reply #N {…}` when it comes.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -30,8 +45,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use exaprobe::engine::core::{Core, Effects};
+use exaprobe::engine::core::{Answer, Core, Effects, FleetCall};
 use exaprobe::exabgp::{AckMode, Incoming, Stamped, Writer, parse_line};
+use exaprobe::fleet::{Notice, Verdict};
 use exaprobe::model::duration;
 use exaprobe::model::service::Service;
 use exaprobe::ops::control::Request;
@@ -61,6 +77,9 @@ enum Step {
     Reload(String),
     Sigterm,
     End,
+    Store(bool, String),
+    Verdict(String, Verdict),
+    Changed(String),
 }
 
 struct Scenario {
@@ -125,6 +144,19 @@ fn parse(text: &str) -> Scenario {
             "control" => Step::Control(args.to_string()),
             "reload" => Step::Reload(block(&mut lines)),
             "sigterm" => Step::Sigterm,
+            "store" => Step::Store(words[0] == "up", words[1..].join(" ")),
+            "verdict" => Step::Verdict(
+                words[0].into(),
+                match words[1] {
+                    "withdraw" => Verdict::Withdraw,
+                    "hold" => {
+                        Verdict::Hold { others_announcing: words[2].parse().unwrap(), sites: words[3].parse().unwrap() }
+                    }
+                    "local" => Verdict::Local { why: words[2..].join(" ") },
+                    v => panic!("verdict {v}"),
+                },
+            ),
+            "changed" => Step::Changed(words[0].into()),
             "end" => Step::End,
             v => panic!("unknown step {v}"),
         };
@@ -143,6 +175,11 @@ fn run(s: &Scenario) -> String {
     };
     let auto_ack = s.ack == "auto";
     let mut core = Core::new(Writer::new(out.clone(), mode).unwrap(), services(&s.config), t0);
+    if let Some(fleet) = exaprobe::model::config::load(&s.config).ok().and_then(|c| c.fleet) {
+        core.enable_fleet(fleet.timeout);
+    }
+    // Each service's latest question to the fleet store.
+    let mut tickets: HashMap<String, u64> = HashMap::new();
     let mut transcript = String::new();
     let mut health: HashMap<(String, usize), (Health, String)> = HashMap::new();
     let mut latency: HashMap<(String, usize), Duration> = HashMap::new();
@@ -203,9 +240,26 @@ fn run(s: &Scenario) -> String {
                 }
                 Step::Control(json) => {
                     let request: Request = serde_json::from_str(json).expect("a control request");
-                    let reply = core.control(request, t0 + now, 1_000_000.0 + now.as_secs_f64(), &mut fx).unwrap();
-                    let reply = serde_json::to_value(&reply).unwrap();
-                    log(&mut transcript, now, &format!("reply {}", redact(reply)));
+                    let answer = core.control(request, t0 + now, 1_000_000.0 + now.as_secs_f64(), &mut fx).unwrap();
+                    match answer {
+                        Answer::Now(reply) => {
+                            let reply = serde_json::to_value(&reply).unwrap();
+                            log(&mut transcript, now, &format!("reply {}", redact(reply)));
+                        }
+                        Answer::Later(id) => log(&mut transcript, now, &format!("reply later #{id}")),
+                    }
+                }
+                Step::Store(connected, detail) => {
+                    let notice = Notice::Store { connected: *connected, detail: detail.clone() };
+                    core.fleet_notice(notice, t0 + now, &mut fx).unwrap();
+                }
+                Step::Verdict(service, verdict) => {
+                    let ticket = tickets.get(service).copied().expect("a verdict without a question");
+                    let notice = Notice::Verdict { service: service.clone(), ticket, verdict: verdict.clone() };
+                    core.fleet_notice(notice, t0 + now, &mut fx).unwrap();
+                }
+                Step::Changed(service) => {
+                    core.fleet_notice(Notice::Changed { service: service.clone() }, t0 + now, &mut fx).unwrap();
                 }
                 Step::Reload(config) => {
                     core.reload(services(config), t0 + now, &mut fx).unwrap();
@@ -214,7 +268,7 @@ fn run(s: &Scenario) -> String {
                     log(&mut transcript, now, "SIGTERM");
                     let stage = core.begin_shutdown(t0 + now, &mut fx).unwrap();
                     if let Some(stage) = stage {
-                        record(&mut transcript, &mut fx, &mut core, now, &out, &mut flushed);
+                        record(&mut transcript, &mut fx, &mut core, now, &out, &mut flushed, &mut tickets);
                         now += stage;
                     }
                     let lines = core.final_withdraws();
@@ -247,12 +301,12 @@ fn run(s: &Scenario) -> String {
                 pending.insert((now + took, order), (p.round, p.check, outcome, took));
             }
         }
-        record(&mut transcript, &mut fx, &mut core, now, &out, &mut flushed);
+        record(&mut transcript, &mut fx, &mut core, now, &out, &mut flushed, &mut tickets);
         if auto_ack {
             while core.writer().in_flight() > 0 {
                 let done = Stamped { incoming: Incoming::Done, read_at: Instant::now().max(t0 + now) };
                 core.stdin(done, t0 + now, &mut fx).unwrap();
-                record(&mut transcript, &mut fx, &mut core, now, &out, &mut flushed);
+                record(&mut transcript, &mut fx, &mut core, now, &out, &mut flushed, &mut tickets);
             }
         }
         if stop || now >= end {
@@ -276,6 +330,7 @@ fn record(
     now: Duration,
     out: &Out,
     flushed: &mut usize,
+    tickets: &mut HashMap<String, u64>,
 ) {
     assert!(core.writer().flush(Instant::now() + Duration::from_secs(5)), "the writer's sink is stuck");
     for e in fx.events.drain(..) {
@@ -286,6 +341,23 @@ fn record(
     if fx.save_drains {
         transcript.push_str(&format!("{:>8.3} save-drains\n", now.as_secs_f64()));
         fx.save_drains = false;
+    }
+    for call in fx.fleet.drain(..) {
+        let line = match call {
+            FleetCall::Publish { service, entry } => format!(
+                "fleet publish {service} announcing={} held={} state={} reason={:?}",
+                entry.announcing, entry.held, entry.state, entry.reason
+            ),
+            FleetCall::Ask { service, ticket, min_sites, withdrawn } => {
+                tickets.insert(service.clone(), ticket);
+                format!("fleet ask {service} #{ticket} min_sites={min_sites} withdrawn.state={}", withdrawn.state)
+            }
+        };
+        transcript.push_str(&format!("{:>8.3} {line}\n", now.as_secs_f64()));
+    }
+    for (id, reply) in fx.replies.drain(..) {
+        let reply = serde_json::to_value(&reply).unwrap();
+        transcript.push_str(&format!("{:>8.3} reply #{id} {}\n", now.as_secs_f64(), redact(reply)));
     }
     let buf = out.0.lock().unwrap();
     for line in String::from_utf8_lossy(&buf[*flushed..]).lines() {

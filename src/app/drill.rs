@@ -67,6 +67,8 @@ pub struct DrillArgs {
     pub reason: Option<String>,
     /// `--json`.
     pub json: bool,
+    /// Drain even when the fleet guard refuses (too few other sites announcing).
+    pub force: bool,
     /// `--socket`.
     pub socket: PathBuf,
 }
@@ -483,6 +485,9 @@ pub fn run(args: &DrillArgs) -> Exit {
             duration: Some(duration::show(plan.drain + BACKSTOP)),
             reason: Some(plan.reason.clone()),
             by: String::new(),
+            // The fleet guard refuses a drain that would leave too few sites
+            // announcing; a drill is no reason to override it unless asked.
+            force: args.force,
         };
         d.drained = Some(Instant::now());
         d.report.drained_at = Some(unix_now());
@@ -591,6 +596,7 @@ mod tests {
             witness_timeout: "1s".into(),
             reason: None,
             json: false,
+            force: false,
             socket: PathBuf::from("/nonexistent"),
         }
     }

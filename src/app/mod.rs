@@ -8,6 +8,7 @@
 //! the error every minute so the operator finds it in the log.
 
 pub mod drill;
+mod fleet;
 
 use crate::util::exit::Exit;
 use std::path::Path;
@@ -77,7 +78,19 @@ pub fn main() -> Exit {
         }
         Some(Sub::Generate { what }) => return crate::cli::generate::print(*what),
         Some(Sub::Check { config, vrps, origin_as }) => return check(config, vrps.as_deref(), origin_as.as_deref()),
-        Some(Sub::Drill { service, duration, witness, rate, before, after, witness_timeout, reason, json, socket }) => {
+        Some(Sub::Drill {
+            service,
+            duration,
+            witness,
+            rate,
+            before,
+            after,
+            witness_timeout,
+            reason,
+            json,
+            force,
+            socket,
+        }) => {
             return drill::run(&drill::DrillArgs {
                 service: service.clone(),
                 duration: duration.clone(),
@@ -88,9 +101,11 @@ pub fn main() -> Exit {
                 witness_timeout: witness_timeout.clone(),
                 reason: reason.clone(),
                 json: *json,
+                force: *force,
                 socket: socket.clone(),
             });
         }
+        Some(Sub::Fleet(fleet)) => return self::fleet::run(fleet),
         Some(sub) => return client(sub),
         None => {}
     }
@@ -236,6 +251,7 @@ fn config_mode(
             textfile: args.metrics_textfile.clone().or_else(|| config.metrics.textfile.clone()),
         },
         notify: false,
+        fleet: config.fleet.clone(),
     };
     let file = path.to_path_buf();
     let reload: Reload = Box::new(move || {
@@ -284,15 +300,16 @@ fn client(sub: &Sub) -> Exit {
     use crate::ops::control::Request;
     let (socket, request, json) = match sub {
         Sub::Status { json, socket } => (socket, Request::Status {}, *json),
-        Sub::Drain { service, all, duration, reason, socket } => {
+        Sub::Drain { service, all, duration, reason, force, socket } => {
             let (service, duration, reason) = (service.clone(), duration.clone(), reason.clone());
-            (socket, Request::Drain { service, all: *all, duration, reason, by: String::new() }, false)
+            let force = *force;
+            (socket, Request::Drain { service, all: *all, duration, reason, force, by: String::new() }, false)
         }
         Sub::Undrain { service, all, socket } => {
             (socket, Request::Undrain { service: service.clone(), all: *all }, false)
         }
         Sub::Recheck { service, socket } => (socket, Request::Recheck { service: service.clone() }, false),
-        Sub::Check { .. } | Sub::Generate { .. } | Sub::Drill { .. } => return Exit::Invalid,
+        Sub::Check { .. } | Sub::Generate { .. } | Sub::Drill { .. } | Sub::Fleet(_) => return Exit::Invalid,
     };
     crate::ops::control::client::command(socket, &request, json)
 }

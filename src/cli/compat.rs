@@ -430,6 +430,7 @@ mod tests {
         "--next-h",  //
         "--next-ho", //
         "--r",       // --rise, and --require, --reassert
+        "--si",      // --silent, and --site
         "--st",      // --start-ip, and --state-file (also --sta)
         "--sta",     //
         "--t",       // --timeout, and --tcp

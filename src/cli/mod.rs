@@ -7,6 +7,7 @@
 //! business.
 
 pub mod compat;
+pub mod fleet;
 pub mod generate;
 
 use std::ffi::OsString;
@@ -21,8 +22,8 @@ use crate::exabgp::AckMode;
 use crate::model::bgp::Prefix;
 use crate::model::origin::{At, Field, Origin, Severity};
 use crate::model::raw::{
-    ProbeKeys, ProbeKind, RawAction, RawAsPath, RawAttributes, RawCheck, RawDampening, RawDrain, RawProbe,
-    RawProbeCheck, RawRequire, RawSpec,
+    ProbeKeys, ProbeKind, RawAction, RawAsPath, RawAttributes, RawCheck, RawDampening, RawDrain, RawFleet,
+    RawFleetAuth, RawFleetTls, RawProbe, RawProbeCheck, RawRequire, RawSpec,
 };
 use crate::model::service::Service;
 use crate::model::{duration, validate};
@@ -196,6 +197,39 @@ pub struct Args {
     /// Write the metrics to FILE every 15 s, for node_exporter's textfile collector.
     #[arg(long, value_name = "FILE", help_heading = "Operating")]
     pub metrics_textfile: Option<PathBuf>,
+    /// The fleet guard: an etcd client URL of the sites' shared store (repeatable), with --site.
+    #[arg(long, value_name = "URL", help_heading = "Fleet guard")]
+    pub fleet_etcd: Vec<String>,
+    /// This site's name in the fleet (1-64 of A-Z a-z 0-9 . _ -).
+    #[arg(long, value_name = "NAME", help_heading = "Fleet guard")]
+    pub site: Option<String>,
+    /// Withdraw for health only while at least N other sites announce [default: 1].
+    #[arg(long, value_name = "N", help_heading = "Fleet guard")]
+    pub min_sites: Option<u32>,
+    /// Lease time to live: a dead site stops being counted this long after [default: 10s].
+    #[arg(long, value_name = "DURATION", help_heading = "Fleet guard")]
+    pub fleet_ttl: Option<String>,
+    /// The longest a slow store may delay a guarded withdraw [default: 500ms].
+    #[arg(long, value_name = "DURATION", help_heading = "Fleet guard")]
+    pub fleet_timeout: Option<String>,
+    /// etcd key prefix [default: /exaprobe/].
+    #[arg(long, value_name = "PREFIX", help_heading = "Fleet guard")]
+    pub fleet_prefix: Option<String>,
+    /// CA bundle (PEM) of etcd's certificate, for https:// URLs.
+    #[arg(long, value_name = "FILE", help_heading = "Fleet guard")]
+    pub fleet_ca: Option<PathBuf>,
+    /// Client certificate (PEM) towards etcd, with --fleet-key.
+    #[arg(long, value_name = "FILE", help_heading = "Fleet guard")]
+    pub fleet_cert: Option<PathBuf>,
+    /// Client private key (PEM) towards etcd.
+    #[arg(long, value_name = "FILE", help_heading = "Fleet guard")]
+    pub fleet_key: Option<PathBuf>,
+    /// etcd user, with --fleet-password-file.
+    #[arg(long, value_name = "USER", help_heading = "Fleet guard")]
+    pub fleet_user: Option<String>,
+    /// File holding the etcd user's password (its first line).
+    #[arg(long, value_name = "FILE", help_heading = "Fleet guard")]
+    pub fleet_password_file: Option<PathBuf>,
     /// Standalone: no ExaBGP; print the lines that would be sent, transitions on stderr.
     #[arg(long, help_heading = "ExaBGP channel")]
     pub dry_run: bool,
@@ -317,6 +351,9 @@ pub enum Sub {
         /// Why, shown by status.
         #[arg(long, value_name = "TEXT")]
         reason: Option<String>,
+        /// Drain even when the fleet guard refuses (fewer than min_sites other sites would announce).
+        #[arg(long)]
+        force: bool,
         /// The control socket of the running exaprobe.
         #[arg(long, value_name = "PATH", default_value = crate::ops::control::DEFAULT_SOCKET)]
         socket: PathBuf,
@@ -375,10 +412,17 @@ pub enum Sub {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// Drain even if the fleet guard refuses (fewer than min_sites other sites announcing).
+        #[arg(long)]
+        force: bool,
         /// The control socket of the running exaprobe.
         #[arg(long, value_name = "PATH", default_value = crate::ops::control::DEFAULT_SOCKET)]
         socket: PathBuf,
     },
+    /// Show the fleet guard's store: every service × site, announcing, held, down or drained.
+    ///
+    /// Reads etcd (the "fleet" of --config, or --fleet-etcd); exits 1 when it cannot.
+    Fleet(crate::cli::fleet::FleetArgs),
     /// Print a man page or shell completion script, generated from these flags.
     #[command(hide = true)]
     Generate {
@@ -480,7 +524,13 @@ impl Args {
     /// Warnings are logged.
     pub fn settings(&self) -> Result<Settings, Vec<String>> {
         let (spec, mut errors) = self.spec();
-        let (service, problems) = validate::service(&spec);
+        let (fleet, mut problems) = match self.raw_fleet() {
+            Some(raw) => validate::fleet(&raw),
+            None => (None, Vec::new()),
+        };
+        let fleet_ok = !problems.iter().any(|p| p.severity == Severity::Error);
+        let (service, more) = validate::service_in(&spec, fleet.as_ref());
+        problems.extend(more);
         for p in problems {
             match p.severity {
                 Severity::Error => errors.push(p.to_string()),
@@ -498,7 +548,7 @@ impl Args {
                 None
             }
         };
-        let (Some(service), Some(ack_timeout), true) = (service, ack_timeout, errors.is_empty()) else {
+        let (Some(service), Some(ack_timeout), true, true) = (service, ack_timeout, errors.is_empty(), fleet_ok) else {
             if errors.is_empty() {
                 errors.push("internal: a value was missing without an error".into());
             }
@@ -518,8 +568,50 @@ impl Args {
                     textfile: self.metrics_textfile.clone(),
                 },
                 notify: false,
+                fleet,
             },
             log_level: self.level(),
+        })
+    }
+
+    /// The fleet the flags describe, in the one raw form; `None` when no
+    /// fleet flag is given.
+    pub fn raw_fleet(&self) -> Option<RawFleet> {
+        let any = !self.fleet_etcd.is_empty()
+            || self.site.is_some()
+            || self.min_sites.is_some()
+            || self.fleet_ttl.is_some()
+            || self.fleet_timeout.is_some()
+            || self.fleet_prefix.is_some()
+            || self.fleet_ca.is_some()
+            || self.fleet_cert.is_some()
+            || self.fleet_key.is_some()
+            || self.fleet_user.is_some()
+            || self.fleet_password_file.is_some();
+        if !any {
+            return None;
+        }
+        let etcd = self.fleet_etcd.iter().map(|u| At::new(u.clone(), Origin::Flag("--fleet-etcd"))).collect();
+        let tls =
+            (self.fleet_ca.is_some() || self.fleet_cert.is_some() || self.fleet_key.is_some()).then(|| RawFleetTls {
+                ca: maybe(self.fleet_ca.clone(), "--fleet-ca"),
+                cert: maybe(self.fleet_cert.clone(), "--fleet-cert"),
+                key: maybe(self.fleet_key.clone(), "--fleet-key"),
+            });
+        let auth = (self.fleet_user.is_some() || self.fleet_password_file.is_some()).then(|| RawFleetAuth {
+            user: maybe(self.fleet_user.clone(), "--fleet-user"),
+            password_file: maybe(self.fleet_password_file.clone(), "--fleet-password-file"),
+        });
+        Some(RawFleet {
+            origin: Origin::Flag("--fleet-etcd"),
+            etcd: At::new(etcd, Origin::Flag("--fleet-etcd")),
+            site: maybe(self.site.clone(), "--site"),
+            min_sites: maybe(self.min_sites, "--min-sites"),
+            ttl: maybe(self.fleet_ttl.clone(), "--fleet-ttl"),
+            timeout: maybe(self.fleet_timeout.clone(), "--fleet-timeout"),
+            prefix: maybe(self.fleet_prefix.clone(), "--fleet-prefix"),
+            tls,
+            auth,
         })
     }
 
@@ -591,6 +683,7 @@ impl Args {
             },
             run_as_user: maybe(self.user.clone(), "--user"),
             run_as_group: maybe(self.group.clone(), "--group"),
+            fleet: maybe(None, "--min-sites"),
         };
         (spec, e)
     }

@@ -112,6 +112,8 @@ pub enum LogEvent {
         /// The service.
         service: String,
     },
+    /// The fleet guard ([`crate::engine::core::FleetEvent`]).
+    Fleet(crate::engine::core::FleetEvent),
 }
 
 impl LogEvent {
@@ -120,6 +122,7 @@ impl LogEvent {
         match self {
             LogEvent::Check { from, to, .. } if from == to => log::Level::Debug,
             LogEvent::Probe { .. } | LogEvent::Reasserted { .. } => log::Level::Debug,
+            LogEvent::Fleet(e) => e.level(),
             _ => log::Level::Info,
         }
     }
@@ -169,6 +172,7 @@ impl fmt::Display for LogEvent {
             ),
             LogEvent::Removed { service } => write!(f, "{service}: removed by reload; withdrawing"),
             LogEvent::ShutdownDrain { service } => write!(f, "{service}: draining before exit"),
+            LogEvent::Fleet(e) => e.fmt(f),
         }
     }
 }

@@ -84,6 +84,8 @@ pub enum Event {
     Control(control::Call),
     /// A scrape: render the metrics and send them back.
     Metrics(Sender<String>),
+    /// The fleet client said something (a verdict, a change, the store's state).
+    Fleet(crate::fleet::Notice),
 }
 
 /// Reads and validates the config again, for SIGHUP.
@@ -110,6 +112,8 @@ pub struct Options {
     /// Tell systemd we are ready and keep its watchdog fed (standalone mode
     /// only: under ExaBGP the notify socket would be ExaBGP's).
     pub notify: bool,
+    /// The fleet guard's store and this site, when configured.
+    pub fleet: Option<crate::model::fleet::FleetSettings>,
 }
 
 /// Where metrics go.
@@ -214,6 +218,7 @@ pub fn start(services: Vec<Service>, opts: &Options, reload: Option<Reload>) -> 
     let writer = Writer::new(crate::exabgp::sink::stdout()?, ack)?;
     let children = Children::default();
     let pool = Pool::new(worker_limit(&services, opts.workers), tx.clone(), children.clone());
+    let fleet_tx = tx.clone();
     let poller = Poller::start(tx)?;
     let now = Instant::now();
     let mut engine = Engine {
@@ -232,7 +237,24 @@ pub fn start(services: Vec<Service>, opts: &Options, reload: Option<Reload>) -> 
         watchdog: if opts.notify { crate::ops::sdnotify::watchdog_interval().map(|t| t / 2) } else { None },
         // Due at once: the textfile exists from the start.
         last_periodic: now.checked_sub(TEXTFILE_EVERY).unwrap_or(now),
+        fleet: None,
+        waiting: std::collections::HashMap::new(),
     };
+    if let Some(settings) = &opts.fleet {
+        engine.core.enable_fleet(settings.timeout);
+        let guarded = engine.core.guarded_services();
+        log::info!(
+            "fleet guard: site {} with {} guarded service(s), etcd {}",
+            settings.site,
+            guarded.len(),
+            settings.endpoints.join(" ")
+        );
+        let fleet_tx = Mutex::new(fleet_tx);
+        let notify = move |n| {
+            let _ = fleet_tx.lock().unwrap_or_else(PoisonError::into_inner).send(Event::Fleet(n));
+        };
+        engine.fleet = Some(crate::fleet::Fleet::start(settings.clone(), guarded, Box::new(notify)));
+    }
     if !opts.dry_run && matches!(ack, AckMode::Wait(_)) {
         engine.core.verify_every(VERIFY_EVERY, now);
     }
@@ -262,6 +284,10 @@ pub struct Engine<W: Write> {
     watchdog: Option<Duration>,
     /// When the textfile and the watchdog were last served.
     last_periodic: Instant,
+    /// The fleet client, when a fleet guard runs.
+    fleet: Option<crate::fleet::Fleet>,
+    /// Control calls waiting for the fleet's verdict, by reply id.
+    waiting: std::collections::HashMap<u64, Sender<control::Reply>>,
 }
 
 impl<W: Write> Engine<W> {
@@ -270,6 +296,10 @@ impl<W: Write> Engine<W> {
         let result = self.event_loop();
         // Whatever happened, leave no check process behind.
         self.children.kill_all();
+        // The host is going away: its fleet entries go with the lease.
+        if let Some(fleet) = self.fleet.take() {
+            fleet.stop();
+        }
         result
     }
 
@@ -308,6 +338,22 @@ impl<W: Write> Engine<W> {
             }
             if fx.save_drains {
                 self.save_state();
+            }
+            if let Some(fleet) = &self.fleet {
+                let wall = std::time::SystemTime::now();
+                for call in &fx.fleet {
+                    match call {
+                        core::FleetCall::Publish { service, entry } => fleet.publish(service, entry.entry(now, wall)),
+                        core::FleetCall::Ask { service, ticket, min_sites, withdrawn } => {
+                            fleet.ask_withdraw(service, *ticket, *min_sites, withdrawn.entry(now, wall));
+                        }
+                    }
+                }
+            }
+            for (id, reply) in &fx.replies {
+                if let Some(to) = self.waiting.remove(id) {
+                    let _ = to.send(reply.clone());
+                }
             }
             let mut connects = Vec::new();
             for job in fx.rounds {
@@ -361,15 +407,32 @@ impl<W: Write> Engine<W> {
                 let _ = reply.send(self.core.render_metrics(now, self.stdin_open, self.mode, self.inbox.dropped()));
             }
             Event::Control(call) => {
-                let reply = self.core.control(call.request, now, state::unix_now(), &mut fx)?;
+                let answer = self.core.control(call.request, now, state::unix_now(), &mut fx)?;
                 // The drains are saved before the reply: a client that reads
                 // the state file after `drain` returns finds its drain there.
                 self.apply(std::mem::take(&mut fx), now)?;
-                let _ = call.reply.send(reply);
+                match answer {
+                    core::Answer::Now(reply) => {
+                        let _ = call.reply.send(reply);
+                    }
+                    // Answered when the fleet's verdict comes (within its timeout).
+                    core::Answer::Later(id) => {
+                        self.waiting.insert(id, call.reply);
+                    }
+                }
             }
+            Event::Fleet(notice) => self.core.fleet_notice(notice, now, &mut fx)?,
             Event::Signal(sig) => {
                 log::info!("{sig}: withdrawing and exiting");
+                // The lease is revoked while the routes are withdrawn (no
+                // asking: the host is going away), so that the other sites
+                // stop counting this one at once, without delaying the
+                // withdraws by a store call.
+                let revoke = self.fleet.take().map(|f| thread::spawn(move || f.stop()));
                 self.withdraw_and_wait(now)?;
+                if let Some(r) = revoke {
+                    let _ = r.join();
+                }
                 return Ok(Some(Stop::Signalled));
             }
         }

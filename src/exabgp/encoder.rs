@@ -137,6 +137,7 @@ pub(crate) mod tests {
                 ..Attributes::default()
             }),
             dampening: None,
+            guard: None,
             covering: None,
             timing: Timing {
                 interval: Duration::from_secs(5),

@@ -8,13 +8,44 @@
 //! is a message, every answer a [`Notice`] passed to the callback given to
 //! [`Fleet::start`] (the engine turns it into one of its events).
 //!
-//! INTERFACE STUB (lead): the types and signatures below are the contract
-//! between the store side (this folder) and the engine side (the guard in the
-//! core). The bodies are placeholders to be replaced by the store side.
+//! The types and signatures below are the contract between the store side
+//! (this folder) and the engine side (the guard in the core):
+//! - [`gateway`]: etcd's v3 JSON gateway over blocking HTTP (ureq);
+//! - [`client`]: the threads behind [`Fleet`] (lease, publishing, the
+//!   guarded withdraw, the watch, the deadlines);
+//! - [`view`]: the keys and values, and [`view()`] for `exaprobe fleet`.
+//!
+//! The guard's promise: with a healthy store, a [`Verdict::Withdraw`] is
+//! given only when, at one etcd revision, at least `min_sites` other sites
+//! with live leases announce the service, and this site's entry is marked
+//! withdrawn at that same revision (a transaction that fails when any key of
+//! the service changed, appeared or vanished since the read). Two sites
+//! asking at once are thus serialized by etcd: the second one sees the
+//! first one's withdrawal.
 
 use std::time::SystemTime;
 
 use crate::model::fleet::FleetSettings;
+
+mod client;
+mod gateway;
+mod view;
+
+/// The most keys [`view()`] reads (every service × site).
+pub const VIEW_KEYS: usize = view::VIEW_KEYS;
+
+/// The longest reason published (longer ones are cut).
+pub const REASON_MAX: usize = view::REASON_MAX;
+
+/// The most sites one service may have: beyond, the guard answers
+/// [`Verdict::Local`] (its transaction compares every counted site, and etcd
+/// allows 128 operations per transaction).
+pub const SITES_MAX: usize = client::SITES_MAX;
+
+/// The age of an entry (from its `since` to now).
+pub fn age(entry: &Entry) -> std::time::Duration {
+    view::age(entry)
+}
 
 /// What this site publishes for one service (the key's value, as JSON).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,22 +125,24 @@ pub struct Row {
 
 /// A running fleet client (its threads stop when it is dropped or stopped).
 pub struct Fleet {
-    _settings: FleetSettings,
+    client: client::Client,
 }
 
 impl Fleet {
     /// Starts the client for these services; `notify` is called from the
     /// client's threads and must not block.
+    ///
+    /// The first [`Notice::Store`] comes once the lease is granted (or
+    /// could not be); `Changed` notices come only for these services (for
+    /// every service when the list is empty).
     pub fn start(settings: FleetSettings, services: Vec<String>, notify: Box<dyn Fn(Notice) + Send + Sync>) -> Fleet {
-        let _ = services;
-        notify(Notice::Store { connected: false, detail: "fleet client not built yet".into() });
-        Fleet { _settings: settings }
+        Fleet { client: client::Client::start(settings, services, notify) }
     }
 
     /// Publishes this site's entry for a service (non-blocking; the newest
     /// entry per service wins when the store is slow).
     pub fn publish(&self, service: &str, entry: Entry) {
-        let _ = (service, entry);
+        self.client.publish(service, entry);
     }
 
     /// Asks whether this site may withdraw `service` for health, needing at
@@ -118,17 +151,24 @@ impl Fleet {
     /// answered by one [`Notice::Verdict`] with `ticket`, at the latest after
     /// the settings' timeout (then [`Verdict::Local`]).
     pub fn ask_withdraw(&self, service: &str, ticket: u64, min_sites: u32, withdrawn: Entry) {
-        let _ = (service, ticket, min_sites, withdrawn);
+        self.client.ask_withdraw(service, ticket, min_sites, withdrawn);
     }
 
     /// Revokes the lease (this site's keys vanish at once), for a clean
     /// shutdown; bounded by the settings' timeout.
-    pub fn stop(self) {}
+    ///
+    /// Dropping a `Fleet` without `stop` stops its threads but leaves the
+    /// lease to expire after its ttl, as when the process dies.
+    pub fn stop(self) {
+        self.client.stop();
+    }
 }
 
 /// Reads every service × site entry under the prefix (for `exaprobe fleet`);
 /// blocking, bounded by the settings' timeout.
+///
+/// Every key exaprobe writes is bound to its site's lease: a site whose
+/// lease expired has no row (there are no stale entries to age out).
 pub fn view(settings: &FleetSettings) -> anyhow::Result<Vec<Row>> {
-    let _ = settings;
-    anyhow::bail!("fleet client not built yet")
+    view::view(settings)
 }

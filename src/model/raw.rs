@@ -76,6 +76,64 @@ pub struct RawSpec {
     pub run_as_user: Field<String>,
     /// Their group (default: the user's primary group).
     pub run_as_group: Field<String>,
+    /// The service's fleet guard (absent: the top-level `min_sites`).
+    pub fleet: Field<RawServiceFleet>,
+}
+
+/// A service's own fleet setting: `"fleet": false` or `{"min_sites": N}`.
+#[derive(Clone, Debug)]
+pub enum RawServiceFleet {
+    /// Not guarded: decided per host, as without a fleet.
+    Off,
+    /// Guarded, with its own `min_sites` (absent: the top-level one).
+    On {
+        /// Other sites that must be announcing for a health withdraw.
+        min_sites: Field<u32>,
+    },
+}
+
+/// The process-wide fleet settings as written (the JSON config's top-level
+/// `"fleet"`, or the `--fleet-*`, `--site`, `--min-sites` flags).
+#[derive(Clone, Debug)]
+pub struct RawFleet {
+    /// Where the whole setting is (`fleet`, or the first `--fleet-etcd`).
+    pub origin: Origin,
+    /// etcd client URLs.
+    pub etcd: List<String>,
+    /// This site's name.
+    pub site: Field<String>,
+    /// Default `min_sites` (1).
+    pub min_sites: Field<u32>,
+    /// Lease time to live (10s).
+    pub ttl: Field<String>,
+    /// The longest a store call may delay a guarded withdraw (500ms).
+    pub timeout: Field<String>,
+    /// Key prefix (`/exaprobe/`).
+    pub prefix: Field<String>,
+    /// TLS towards etcd: `ca`, `cert`, `key`.
+    pub tls: Option<RawFleetTls>,
+    /// etcd authentication: `user`, `password_file`.
+    pub auth: Option<RawFleetAuth>,
+}
+
+/// TLS towards etcd, as written.
+#[derive(Clone, Debug)]
+pub struct RawFleetTls {
+    /// CA bundle.
+    pub ca: Field<PathBuf>,
+    /// Client certificate.
+    pub cert: Field<PathBuf>,
+    /// Client key.
+    pub key: Field<PathBuf>,
+}
+
+/// etcd authentication, as written.
+#[derive(Clone, Debug)]
+pub struct RawFleetAuth {
+    /// The user.
+    pub user: Field<String>,
+    /// A file holding the password.
+    pub password_file: Field<PathBuf>,
 }
 
 /// BGP attributes of one state, with every layer (JSON `defaults`, the

@@ -13,6 +13,7 @@ use std::time::Duration;
 use crate::core::dampening::Dampening;
 use crate::core::fsm::{Advert, Require};
 use crate::model::bgp::{AsPath, Community, ExtCommunity, LargeCommunity, NextHop, Origin, Prefix};
+use crate::model::fleet::ServiceGuard;
 use crate::probe::Check;
 
 /// BGP path attributes of an announcement.
@@ -137,6 +138,9 @@ pub struct Service {
     pub drain: DrainPolicy,
     /// Flap dampening, when on.
     pub dampening: Option<Dampening>,
+    /// The fleet guard: a health withdraw first asks the other sites
+    /// ([`crate::engine::core`]); `None`: decided per host.
+    pub guard: Option<ServiceGuard>,
 }
 
 /// How a drain is staged.

@@ -29,6 +29,7 @@ use crate::core::dampening::Dampening;
 use crate::core::fsm::Require;
 use crate::model::bgp::{AsPath, Community, ExtCommunity, LargeCommunity, NextHop, Origin as BgpOrigin, Prefix};
 use crate::model::duration;
+use crate::model::fleet::FleetSettings;
 use crate::model::origin::{At, Field, Origin, Problem, Severity};
 use crate::model::raw::{
     ProbeKind, RawAction, RawAsPath, RawAttributes, RawCheck, RawDampening, RawDrain, RawProbe, RawProbeCheck,
@@ -38,6 +39,10 @@ use crate::model::service::{Action, Attributes, DrainPolicy, OnFail, Service, Se
 use crate::probe::command::{CommandProbe, Program, RunAs};
 use crate::probe::tcp::{TcpProbe, parse_socket_addr};
 use crate::probe::{Check, SpecError};
+
+mod fleet;
+
+pub use self::fleet::fleet;
 
 /// Longest service name, in characters.
 pub const NAME_MAX: usize = 64;
@@ -60,8 +65,14 @@ pub fn valid_name(n: &str) -> Result<String, String> {
 /// Validates a raw service. The service comes back only when there is no
 /// error; the problems (errors and warnings) always do.
 pub fn service(raw: &RawSpec) -> (Option<Service>, Vec<Problem>) {
+    service_in(raw, None)
+}
+
+/// Validates a raw service of a process with these fleet settings (its
+/// guard defaults to the fleet's `min_sites`).
+pub fn service_in(raw: &RawSpec, fleet: Option<&FleetSettings>) -> (Option<Service>, Vec<Problem>) {
     let mut v = V::default();
-    let s = v.service(raw).map(Service::compact);
+    let s = v.service(raw, fleet).map(Service::compact);
     let mut seen = HashSet::new();
     let problems: Vec<Problem> = v.problems.into_iter().filter(|p| seen.insert(p.clone())).collect();
     let ok = !problems.iter().any(|p| p.severity == Severity::Error);
@@ -90,7 +101,7 @@ impl V {
         self.problems.iter().filter(|p| p.severity == Severity::Error).count()
     }
 
-    fn service(&mut self, raw: &RawSpec) -> Option<Service> {
+    fn service(&mut self, raw: &RawSpec, fleet: Option<&FleetSettings>) -> Option<Service> {
         let before = self.errors();
         let (prefixes, all_prefixes) = self.prefixes(raw);
         let name = match &raw.name.value {
@@ -182,6 +193,7 @@ impl V {
         }
         let dampening = self.dampening(&raw.dampening);
         let drain = self.drain(&raw.drain, &up);
+        let guard = self.guard(&raw.fleet, fleet);
 
         if self.errors() != before {
             return None;
@@ -212,6 +224,7 @@ impl V {
             },
             drain: drain?,
             dampening: dampening?,
+            guard: guard?,
         })
     }
 

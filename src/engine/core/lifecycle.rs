@@ -55,6 +55,9 @@ impl<W: Write> Core<W> {
                 rt.last_assert = old.last_assert;
                 rt.last_outcomes = std::mem::take(&mut old.last_outcomes);
                 rt.last_reason = std::mem::take(&mut old.last_reason);
+                // A held (or asking) service stays so: a reload of its
+                // attributes must not withdraw it without asking.
+                rt.guard = std::mem::take(&mut old.guard);
             } else {
                 if let Some(r) = &old.round {
                     self.rounds.remove(&r.id);

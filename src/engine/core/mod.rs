@@ -36,12 +36,14 @@ use crate::ops::metrics::Registry;
 use crate::ops::state::SavedDrain;
 use crate::probe::{Health, Outcome};
 
+mod guard;
 mod lifecycle;
 mod operator;
 #[cfg(test)]
 mod tests;
 mod verify;
 
+pub use self::guard::{Answer, FleetCall, FleetEvent, Published};
 use self::verify::Verify;
 
 /// Probe rounds may start this much early, so that rounds due within it
@@ -94,6 +96,10 @@ pub struct Effects {
     pub events: Vec<LogEvent>,
     /// The drains changed: save [`Core::saved_drains`].
     pub save_drains: bool,
+    /// Calls to the fleet client, in order.
+    pub fleet: Vec<FleetCall>,
+    /// Control replies that waited ([`Answer::Later`]), by id.
+    pub replies: Vec<(u64, crate::ops::control::Reply)>,
 }
 
 /// Why the core wants to stop.
@@ -129,6 +135,8 @@ struct Runtime {
     drain_info: Option<SavedDrain>,
     /// The route keys (withdraw lines) of its prefixes, in prefix order.
     keys: Vec<String>,
+    /// The fleet guard's state.
+    guard: guard::GuardRt,
 }
 
 impl Runtime {
@@ -144,6 +152,7 @@ impl Runtime {
             last_outcomes: vec![None; service.checks.len()],
             drain_info: None,
             keys: encoder::withdraw_all(&service),
+            guard: guard::GuardRt::default(),
             service,
         }
     }
@@ -153,10 +162,18 @@ impl Runtime {
         Some(self.last_assert? + self.service.timing.reassert?)
     }
 
+    /// The state its routes show: the asserted one, except while the fleet
+    /// guard keeps them announced (asking, or held), with the degraded
+    /// attributes.
+    fn shown(&self) -> Option<Advert> {
+        let advert = self.fsm.asserted()?;
+        Some(if self.guard.keeps_announced() { Advert::Degraded } else { advert })
+    }
+
     /// The wanted state of each route of the service, in prefix order;
     /// `None` while the service has no state yet (INIT).
     fn wanted(&self) -> Option<Vec<Want>> {
-        let advert = self.fsm.asserted()?;
+        let advert = self.shown()?;
         Some(match self.service.action(advert) {
             Action::Withdraw => vec![Want::Withdraw; self.keys.len()],
             Action::Announce(_) => encoder::lines(&self.service, advert).into_iter().map(Want::Announce).collect(),
@@ -181,6 +198,8 @@ pub struct Core<W: Write> {
     verify: Verify,
     /// The inbox's dropped lines already counted in `metrics`.
     stdin_dropped: u64,
+    /// The fleet store, when a fleet guard runs.
+    fleet: Option<guard::FleetState>,
 }
 
 impl<W: Write> Core<W> {
@@ -199,6 +218,7 @@ impl<W: Write> Core<W> {
             counted: Counters::default(),
             verify: Verify { every: None, at: None, asked: false, gone: Vec::new() },
             stdin_dropped: 0,
+            fleet: None,
         };
         core.add_services(services, now);
         core
@@ -232,6 +252,8 @@ impl<W: Write> Core<W> {
         let rt = self.rt(i);
         let probe = rt.round.is_none().then_some(rt.next_probe);
         let (reassert, fsm) = (rt.reassert_due(), rt.fsm.next_timer());
+        // The guard's deadline shares the state machine's timer.
+        let fsm = [fsm, rt.guard.deadline()].into_iter().flatten().min();
         self.timers.set(i, Kind::Probe, probe);
         self.timers.set(i, Kind::Reassert, reassert);
         self.timers.set(i, Kind::Fsm, fsm);
@@ -419,6 +441,7 @@ impl<W: Write> Core<W> {
             };
             self.assert(i, before, advert, reason, now, fx)?;
         }
+        self.guard_round(i, now, fx);
         self.rearm(i);
         Ok(())
     }
@@ -448,13 +471,16 @@ impl<W: Write> Core<W> {
             fx.save_drains = true;
         }
         fx.events.push(LogEvent::Transition { service: name.clone(), from: before, to: advert, reason });
+        self.guard_assert(i, advert, now, fx);
+        let rt = self.rt(i);
         fx.events.push(LogEvent::Routes {
             service: name,
             advert,
-            announce: matches!(rt.service.action(advert), Action::Announce(_)),
+            announce: rt.guard.keeps_announced() || matches!(rt.service.action(advert), Action::Announce(_)),
             prefixes: rt.service.prefixes.iter().map(ToString::to_string).collect(),
         });
         self.sync(i, now)?;
+        self.publish(i, fx);
         self.rearm(i);
         Ok(())
     }
@@ -494,6 +520,7 @@ impl<W: Write> Core<W> {
     /// Lets time pass for service `i`: drain stages, drain expiry, the end of
     /// a suppression.
     fn fsm_tick(&mut self, i: usize, now: Instant, fx: &mut Effects) -> anyhow::Result<()> {
+        self.guard_due(i, now, fx)?;
         let rt = self.rt_mut(i);
         let before = rt.fsm.asserted();
         if let Some(advert) = rt.fsm.tick(now) {

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::{Core, Effects};
+use super::{Answer, Core, Effects};
 use crate::core::fsm::{Advert, Drain};
 use crate::engine::events::LogEvent;
 use crate::ops::control::{CheckStatus, DrainStatus, LastResult, Reply, Request, ServiceStatus, Status};
@@ -13,7 +13,7 @@ use crate::ops::metrics::{Live, ServiceGauges};
 use crate::ops::state::{self, SavedDrain};
 
 impl<W: Write> Core<W> {
-    fn start_drain(
+    pub(super) fn start_drain(
         &mut self,
         i: usize,
         saved: SavedDrain,
@@ -104,7 +104,9 @@ impl<W: Write> Core<W> {
     }
 
     /// Answers a control request; `wall` is the time since the Unix epoch.
-    pub fn control(&mut self, request: Request, now: Instant, wall: f64, fx: &mut Effects) -> anyhow::Result<Reply> {
+    /// A drain that the fleet guard must ask about is answered later
+    /// ([`Answer::Later`]), through [`Effects::replies`].
+    pub fn control(&mut self, request: Request, now: Instant, wall: f64, fx: &mut Effects) -> anyhow::Result<Answer> {
         let targets = |core: &Self, service: &Option<String>, all: bool| -> Result<Vec<usize>, Reply> {
             match (service, all) {
                 (_, true) => Ok(core.ids().collect()),
@@ -115,7 +117,7 @@ impl<W: Write> Core<W> {
                 (None, false) => Err(Reply::error("name a service, or give \"all\": true")),
             }
         };
-        Ok(match request {
+        Ok(Answer::Now(match request {
             Request::Status {} => Reply::Status(self.status(now, wall)),
             Request::Recheck { service } => match targets(self, &Some(service), false) {
                 Err(e) => e,
@@ -127,32 +129,35 @@ impl<W: Write> Core<W> {
                     Reply::Done
                 }
             },
-            Request::Drain { service, all, duration, reason, by } => {
+            Request::Drain { service, all, duration, reason, force, by } => {
                 let is = match targets(self, &service, all) {
                     Ok(is) => is,
-                    Err(e) => return Ok(e),
+                    Err(e) => return Ok(Answer::Now(e)),
                 };
                 // The one duration parser; beyond what the clocks can hold
                 // (or the state file keeps) is an error, never a panic.
                 let length = match duration.as_deref().map(crate::model::duration::parse).transpose() {
                     Ok(d) => d,
-                    Err(e) => return Ok(Reply::error(format!("for: {e}"))),
+                    Err(e) => return Ok(Answer::Now(Reply::error(format!("for: {e}")))),
                 };
                 // Bounded by the parser; an Instant that still cannot hold it
                 // (a clock near its end) is an error too.
                 let until = match length.map(|d| now.checked_add(d)) {
-                    Some(None) => return Ok(Reply::error("for: too far ahead for this clock")),
+                    Some(None) => return Ok(Answer::Now(Reply::error("for: too far ahead for this clock"))),
                     Some(Some(u)) => Some(u),
                     None => None,
                 };
                 let reason = reason.unwrap_or_default();
                 if reason.chars().any(char::is_control) || reason.chars().count() > state::MAX_TEXT {
-                    return Ok(Reply::error(format!(
+                    return Ok(Answer::Now(Reply::error(format!(
                         "reason: at most {} characters, no control characters",
                         state::MAX_TEXT
-                    )));
+                    ))));
                 }
                 let mut names = Vec::new();
+                // Guarded services the fleet must agree to drain wait for
+                // its verdict, and so does the reply.
+                let mut wait = None;
                 for i in is {
                     let stage = self.rt(i).service.drain.stage;
                     let saved = SavedDrain {
@@ -161,16 +166,33 @@ impl<W: Write> Core<W> {
                         since: wall,
                         until: length.map(|d| wall + d.as_secs_f64()),
                     };
-                    self.start_drain(i, saved, Drain { since: now, stage, until }, now, fx)?;
+                    let drain = Drain { since: now, stage, until };
+                    if self.drain_asks(i, force) {
+                        if wait.is_none() {
+                            wait = self.wait_reply();
+                        }
+                        if let Some(reply) = wait {
+                            self.ask_drain(i, reply, saved, drain, now, fx);
+                            continue;
+                        }
+                        return Ok(Answer::Now(Reply::error("too many drains wait for the fleet store; try again")));
+                    }
+                    self.start_drain(i, saved, drain, now, fx)?;
                     names.push(self.rt(i).service.name.clone());
                 }
                 fx.save_drains = true;
+                if let Some(reply) = wait {
+                    return Ok(match self.finish_wait(reply, names) {
+                        Some(r) => Answer::Now(r),
+                        None => Answer::Later(reply),
+                    });
+                }
                 Reply::Drained(names)
             }
             Request::Undrain { service, all } => {
                 let is = match targets(self, &service, all) {
                     Ok(is) => is,
-                    Err(e) => return Ok(e),
+                    Err(e) => return Ok(Answer::Now(e)),
                 };
                 let mut names = Vec::new();
                 for i in is {
@@ -187,7 +209,7 @@ impl<W: Write> Core<W> {
                 fx.save_drains = true;
                 Reply::Undrained(names)
             }
-        })
+        }))
     }
 
     /// The status report; `wall` is the time since the Unix epoch.
@@ -219,9 +241,10 @@ impl<W: Write> Core<W> {
                         }
                     })
                     .collect();
+                let state = if rt.guard.is_held() { "HELD" } else { rt.fsm.asserted().map_or("INIT", Advert::name) };
                 ServiceStatus {
                     name: rt.service.name.clone(),
-                    state: rt.fsm.asserted().map_or("INIT", Advert::name).into(),
+                    state: state.into(),
                     wanted: rt.fsm.wanted().map_or("INIT", Advert::name).into(),
                     seconds_in_state: now.saturating_duration_since(rt.fsm.since()).as_secs_f64(),
                     reason: rt.last_reason.clone(),
@@ -237,10 +260,11 @@ impl<W: Write> Core<W> {
                     }),
                     // What was last sent for each route: the route table knows.
                     last_lines: rt.keys.iter().filter_map(|k| self.routes.last_line(k)).map(str::to_string).collect(),
+                    guard: self.guard_status(i),
                 }
             })
             .collect();
-        Status { services }
+        Status { services, fleet: self.fleet_status() }
     }
 
     /// The metrics in the text exposition format.
@@ -276,6 +300,8 @@ impl<W: Write> Core<W> {
                 }
             })
             .collect();
-        self.metrics.render(&Live { services, channel_up, mode })
+        let mut text = self.metrics.render(&Live { services, channel_up, mode });
+        self.fleet_metrics(&mut text);
+        text
     }
 }

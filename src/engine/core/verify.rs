@@ -101,7 +101,7 @@ impl<W: Write> Core<W> {
             .collect();
         for i in self.ids() {
             let rt = self.rt(i);
-            intended.extend(Intended::for_service(&rt.service, rt.fsm.asserted()));
+            intended.extend(Intended::for_service(&rt.service, rt.shown()));
         }
         let repairs = adj_rib::diff(&intended, &advertised);
         if repairs.is_empty() {

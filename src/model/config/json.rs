@@ -31,6 +31,8 @@ pub(super) struct RawTopKeys {
     pub(super) _metrics: Option<IgnoredAny>,
     #[serde(rename = "workers")]
     pub(super) _workers: Option<IgnoredAny>,
+    #[serde(rename = "fleet")]
+    pub(super) _fleet: Option<IgnoredAny>,
 }
 
 /// The top level (its keys checked by [`RawTopKeys`]). Sections are kept
@@ -50,6 +52,8 @@ pub(super) struct RawTop<'t> {
     pub(super) metrics: Option<&'t RawValue>,
     #[serde(borrow)]
     pub(super) workers: Option<&'t RawValue>,
+    #[serde(borrow)]
+    pub(super) fleet: Option<&'t RawValue>,
 }
 
 /// The name and prefixes of a service that could not be read as a whole.
@@ -91,6 +95,70 @@ pub(super) struct RawService<'t> {
     pub(super) dampening: Option<RawDampening>,
     pub(super) drain: Option<Obj<RawDrain>>,
     pub(super) run_as: Option<RawRunAs>,
+    pub(super) fleet: Option<RawServiceFleet>,
+}
+
+/// The top-level `"fleet"`: the sites' shared store and this site.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a fleet object")]
+pub(super) struct RawFleet {
+    #[serde(rename = "_comment")]
+    pub(super) _comment: Option<String>,
+    pub(super) etcd: Option<Vec<String>>,
+    pub(super) site: Option<String>,
+    pub(super) min_sites: Option<u32>,
+    pub(super) ttl: Option<RawDuration>,
+    pub(super) timeout: Option<RawDuration>,
+    pub(super) prefix: Option<String>,
+    pub(super) tls: Option<Obj<RawFleetTls>>,
+    pub(super) auth: Option<Obj<RawFleetAuth>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a tls object: {\"ca\", \"cert\", \"key\"}")]
+pub(super) struct RawFleetTls {
+    pub(super) ca: Option<String>,
+    pub(super) cert: Option<String>,
+    pub(super) key: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "an auth object: {\"user\", \"password_file\"}")]
+pub(super) struct RawFleetAuth {
+    pub(super) user: Option<String>,
+    pub(super) password_file: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a service fleet object")]
+pub(super) struct RawServiceFleetFields {
+    pub(super) min_sites: Option<u32>,
+}
+
+/// A service's `"fleet"`: `false`, `true` or `{"min_sites": N}`.
+pub(super) enum RawServiceFleet {
+    Off,
+    On(Option<u32>),
+}
+
+impl<'de> Deserialize<'de> for RawServiceFleet {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawServiceFleet;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("false, true or {\"min_sites\": N}")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<RawServiceFleet, E> {
+                Ok(if v { RawServiceFleet::On(None) } else { RawServiceFleet::Off })
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<RawServiceFleet, A::Error> {
+                RawServiceFleetFields::deserialize(MapAccessDeserializer::new(map))
+                    .map(|f| RawServiceFleet::On(f.min_sites))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Deserialize)]

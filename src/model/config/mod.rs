@@ -46,6 +46,13 @@
 //! (a number or `"AS64500"`), `control`, `metrics`, `workers` (1–256, default
 //! the number of checks, at most 32), `_comment`.
 //!
+//! `fleet` (optional) turns on the fleet guard: `{"etcd": ["http://127.0.0.1:2379", …],
+//! "site": "ams1", "min_sites": 1, "ttl": "10s", "timeout": "500ms", "prefix":
+//! "/exaprobe/", "tls": {"ca", "cert", "key"}, "auth": {"user", "password_file"}}`
+//! (`etcd` and `site` required; `ttl` 2s–1h; `timeout` up to 4s and under the
+//! ttl); each service is then guarded with the top-level `min_sites` unless
+//! it says `"fleet": false` or `"fleet": {"min_sites": N}` (also in `defaults`).
+//!
 //! `defaults` takes any service key except `name` and `prefixes`; each
 //! service's own keys win. `attributes` and `degraded` are merged key by key
 //! (a service that sets only `attributes.med` keeps the default communities);
@@ -174,6 +181,8 @@ pub struct Config {
     pub control: ControlSettings,
     /// The metrics exporters.
     pub metrics: MetricsSettings,
+    /// The fleet guard's store and this site, when configured.
+    pub fleet: Option<crate::model::fleet::FleetSettings>,
     /// Things that work but are probably not what was meant, each prefixed
     /// with its JSON path.
     pub warnings: Vec<String>,

@@ -13,6 +13,7 @@ use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 
 use crate::model::bgp::Prefix;
+use crate::model::fleet::FleetSettings;
 use crate::model::origin::{At, Field, Origin, Severity};
 use crate::model::raw::{self, RawSpec};
 use crate::model::service::Service;
@@ -39,6 +40,8 @@ struct Layers<'r, 't> {
     svc: &'r RawService<'t>,
     def: &'r RawService<'t>,
     path: String,
+    /// The process's fleet, for the services' guards.
+    fleet: Option<&'r FleetSettings>,
 }
 
 /// The value of a service key, its own or the default's, with the JSON path
@@ -153,6 +156,13 @@ impl<'t> Cx<'t> {
             self.err("defaults.prefixes", "prefixes cannot be a default: each prefix belongs to one service");
         }
 
+        // The fleet before the services: their guards default to its min_sites.
+        let fleet = top.fleet.map(|raw| {
+            let parsed = self.parse::<Obj<RawFleet>>(raw.get(), "fleet").map(|f| self.fleet(&f.0));
+            // An invalid fleet is reported once, at its own keys; the
+            // services are judged as if it were valid.
+            parsed.flatten().unwrap_or_else(placeholder_fleet)
+        });
         let Some(raw_services) = top.services else {
             self.err("services", "missing: give a list of services (it may be empty)");
             return None;
@@ -173,7 +183,8 @@ impl<'t> Cx<'t> {
             if !defaults_ok {
                 continue;
             }
-            let (service, identity) = self.service(&Layers { svc: &svc, def: &defaults, path });
+            let layers = Layers { svc: &svc, def: &defaults, path, fleet: fleet.as_ref() };
+            let (service, identity) = self.service(&layers);
             services.extend(service);
             identities.push((i, identity));
         }
@@ -207,7 +218,7 @@ impl<'t> Cx<'t> {
                 self.parse::<Obj<RawMetrics>>(raw.get(), "metrics").map(|m| self.metrics(m.0)).unwrap_or_default()
             }
         };
-        Some(Config { services, origin_as, workers, control, metrics, warnings: Vec::new() })
+        Some(Config { services, origin_as, workers, control, metrics, fleet, warnings: Vec::new() })
     }
 
     /// Names and prefixes are unique across services. Judged on every
@@ -247,7 +258,7 @@ impl<'t> Cx<'t> {
     fn service(&mut self, l: &Layers<'_, 't>) -> (Option<Service>, Identity) {
         let before = self.errors.len();
         let spec = self.spec(l);
-        let (service, problems) = validate::service(&spec);
+        let (service, problems) = validate::service_in(&spec, l.fleet);
         for p in problems {
             let path = p.origin.to_string();
             match p.severity {
@@ -402,7 +413,52 @@ impl<'t> Cx<'t> {
                 let (v, p) = pick!(l, run_as);
                 At { value: v.and_then(|r| r.group.clone()), origin: json(format!("{p}.group")) }
             },
+            fleet: {
+                let (v, p) = pick!(l, fleet);
+                let o = json(p);
+                let value = v.map(|f| match f {
+                    RawServiceFleet::Off => raw::RawServiceFleet::Off,
+                    RawServiceFleet::On(m) => raw::RawServiceFleet::On { min_sites: At::new(*m, o.join("min_sites")) },
+                });
+                At { value, origin: o }
+            },
         }
+    }
+
+    /// The top-level `"fleet"`, through the one validator.
+    fn fleet(&mut self, f: &RawFleet) -> Option<FleetSettings> {
+        let o = Origin::Json("fleet".into());
+        let path = |k: &str, v: &Option<String>| At::new(v.as_ref().map(PathBuf::from), o.join("tls").join(k));
+        let etcd_origin = o.join("etcd");
+        let raw = raw::RawFleet {
+            origin: o.clone(),
+            etcd: At::new(f.etcd.as_ref().map(|e| items(e, &etcd_origin)).unwrap_or_default(), etcd_origin),
+            site: At::new(f.site.clone(), o.join("site")),
+            min_sites: At::new(f.min_sites, o.join("min_sites")),
+            ttl: duration_field(f.ttl.as_ref(), o.join("ttl")),
+            timeout: duration_field(f.timeout.as_ref(), o.join("timeout")),
+            prefix: At::new(f.prefix.clone(), o.join("prefix")),
+            tls: f.tls.as_ref().map(|Obj(t)| raw::RawFleetTls {
+                ca: path("ca", &t.ca),
+                cert: path("cert", &t.cert),
+                key: path("key", &t.key),
+            }),
+            auth: f.auth.as_ref().map(|Obj(a)| raw::RawFleetAuth {
+                user: At::new(a.user.clone(), o.join("auth").join("user")),
+                password_file: At::new(
+                    a.password_file.as_ref().map(PathBuf::from),
+                    o.join("auth").join("password_file"),
+                ),
+            }),
+        };
+        let (settings, problems) = validate::fleet(&raw);
+        for p in problems {
+            match p.severity {
+                Severity::Error => self.err(p.origin.to_string(), p.message),
+                Severity::Warning => self.warn(&p.origin.to_string(), p.message),
+            }
+        }
+        settings
     }
 
     fn no_path_id(&mut self, layers: &[(&RawAttributes, String)]) {
@@ -701,6 +757,21 @@ impl<'t> Cx<'t> {
         });
         let textfile = m.textfile.as_deref().map(|s| self.path("metrics.textfile", s));
         MetricsSettings { listen, textfile }
+    }
+}
+
+/// Stands in for a fleet whose settings are invalid (and reported), so that
+/// the services are judged as they would be with a valid one.
+fn placeholder_fleet() -> FleetSettings {
+    FleetSettings {
+        endpoints: Vec::new(),
+        site: String::new(),
+        prefix: "/exaprobe/".into(),
+        ttl: std::time::Duration::from_secs(10),
+        timeout: std::time::Duration::from_millis(500),
+        min_sites: 1,
+        tls: None,
+        auth: None,
     }
 }
 

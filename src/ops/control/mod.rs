@@ -32,6 +32,7 @@ use std::path::PathBuf;
 pub mod client;
 pub mod proto;
 pub mod render;
+mod render_fleet;
 pub mod server;
 
 pub use client::call;

@@ -31,6 +31,10 @@ pub enum Request {
         /// Why, for `status`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
+        /// Drain even when the fleet guard refuses (withdrawing would leave
+        /// fewer than `min_sites` other sites announcing).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        force: bool,
         /// Who, filled in by the server from the peer's credentials; never
         /// taken from the request.
         #[serde(skip)]
@@ -91,7 +95,7 @@ impl<'de> Deserialize<'de> for Reply {
         let w = Wire::deserialize(d)?;
         Ok(match w {
             Wire { ok: false, error, .. } => Reply::Error(error.unwrap_or_else(|| "failed".into())),
-            Wire { services: Some(services), .. } => Reply::Status(Status { services }),
+            Wire { services: Some(services), fleet, .. } => Reply::Status(Status { services, fleet }),
             Wire { drained: Some(names), .. } => Reply::Drained(names),
             Wire { undrained: Some(names), .. } => Reply::Undrained(names),
             Wire { .. } => Reply::Done,
@@ -111,13 +115,18 @@ struct Wire {
     drained: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     undrained: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fleet: Option<FleetStatus>,
 }
 
 impl From<Reply> for Wire {
     fn from(r: Reply) -> Wire {
-        let mut w = Wire { ok: true, error: None, services: None, drained: None, undrained: None };
+        let mut w = Wire { ok: true, error: None, services: None, drained: None, undrained: None, fleet: None };
         match r {
-            Reply::Status(s) => w.services = Some(s.services),
+            Reply::Status(s) => {
+                w.services = Some(s.services);
+                w.fleet = s.fleet;
+            }
             Reply::Drained(n) => w.drained = Some(n),
             Reply::Undrained(n) => w.undrained = Some(n),
             Reply::Done => {}
@@ -135,6 +144,38 @@ impl From<Reply> for Wire {
 pub struct Status {
     /// One entry per service.
     pub services: Vec<ServiceStatus>,
+    /// The fleet store, when a fleet is configured (`"fleet"` beside
+    /// `"services"`; absent without a fleet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetStatus>,
+}
+
+/// The fleet store as this site sees it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FleetStatus {
+    /// Reachable, with a live lease: guarded withdraws ask the other sites.
+    pub connected: bool,
+    /// Why (the client's last word); while not connected, every service
+    /// decides locally.
+    pub detail: String,
+}
+
+/// A guarded service's fleet guard, in a status report.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GuardStatus {
+    /// Other sites that must announce for a health withdraw.
+    pub min_sites: u32,
+    /// The route is announced only because the guard holds it.
+    pub held: bool,
+    /// A question to the store is outstanding (the route stays announced
+    /// until it is answered, at most the fleet timeout).
+    pub asking: bool,
+    /// Other sites announcing, from the store's last answer (`null` before one).
+    pub others_announcing: Option<u32>,
+    /// Sites with live entries, this one included, from the last answer.
+    pub sites: Option<u32>,
+    /// Why the last withdraw was decided locally (store down, timeout), or `null`.
+    pub local: Option<String>,
 }
 
 /// One service in a status report.
@@ -162,6 +203,11 @@ pub struct ServiceStatus {
     pub drained: Option<DrainStatus>,
     /// The last line sent for each prefix.
     pub last_lines: Vec<String>,
+    /// The fleet guard of a guarded service; absent when the service is
+    /// not guarded or no fleet is configured (so that statuses without a
+    /// fleet are as they were).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard: Option<GuardStatus>,
 }
 
 /// One check of a service.
@@ -234,6 +280,7 @@ mod tests {
             all: false,
             duration: Some("30m".into()),
             reason: Some("kernel upgrade".into()),
+            force: false,
             by: "root".into(),
         };
         assert_eq!(
@@ -254,6 +301,7 @@ mod tests {
                 checks: vec![CheckStatus { check: "tcp".into(), rise: 3, fall: 2, ..Default::default() }],
                 ..Default::default()
             }],
+            ..Default::default()
         };
         let cases = [
             (Reply::Done, json!({"ok": true})),

@@ -8,11 +8,17 @@ use super::proto::Status;
 /// Renders a status report for a human, one block per service.
 pub fn render_status(status: &Status) -> String {
     let mut out = String::new();
+    if let Some(f) = &status.fleet {
+        super::render_fleet::store(&mut out, f);
+    }
     for s in &status.services {
         let secs = if s.seconds_in_state.is_finite() { s.seconds_in_state.max(0.0) } else { 0.0 };
         let shown = crate::model::duration::show(Duration::from_secs(secs as u64));
         let _ = writeln!(out, "{}  {}  for {shown}", s.name, s.state);
         let _ = writeln!(out, "  reason: {}", s.reason);
+        if let Some(g) = &s.guard {
+            super::render_fleet::guard(&mut out, g);
+        }
         for c in &s.checks {
             let last = match &c.last {
                 None => "no result yet".to_string(),
@@ -79,7 +85,9 @@ mod tests {
                     seconds_left: None,
                 }),
                 last_lines: vec!["withdraw route 198.51.100.1/32".into()],
+                guard: None,
             }],
+            fleet: None,
         };
         assert_eq!(
             render_status(&status),
