@@ -176,7 +176,8 @@ fn http_timeouts_and_refusals() {
     let p: HttpProbe = server.url("/").parse().unwrap();
     assert_times_out("http slow", |t| p.run(t));
 
-    // Head on time, body late: only a probe that reads the body waits.
+    // Head on time, body late: the body is read by default (issue 12), so
+    // the timeout bounds it, with a body check or without; HEAD has none.
     server.set(|b| {
         b.delay = Duration::ZERO;
         b.body_delay = Duration::from_secs(5);
@@ -184,7 +185,9 @@ fn http_timeouts_and_refusals() {
     let p: HttpProbe = format!("{} body=ok", server.url("/")).parse().unwrap();
     assert_times_out("http slow body", |t| p.run(t));
     let p: HttpProbe = server.url("/").parse().unwrap();
-    let (o, took) = timed("http slow body unread", LONG, |t| p.run(t));
+    assert_times_out("http slow body, no body check", |t| p.run(t));
+    let p: HttpProbe = format!("{} method=HEAD", server.url("/")).parse().unwrap();
+    let (o, took) = timed("http slow body, HEAD", LONG, |t| p.run(t));
     healthy(&o, "http-status 200");
     assert!(took < Duration::from_secs(1));
 
@@ -389,7 +392,9 @@ fn ntp_health_fields() {
         b.leap = 3;
         b.reference_id = *b"RATE";
     });
-    down(&timed("ntp kod", LONG, |t| p.run(t)).0, "ntp-kod RATE");
+    down(&timed("ntp kod", LONG, |t| p.run(t)).0, "ntp-rate-limited");
+    server.set(|b| b.reference_id = *b"DENY");
+    down(&timed("ntp kod deny", LONG, |t| p.run(t)).0, "ntp-kod DENY");
 
     server.set(|b| {
         b.stratum = 2;

@@ -240,7 +240,7 @@ fn run(s: &Scenario) -> String {
                 let key = (name.clone(), p.check);
                 let (h, reason) = health.get(&key).cloned().unwrap_or((Health::Healthy, "ok".into()));
                 let took = latency.get(&key).copied().unwrap_or_default().min(p.timeout);
-                let outcome = Outcome { health: h, reason, detail: String::new() };
+                let outcome = Outcome { health: h, reason, detail: String::new(), identity: None };
                 let outcome =
                     if latency.get(&key).is_some_and(|l| *l >= p.timeout) { Outcome::down("timeout") } else { outcome };
                 order += 1;

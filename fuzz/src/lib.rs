@@ -187,13 +187,17 @@ pub fn stdin(data: &[u8]) {
 }
 
 /// The probes the DNS target judges replies for (flag form).
-const DNS_PROBES: [&str; 6] = [
+const DNS_PROBES: [&str; 8] = [
     "127.0.0.1 example.com A answer=192.0.2.1",
     "127.0.0.1 example.com AAAA answer=2001:db8::1",
     "127.0.0.1 example.com TXT answer=v=spf1",
     "127.0.0.1 example.com MX answer=mail.example.com",
     "127.0.0.1 nonexistent.example.com A rcode=NXDOMAIN",
     "127.0.0.1 example.com SOA",
+    // Last, so that the seeds' first byte still picks the probes above.
+    // EDNS: NSID, DO/AD, AA, NODATA, extended errors; class CH.
+    "127.0.0.1 example.com A nsid=site-a dnssec ad aa nodata=down",
+    "127.0.0.1 id.server class=CH answer=site-a",
 ];
 
 /// The ID of the DNS target's query; seeds carry it.
@@ -210,6 +214,11 @@ pub fn dns_reply(data: &[u8]) {
     let probe = &probes[usize::from(pick) % probes.len()];
     let o = probe.check_reply(DNS_ID, reply.to_vec());
     check_outcome(&o);
+    if let Some(who) = &o.identity {
+        // The server's NSID, shown in status and logs: bounded, printable.
+        assert!(who.chars().count() <= exaprobe::probe::IDENTITY_MAX, "long identity: {o:?}");
+        assert!(who.chars().all(|c| c == ' ' || c.is_ascii_graphic()), "unprintable identity: {o:?}");
+    }
     assert!(o.detail.chars().count() <= 200 || !o.reason.starts_with("dns-rcode"), "long detail: {o:?}");
     match o.health {
         Health::Healthy => {
@@ -217,7 +226,18 @@ pub fn dns_reply(data: &[u8]) {
             assert_eq!(reply.get(..2), Some(&DNS_ID.to_be_bytes()[..]), "healthy with another ID");
         }
         Health::Down => assert!(
-            ["dns-rcode ", "dns-answer-missing", "dns-bad-reply", "dns-query-failed"]
+            [
+                "dns-rcode ",
+                "dns-answer-missing",
+                "dns-bad-reply",
+                "dns-query-failed",
+                "dns-bogus",
+                "dns-nodata",
+                "dns-not-authoritative",
+                "dns-not-validated",
+                "dns-nsid-missing",
+                "dns-nsid-mismatch",
+            ]
                 .iter()
                 .any(|r| o.reason.starts_with(r)),
             "unknown reason {:?}",

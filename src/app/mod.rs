@@ -7,6 +7,7 @@
 //! stderr, and idles until ExaBGP closes stdin or sends SIGTERM, repeating
 //! the error every minute so the operator finds it in the log.
 
+pub mod drill;
 mod fleet;
 
 use crate::util::exit::Exit;
@@ -77,6 +78,20 @@ pub fn main() -> Exit {
         }
         Some(Sub::Generate { what }) => return crate::cli::generate::print(*what),
         Some(Sub::Check { config, vrps, origin_as }) => return check(config, vrps.as_deref(), origin_as.as_deref()),
+        Some(Sub::Drill { service, duration, witness, rate, before, after, witness_timeout, reason, json, socket }) => {
+            return drill::run(&drill::DrillArgs {
+                service: service.clone(),
+                duration: duration.clone(),
+                witness: witness.clone(),
+                rate: *rate,
+                before: before.clone(),
+                after: after.clone(),
+                witness_timeout: witness_timeout.clone(),
+                reason: reason.clone(),
+                json: *json,
+                socket: socket.clone(),
+            });
+        }
         Some(Sub::Fleet(fleet)) => return self::fleet::run(fleet),
         Some(sub) => return client(sub),
         None => {}
@@ -280,7 +295,7 @@ fn client(sub: &Sub) -> Exit {
             (socket, Request::Undrain { service: service.clone(), all: *all }, false)
         }
         Sub::Recheck { service, socket } => (socket, Request::Recheck { service: service.clone() }, false),
-        Sub::Check { .. } | Sub::Generate { .. } | Sub::Fleet(_) => return Exit::Invalid,
+        Sub::Check { .. } | Sub::Generate { .. } | Sub::Drill { .. } | Sub::Fleet(_) => return Exit::Invalid,
     };
     crate::ops::control::client::command(socket, &request, json)
 }

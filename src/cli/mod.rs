@@ -135,10 +135,12 @@ pub struct Args {
     /// Native DNS check: "[SERVER] NAME [TYPE] [tcp] [rcode=R] [answer=TEXT] [source=IP] …" (repeatable).
     #[arg(long, value_name = "SPEC", help_heading = "Checks")]
     pub dns: Vec<String>,
-    /// Native NTP check: "[IP[:PORT]] [max-stratum=N] [max-offset=D] [max-dispersion=D]" (repeatable).
+    /// Native NTP check: "[IP[:PORT]] [max-stratum=N] [max-offset=D] [max-dispersion=D] [max-root-distance=D]
+    /// [max-ref-age=D] [source=IP]" (repeatable).
     #[arg(long, value_name = "SPEC", num_args = 0..=1, default_missing_value = "", help_heading = "Checks")]
     pub ntp: Vec<String>,
-    /// Monitoring plugin, run without a shell: "PATH ARGS…" split on spaces; exit 0 ok, 1 degraded, 2+ down.
+    /// Monitoring plugin, run without a shell: "PATH ARGS… [timeout=D] [on-fail=degrade]" split on spaces
+    /// (\x20 for a space in an argument); exit 0 ok, 1 degraded, 2+ down.
     #[arg(long, value_name = "ARGV", help_heading = "Checks")]
     pub plugin: Vec<String>,
     /// How checks combine: all, any, or a number of checks that must be healthy.
@@ -369,6 +371,44 @@ pub enum Sub {
     Recheck {
         /// The service.
         service: String,
+        /// The control socket of the running exaprobe.
+        #[arg(long, value_name = "PATH", default_value = crate::ops::control::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+    /// A game day: drain a service that is UP, watch a witness command, undrain after --for.
+    ///
+    /// Runs the witness (a shell command whose stdout is the answer, e.g.
+    /// `dig @198.51.100.53 id.server CH TXT +short`) at --rate before, during
+    /// and after the drain, and reports when it first answered from
+    /// elsewhere, how many answers were lost, and when the site was back.
+    /// Always undrains, also on Ctrl-C or SIGTERM.
+    Drill {
+        /// The service to drill.
+        service: String,
+        /// How long the drain lasts.
+        #[arg(long = "for", value_name = "DURATION", default_value = "30s")]
+        duration: String,
+        /// The witness: a shell command; exit 0 with output is an answer, anything else a lost one.
+        #[arg(long, value_name = "CMD")]
+        witness: Option<String>,
+        /// Witness runs per second (0.01 to 100).
+        #[arg(long, value_name = "PER-SECOND", default_value_t = 5.0)]
+        rate: f64,
+        /// How long to watch before the drain (the baseline answer).
+        #[arg(long, value_name = "DURATION", default_value = "5s")]
+        before: String,
+        /// How long to watch after the undrain (default: --before).
+        #[arg(long, value_name = "DURATION")]
+        after: Option<String>,
+        /// A witness run taking longer is killed and counts as lost.
+        #[arg(long, value_name = "DURATION", default_value = "1s")]
+        witness_timeout: String,
+        /// Why, shown by status.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
         /// The control socket of the running exaprobe.
         #[arg(long, value_name = "PATH", default_value = crate::ops::control::DEFAULT_SOCKET)]
         socket: PathBuf,
@@ -748,8 +788,12 @@ impl Args {
             check(command_check("--cmd", None, Some(cmd.clone()), ExitCodes::ZeroIsHealthy), "--cmd");
         }
         for p in &self.plugin {
-            let argv = p.split_whitespace().map(String::from).collect();
-            check(command_check("--plugin", Some(argv), None, ExitCodes::Nagios), "--plugin");
+            // Trailing timeout=/on-fail= are the check's; `\x20` decoded.
+            let words = crate::probe::command::PluginWords::parse(p);
+            let mut c = command_check("--plugin", Some(words.argv), None, ExitCodes::Nagios);
+            c.timeout = maybe(words.timeout, "--plugin timeout=");
+            c.on_fail = maybe(words.on_fail, "--plugin on-fail=");
+            check(c, "--plugin");
         }
         let specs: [(&'static str, &Vec<String>, ProbeKind); 4] = [
             ("--tcp", &self.tcp, ProbeKind::Tcp),

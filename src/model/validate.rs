@@ -410,6 +410,12 @@ impl V {
                 program.and_then(|p| CommandProbe::new(p, *exit_codes)).map(Check::Command)
             }
         };
+        if let RawProbe::Words(ProbeKind::Http, text) = &c.probe {
+            for w in crate::probe::http::deprecated_words(text) {
+                let (origin, keep_key) = c.keys.locate(w.key);
+                self.warn(&origin, if keep_key { w.to_string() } else { w.message });
+            }
+        }
         let check = built.map_err(|e| {
             let (origin, keep_key) = c.keys.locate(e.key);
             let message = if keep_key { e.to_string() } else { e.message };

@@ -92,22 +92,29 @@ pub struct Outcome {
     /// Free text for humans (the first line a command printed, say); may be
     /// empty. Logged, never used as a metric label.
     pub detail: String,
+    /// Who answered, when the protocol says (a DNS server's NSID:
+    /// `nsid=site-a`): at most [`IDENTITY_MAX`] printable ASCII characters,
+    /// shown in `status` and in the log lines. Never a metric label.
+    pub identity: Option<Box<str>>,
 }
+
+/// The longest [`Outcome::identity`] kept, in characters.
+pub const IDENTITY_MAX: usize = 64;
 
 impl Outcome {
     /// A healthy outcome with the given reason.
     pub fn healthy(reason: impl Into<String>) -> Self {
-        Outcome { health: Health::Healthy, reason: reason.into(), detail: String::new() }
+        Outcome { health: Health::Healthy, reason: reason.into(), detail: String::new(), identity: None }
     }
 
     /// A degraded outcome with the given reason.
     pub fn degraded(reason: impl Into<String>) -> Self {
-        Outcome { health: Health::Degraded, reason: reason.into(), detail: String::new() }
+        Outcome { health: Health::Degraded, reason: reason.into(), detail: String::new(), identity: None }
     }
 
     /// A down outcome with the given reason.
     pub fn down(reason: impl Into<String>) -> Self {
-        Outcome { health: Health::Down, reason: reason.into(), detail: String::new() }
+        Outcome { health: Health::Down, reason: reason.into(), detail: String::new(), identity: None }
     }
 }
 
@@ -117,11 +124,27 @@ impl Outcome {
         self.detail = detail.into();
         self
     }
+
+    /// The same outcome with who answered attached: `identity` made
+    /// printable ASCII (anything else becomes `?`) and cut to
+    /// [`IDENTITY_MAX`] characters, since a remote server chose it.
+    pub fn with_identity(mut self, identity: &str) -> Self {
+        let shown: String = identity
+            .chars()
+            .map(|c| if c == ' ' || c.is_ascii_graphic() { c } else { '?' })
+            .take(IDENTITY_MAX)
+            .collect();
+        self.identity = Some(shown.into());
+        self
+    }
 }
 
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ({})", self.health, self.reason)?;
+        if let Some(who) = &self.identity {
+            write!(f, " [{who}]")?;
+        }
         if !self.detail.is_empty() {
             write!(f, ": {}", self.detail)?;
         }

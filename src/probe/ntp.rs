@@ -11,21 +11,49 @@
 //! transmit timestamp (as chrony does) so that only a reply echoing it as its
 //! originate timestamp is taken as ours. The reply must be mode 4 (server),
 //! stratum 1–15 and leap indicator other than 3; optional bounds apply to its
-//! root dispersion and to the clock offset measured against this host.
+//! root dispersion, its root distance, the age of its reference timestamp
+//! and the clock offset measured against this host.
 //!
-//! Reasons: `ntp-synchronised` (healthy); `ntp-kod RATE` (stratum 0,
-//! kiss-o'-death, with its code); `ntp-unsynchronised` (LI 3 or stratum 16);
-//! `ntp-stratum N` (above `max-stratum`); `ntp-dispersion`; `ntp-offset`;
-//! `ntp-bad-reply` (not a valid server reply); `ntp-bad-origin` (only replies
-//! that did not echo our timestamp came back); `timeout`, `refused`, ….
+//! Holdover: a chronyd that has lost its sources keeps answering with its
+//! stratum and leap indicator intact, so neither says it is drifting; what
+//! does is the **reference timestamp** (when it last updated its clock from
+//! a source), which ages, and the **root distance** (root delay / 2 + root
+//! dispersion: chrony's `maxdistance` rule), which grows with the time since
+//! that update. `max-ref-age=` bounds the first (measured as the reply's
+//! transmit timestamp minus its reference timestamp, both by the server's
+//! clock, so this host's clock does not matter), `max-root-distance=` the
+//! second. A server with a local reference clock (chrony's `local`) updates
+//! its reference time rarely: do not bound its reference age.
+//!
+//! Reasons: `ntp-synchronised` (healthy); `ntp-unsynchronised` (LI 3 or
+//! stratum 16, and LI 3 with stratum 0 and no kiss code, which is how
+//! chronyd answers before it has synchronised); `ntp-rate-limited` (a
+//! `RATE` kiss-o'-death); `ntp-kod CODE` (another kiss-o'-death, with its
+//! code); `ntp-stratum N` (above `max-stratum`); `ntp-dispersion`;
+//! `ntp-root-distance`; `ntp-ref-age`; `ntp-offset`; `ntp-bad-reply` (not a
+//! valid server reply); `ntp-bad-origin` (only replies that did not echo
+//! our timestamp came back); `timeout`, `refused`, ….
+//!
+//! Rate limiting: ntpd (`restrict … limited kod`) and chrony from 4.4
+//! (`ratelimit … kod N`) answer a client over its rate with a `RATE` kiss,
+//! which the probe reports as `ntp-rate-limited`. chrony before 4.4 (Debian
+//! 12 has 4.3), and any server without the `kod` option, drops the request
+//! instead: one exchange cannot tell that drop from a lost packet or a dead
+//! server, so it is a `timeout` (probing less often than the server's
+//! `ratelimit interval` avoids it).
 //!
 //! Flag form (`--ntp`), words separated by spaces, all optional:
 //!
 //! ```text
 //! [IP[:PORT]] [max-stratum=N] [max-dispersion=DURATION] [max-offset=DURATION]
+//!     [max-root-distance=DURATION] [max-ref-age=DURATION] [source=IP]
 //! 127.0.0.1:123
 //! 127.0.0.1 max-offset=100ms max-dispersion=1s max-stratum=4
+//! 192.0.2.123 max-root-distance=1.5s max-ref-age=20m source=192.0.2.1
 //! ```
+//!
+//! `source=IP` binds the query's source address (an address of this host,
+//! of the server's family), for a server that answers only some clients.
 //!
 //! The server defaults to `127.0.0.1:123` and the port to 123; durations are
 //! written as for `--interval` (`0.5`, `250ms`, `1s`).
@@ -55,6 +83,14 @@ pub struct NtpProbe {
     /// Largest acceptable |offset| between the server's clock and this
     /// host's, if bounded.
     pub max_offset: Option<Duration>,
+    /// Largest acceptable root distance (root delay / 2 + root dispersion),
+    /// if bounded.
+    pub max_root_distance: Option<Duration>,
+    /// Largest acceptable age of the reference timestamp, if bounded.
+    pub max_ref_age: Option<Duration>,
+    /// The source address queries are sent from, if not the system's
+    /// choice.
+    pub source: Option<IpAddr>,
 }
 
 /// Raw settings for an [`NtpProbe`], validated by [`NtpBuilder::build`].
@@ -64,6 +100,9 @@ pub struct NtpBuilder {
     max_stratum: Option<String>,
     max_dispersion: Option<String>,
     max_offset: Option<String>,
+    max_root_distance: Option<String>,
+    max_ref_age: Option<String>,
+    source: Option<String>,
 }
 
 impl NtpProbe {
@@ -98,6 +137,26 @@ impl NtpBuilder {
         self
     }
 
+    /// Largest acceptable root distance (root delay / 2 + root
+    /// dispersion), as a duration (`1.5s`).
+    pub fn max_root_distance(mut self, v: impl Into<String>) -> Self {
+        self.max_root_distance = Some(v.into());
+        self
+    }
+
+    /// Largest acceptable age of the server's reference timestamp, as a
+    /// duration (`20m`).
+    pub fn max_ref_age(mut self, v: impl Into<String>) -> Self {
+        self.max_ref_age = Some(v.into());
+        self
+    }
+
+    /// The source address of the queries, an IP address of this host.
+    pub fn source(mut self, v: impl Into<String>) -> Self {
+        self.source = Some(v.into());
+        self
+    }
+
     /// Sets one setting by its flag-form key.
     fn set(self, key: &str, value: &str) -> Result<Self, SpecError> {
         Ok(match key {
@@ -105,9 +164,13 @@ impl NtpBuilder {
             "max-stratum" => self.max_stratum(value),
             "max-dispersion" => self.max_dispersion(value),
             "max-offset" => self.max_offset(value),
+            "max-root-distance" => self.max_root_distance(value),
+            "max-ref-age" => self.max_ref_age(value),
+            "source" => self.source(value),
             _ => {
                 return Err(SpecError::general(format!(
-                    "{key}: unknown NTP setting (known: max-stratum, max-dispersion, max-offset)"
+                    "{key}: unknown NTP setting (known: max-stratum, max-dispersion, max-offset, \
+                     max-root-distance, max-ref-age, source)"
                 )));
             }
         })
@@ -129,11 +192,25 @@ impl NtpBuilder {
         let bound = |name: &'static str, v: &Option<String>| -> Result<Option<Duration>, SpecError> {
             v.as_deref().map(duration::parse).transpose().map_err(|e| SpecError::at(name, e))
         };
+        let source = match &self.source {
+            None => None,
+            Some(s) => {
+                let ip: IpAddr =
+                    s.parse().map_err(|_| SpecError::at("source", format!("{s:?} is not an IP address")))?;
+                if ip.is_ipv4() != server.is_ipv4() {
+                    return Err(SpecError::at("source", format!("{ip} is not of the server's address family")));
+                }
+                Some(ip)
+            }
+        };
         Ok(NtpProbe {
             server,
             max_stratum,
             max_dispersion: bound("max-dispersion", &self.max_dispersion)?,
             max_offset: bound("max-offset", &self.max_offset)?,
+            max_root_distance: bound("max-root-distance", &self.max_root_distance)?,
+            max_ref_age: bound("max-ref-age", &self.max_ref_age)?,
+            source,
         })
     }
 }
@@ -178,6 +255,15 @@ impl fmt::Display for NtpProbe {
         if let Some(d) = self.max_offset {
             write!(f, " max-offset={}", duration::show(d))?;
         }
+        if let Some(d) = self.max_root_distance {
+            write!(f, " max-root-distance={}", duration::show(d))?;
+        }
+        if let Some(d) = self.max_ref_age {
+            write!(f, " max-ref-age={}", duration::show(d))?;
+        }
+        if let Some(ip) = self.source {
+            write!(f, " source={ip}")?;
+        }
         Ok(())
     }
 }
@@ -205,6 +291,8 @@ pub struct Reply {
     pub root_dispersion: u32,
     /// Reference ID; the kiss code when stratum is 0.
     pub reference_id: [u8; 4],
+    /// When the server's clock was last set or corrected (0: never).
+    pub reference_time: u64,
     /// Originate timestamp: our transmit timestamp, echoed.
     pub originate: u64,
     /// When the server received the request.
@@ -227,6 +315,7 @@ impl Reply {
             root_delay: u32_at(4),
             root_dispersion: u32_at(8),
             reference_id: [b[12], b[13], b[14], b[15]],
+            reference_time: u64_at(16),
             originate: u64_at(24),
             receive: u64_at(32),
             transmit: u64_at(40),
@@ -302,9 +391,16 @@ impl NtpProbe {
             if self.server.is_ipv4() { IpAddr::V4(Ipv4Addr::UNSPECIFIED) } else { IpAddr::V6(Ipv6Addr::UNSPECIFIED) };
         // A connected socket only receives datagrams from the server, and
         // reports an ICMP port-unreachable as `refused`.
-        let socket = match UdpSocket::bind((unspecified, 0)).and_then(|s| s.connect(self.server).map(|()| s)) {
+        let local = self.source.unwrap_or(unspecified);
+        let socket = match UdpSocket::bind((local, 0)).and_then(|s| s.connect(self.server).map(|()| s)) {
             Ok(s) => s,
-            Err(e) => return Outcome::down(io_reason(&e)),
+            Err(e) => {
+                let detail = match self.source {
+                    Some(ip) => format!("source={ip}: {e}"),
+                    None => e.to_string(),
+                };
+                return Outcome::down(io_reason(&e)).with_detail(detail);
+            }
         };
         let cookie = random_u64();
         let sent_at = ntp_now();
@@ -353,7 +449,18 @@ impl NtpProbe {
             return Outcome::down("ntp-bad-reply").with_detail(format!("mode {} instead of 4", reply.mode));
         }
         if reply.stratum == 0 {
-            return Outcome::down(format!("ntp-kod {}", reply.kiss_code())).with_detail("kiss-o'-death");
+            let code = reply.kiss_code();
+            // chronyd before its first synchronisation: LI 3, stratum 0
+            // ("unspecified") and a zero reference ID, which is no kiss.
+            if reply.leap == 3 && code == "unknown" {
+                return Outcome::down("ntp-unsynchronised")
+                    .with_detail("leap indicator 3, stratum 0: the server has never synchronised (no source)");
+            }
+            if code == "RATE" {
+                return Outcome::down("ntp-rate-limited")
+                    .with_detail("kiss-o'-death RATE: the server rate-limits this client; probe less often");
+            }
+            return Outcome::down(format!("ntp-kod {code}")).with_detail("kiss-o'-death");
         }
         if reply.leap == 3 || reply.stratum == 16 {
             return Outcome::down("ntp-unsynchronised")
@@ -369,10 +476,21 @@ impl NtpProbe {
         // Clock offset and round-trip delay, RFC 4330 §5.
         let offset = (diff_secs(reply.receive, t1) + diff_secs(reply.transmit, t4)) / 2.0;
         let delay = diff_secs(t4, t1) - diff_secs(reply.transmit, reply.receive);
+        // chrony's maxdistance rule: root delay / 2 + root dispersion.
+        let distance = short_to_duration(reply.root_delay) / 2 + dispersion;
+        // By the server's clock alone; a reference time of 0 (never set) is
+        // infinitely old.
+        let ref_age = (reply.reference_time != 0).then(|| diff_secs(reply.transmit, reply.reference_time));
+        let ref_age_text = match ref_age {
+            Some(a) => format!("{a:.3}s"),
+            None => "never set".to_string(),
+        };
         let detail = format!(
-            "stratum {}, offset {offset:+.6}s, delay {delay:.6}s, root dispersion {:.6}s, reference {}",
+            "stratum {}, offset {offset:+.6}s, delay {delay:.6}s, root dispersion {:.6}s, root distance \
+             {:.6}s, reference age {ref_age_text}, reference {}",
             reply.stratum,
             dispersion.as_secs_f64(),
+            distance.as_secs_f64(),
             reply.reference(),
         );
         if reply.stratum > self.max_stratum {
@@ -380,6 +498,12 @@ impl NtpProbe {
         }
         if self.max_dispersion.is_some_and(|max| dispersion > max) {
             return Outcome::down("ntp-dispersion").with_detail(detail);
+        }
+        if self.max_root_distance.is_some_and(|max| distance > max) {
+            return Outcome::down("ntp-root-distance").with_detail(detail);
+        }
+        if self.max_ref_age.is_some_and(|max| ref_age.is_none_or(|a| a > max.as_secs_f64())) {
+            return Outcome::down("ntp-ref-age").with_detail(detail);
         }
         if self.max_offset.is_some_and(|max| offset.abs() > max.as_secs_f64()) {
             return Outcome::down("ntp-offset").with_detail(detail);
@@ -403,6 +527,7 @@ mod tests {
             root_delay: 0,
             root_dispersion: 1 << 12, // 1/16 s
             reference_id: *b"GPS\0",
+            reference_time: now.wrapping_sub(2 << 32),
             originate: 1,
             receive: now,
             transmit: now,
@@ -420,6 +545,11 @@ mod tests {
         assert_eq!(p.max_stratum, 4);
         assert_eq!(p.to_string().parse::<NtpProbe>().unwrap(), p);
         assert_eq!("max-offset=1s".parse::<NtpProbe>().unwrap().server.port(), 123);
+        let p: NtpProbe = "127.0.0.2:1123 max-root-distance=1.5s max-ref-age=20m source=127.0.0.3".parse().unwrap();
+        assert_eq!(p.max_root_distance, Some(Duration::from_millis(1500)));
+        assert_eq!(p.max_ref_age, Some(Duration::from_secs(1200)));
+        assert_eq!(p.source, Some(IpAddr::from([127, 0, 0, 3])));
+        assert_eq!(p.to_string().parse::<NtpProbe>().unwrap(), p);
     }
 
     #[test]
@@ -431,6 +561,10 @@ mod tests {
         assert!(e("127.0.0.1 max-offset=soon").starts_with("max-offset:"));
         assert!(e("127.0.0.1 max-dispersion=").starts_with("max-dispersion:"));
         assert!(e("127.0.0.1 stratum=2").starts_with("stratum:"));
+        assert!(e("127.0.0.1 max-root-distance=far").starts_with("max-root-distance:"));
+        assert!(e("127.0.0.1 max-ref-age=-1").starts_with("max-ref-age:"));
+        assert!(e("127.0.0.1 source=lo").starts_with("source:"));
+        assert!(e("127.0.0.1 source=::1").starts_with("source:"));
         assert!(e("127.0.0.1 ::1").contains("KEY=VALUE"));
     }
 
@@ -454,7 +588,25 @@ mod tests {
         assert_eq!(p.judge(&reply(0, 16), now, now).reason, "ntp-unsynchronised");
         let mut kod = reply(3, 0);
         kod.reference_id = *b"RATE";
-        assert_eq!(p.judge(&kod, now, now).reason, "ntp-kod RATE");
+        assert_eq!(p.judge(&kod, now, now).reason, "ntp-rate-limited");
+        kod.reference_id = *b"DENY";
+        assert_eq!(p.judge(&kod, now, now).reason, "ntp-kod DENY");
+        // chronyd with no source: LI 3, stratum 0, reference ID 0.
+        let mut unsynced = reply(3, 0);
+        unsynced.reference_id = [0; 4];
+        assert_eq!(p.judge(&unsynced, now, now).reason, "ntp-unsynchronised");
+        let holdover = NtpProbe::builder().max_root_distance("100ms").max_ref_age("10s").build().unwrap();
+        assert_eq!(holdover.judge(&reply(0, 3), now, now).reason, "ntp-synchronised");
+        let mut r = reply(0, 3);
+        r.root_delay = 1 << 16; // 1 s of delay: half of it counts
+        assert_eq!(holdover.judge(&r, now, now).reason, "ntp-root-distance");
+        r.root_delay = 1 << 12; // 62.5 ms: 31 ms + 62.5 ms dispersion, within
+        assert_eq!(holdover.judge(&r, now, now).reason, "ntp-synchronised");
+        let mut r = reply(0, 3);
+        r.reference_time = now.wrapping_sub(11 << 32);
+        assert_eq!(holdover.judge(&r, now, now).reason, "ntp-ref-age");
+        r.reference_time = 0;
+        assert_eq!(holdover.judge(&r, now, now).reason, "ntp-ref-age");
         let mut r = reply(0, 2);
         r.root_dispersion = 1 << 16;
         assert_eq!(p.judge(&r, now, now).reason, "ntp-dispersion");

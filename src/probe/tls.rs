@@ -46,7 +46,10 @@
 //! | `tls-unknown-ca` | no certificate of `ca=` (or Mozilla's roots) issued it, or the server omits an intermediate |
 //! | `tls-bad-signature` | a signature of the chain or of the handshake does not verify |
 //! | `tls-bad-certificate` | anything else refused in the certificate (a CA as the server's certificate, SHA-1, bad DER, key usage) |
-//! | `tls-handshake` | the server refused the handshake, or has no version, cipher or group in common |
+//! | `tls-client-cert-required` | the server asked for a client certificate and, given none, refused (a `certificate_required` alert, or nginx's HTTP 400 after asking) |
+//! | `tls-client-cert-refused` | the server refused the client certificate of `cert=` (an alert such as `bad_certificate`, `unknown_ca`, `certificate_expired`, or nginx's HTTP 400 after asking) |
+//! | `tls-protocol-version` | the server speaks only TLS versions exaprobe does not (exaprobe speaks TLS 1.2 and 1.3; a TLS 1.0/1.1-only server) |
+//! | `tls-handshake` | the server refused the handshake, or has no cipher or group in common |
 //! | `tls-protocol` | the server does not speak TLS (plain HTTP on the port, say) |
 //! | `tls-error` | any other TLS failure |
 
@@ -54,6 +57,7 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::io::{Read, Write};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -67,7 +71,8 @@ use ureq::unversioned::transport::{
     Buffers, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout, Transport, TransportAdapter,
 };
 
-use super::http::Tls;
+use super::Outcome;
+use super::http::{ClientCert, Tls};
 
 /// A refused certificate or handshake signature, as the verifier words it.
 #[derive(Debug)]
@@ -590,6 +595,24 @@ pub(crate) fn describe(err: &rustls::Error) -> (&'static str, String) {
             None => describe_certificate(&CertificateError::Other(OtherError(Arc::clone(inner)))),
         },
         R::InvalidCertificate(e) => describe_certificate(e),
+        R::AlertReceived(rustls::AlertDescription::ProtocolVersion) => (
+            "tls-protocol-version",
+            "the server refused every TLS version exaprobe offers (TLS 1.2 and 1.3): it speaks only older ones \
+             (TLS 1.0 or 1.1), or newer"
+                .to_string(),
+        ),
+        R::PeerIncompatible(
+            rustls::PeerIncompatible::ServerDoesNotSupportTls12Or13
+            | rustls::PeerIncompatible::ServerTlsVersionIsDisabledByOurConfig
+            | rustls::PeerIncompatible::Tls12NotOffered
+            | rustls::PeerIncompatible::Tls12NotOfferedOrEnabled
+            | rustls::PeerIncompatible::Tls13RequiredForQuic
+            | rustls::PeerIncompatible::SupportedVersionsExtensionRequired,
+        ) => (
+            "tls-protocol-version",
+            "the server speaks no TLS version exaprobe speaks (TLS 1.2 and 1.3): an older one (TLS 1.0 or 1.1)?"
+                .to_string(),
+        ),
         R::AlertReceived(alert) => (
             "tls-handshake",
             format!("the server ended the TLS handshake with the alert {}", words(&format!("{alert:?}"))),
@@ -612,13 +635,66 @@ pub(crate) fn describe(err: &rustls::Error) -> (&'static str, String) {
     }
 }
 
+/// [`describe`], knowing whether the server asked for a client certificate
+/// and whether the probe had one: the alerts a server sends when it refuses
+/// a client (none, or the one given) are worded as such.
+pub(crate) fn describe_for_client(err: &rustls::Error, requested: bool, given: bool) -> (&'static str, String) {
+    use rustls::AlertDescription as A;
+    let refusal = match err {
+        rustls::Error::AlertReceived(A::CertificateRequired) => true,
+        rustls::Error::AlertReceived(
+            A::BadCertificate
+            | A::UnknownCA
+            | A::CertificateUnknown
+            | A::CertificateExpired
+            | A::CertificateRevoked
+            | A::UnsupportedCertificate
+            | A::AccessDenied
+            | A::HandshakeFailure
+            | A::DecryptError,
+        ) => requested,
+        _ => false,
+    };
+    if !refusal {
+        return describe(err);
+    }
+    let alert = match err {
+        rustls::Error::AlertReceived(a) => words(&format!("{a:?}")),
+        _ => String::new(),
+    };
+    let outcome = client_cert_outcome(given, &format!("TLS alert {alert}"));
+    let reason = if given { "tls-client-cert-refused" } else { "tls-client-cert-required" };
+    (reason, outcome.detail)
+}
+
+/// A server that asked for a client certificate and refused the client:
+/// `tls-client-cert-required` when the probe had none to give,
+/// `tls-client-cert-refused` when it gave `cert=`; `how` is what the server
+/// said (an alert, an HTTP 400 page).
+pub(crate) fn client_cert_outcome(given: bool, how: &str) -> Outcome {
+    if given {
+        Outcome::down("tls-client-cert-refused").with_detail(format!(
+            "the server refused the client certificate of cert= ({how}): not issued by a CA it trusts, expired, \
+             or not for TLS clients?"
+        ))
+    } else {
+        Outcome::down("tls-client-cert-required").with_detail(format!(
+            "the server requires a client certificate and none is configured ({how}): give cert= and key="
+        ))
+    }
+}
+
 /// `HandshakeFailure` as `handshake failure`.
 fn words(camel: &str) -> String {
+    // A space before each capital that follows a small letter, so that an
+    // acronym stays one word (`UnknownCA` as `unknown ca`).
     let mut out = String::new();
-    for (i, c) in camel.chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
+    let mut after_lower = false;
+    for c in camel.chars() {
+        if c.is_ascii_uppercase() && after_lower {
             out.push(' ');
         }
+        after_lower = c.is_ascii_lowercase();
         out.push(c.to_ascii_lowercase());
     }
     out
@@ -628,21 +704,58 @@ fn words(camel: &str) -> String {
 /// [`Tls`] says.
 #[derive(Debug)]
 pub(crate) struct TlsConnector {
-    config: Arc<ClientConfig>,
+    /// The rustls configuration (DoT builds its own stream with it).
+    pub(crate) config: Arc<ClientConfig>,
+    /// Set when a server asks for a client certificate.
+    requested: Arc<AtomicBool>,
+}
+
+/// Hands rustls the client certificate of `cert=` (or none) when a server
+/// asks for one, and notes that it asked: the request's failure is then
+/// worded as a refusal of the client.
+#[derive(Debug)]
+struct ClientCertResolver {
+    key: Option<Arc<rustls::sign::CertifiedKey>>,
+    requested: Arc<AtomicBool>,
+}
+
+impl rustls::client::ResolvesClientCert for ClientCertResolver {
+    fn resolve(&self, _hints: &[&[u8]], _schemes: &[SignatureScheme]) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.requested.store(true, Ordering::Relaxed);
+        self.key.clone()
+    }
+
+    fn has_certs(&self) -> bool {
+        self.key.is_some()
+    }
 }
 
 impl TlsConnector {
     /// The connector for these TLS settings.
     pub(crate) fn new(tls: &Tls) -> Result<Self, String> {
+        Self::for_probe(tls, None)
+    }
+
+    /// The connector for these TLS settings and this client certificate.
+    pub(crate) fn for_probe(tls: &Tls, client: Option<&ClientCert>) -> Result<Self, String> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let verifier = Verifier::new(tls, &provider);
+        let requested = Arc::new(AtomicBool::new(false));
+        let resolver =
+            ClientCertResolver { key: client.map(|c| Arc::clone(&c.key)), requested: Arc::clone(&requested) };
         let config = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("TLS configuration: {e}"))?
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_no_client_auth();
-        Ok(TlsConnector { config: Arc::new(config) })
+            .with_client_cert_resolver(Arc::new(resolver));
+        Ok(TlsConnector { config: Arc::new(config), requested })
+    }
+
+    /// Becomes true when a server asks this connector for a client
+    /// certificate.
+    pub(crate) fn cert_requested(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.requested)
     }
 }
 
@@ -745,5 +858,6 @@ mod tests {
         assert_eq!(presented_name("IpAddress(127.0.0.1)"), "127.0.0.1");
         assert_eq!(presented_name("DirectoryName"), "DirectoryName");
         assert_eq!(words("HandshakeFailure"), "handshake failure");
+        assert_eq!(words("UnknownCA"), "unknown ca");
     }
 }

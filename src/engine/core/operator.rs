@@ -213,6 +213,7 @@ impl<W: Write> Core<W> {
                                 health: o.health.as_str().into(),
                                 reason: o.reason.clone(),
                                 detail: o.detail.clone(),
+                                identity: o.identity.as_deref().map(str::to_string),
                                 seconds: took.as_secs_f64(),
                             }),
                         }

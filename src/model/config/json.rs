@@ -407,6 +407,14 @@ pub(super) enum RawExitCodes {
     ZeroIsHealthy,
 }
 
+/// A DNS check's `nsid`: `true` asks for the NSID, a string requires it.
+#[derive(Clone, Deserialize)]
+#[serde(untagged, expecting = "true, false or the NSID required (a string)")]
+pub(super) enum RawNsid {
+    Ask(bool),
+    Require(String),
+}
+
 /// Only the type of a check, read first to pick the struct for the rest.
 #[derive(Deserialize)]
 pub(super) struct RawCheckType {
@@ -454,6 +462,11 @@ raw_checks! {
         ca: Option<String>,
         insecure: Option<bool>,
         follow_redirects: Option<bool>,
+        request_headers: Option<BTreeMap<String, String>>,
+        expect_headers: Option<BTreeMap<String, String>>,
+        cert: Option<String>,
+        key: Option<String>,
+        resolve: Option<Vec<String>>,
     }
     RawDns "a dns check object" {
         server: Option<String>,
@@ -467,12 +480,29 @@ raw_checks! {
         soa_reference: Option<String>,
         soa_max_lag: Option<RawText>,
         soa_zone: Option<String>,
+        edns: Option<bool>,
+        bufsize: Option<RawText>,
+        nsid: Option<RawNsid>,
+        class: Option<String>,
+        dnssec: Option<bool>,
+        ad: Option<bool>,
+        aa: Option<bool>,
+        nodata: Option<String>,
+        tls: Option<bool>,
+        tls_name: Option<String>,
+        ca: Option<String>,
+        insecure: Option<bool>,
+        doh: Option<String>,
+        method: Option<String>,
     }
     RawNtp "an ntp check object" {
         server: Option<String>,
         max_stratum: Option<RawText>,
         max_offset: Option<RawDuration>,
         max_dispersion: Option<RawDuration>,
+        max_root_distance: Option<RawDuration>,
+        max_ref_age: Option<RawDuration>,
+        source: Option<String>,
     }
     RawCommand "a command check object" {
         argv: Option<Vec<String>>,

@@ -95,7 +95,10 @@
 //!   numbers), `body`, `body_regex`, `headers` (an object), `host`, `ca`,
 //!   `insecure`, `follow_redirects`;
 //! - `dns`: `server`, `query`, `qtype`, `tcp`, `rcode`, `answer`, `source`,
-//!   `norecurse`, `soa_reference`, `soa_max_lag`, `soa_zone`;
+//!   `norecurse`, `soa_reference`, `soa_max_lag`, `soa_zone`, `edns` (bool),
+//!   `bufsize`, `nsid` (true, or the NSID required), `class`, `dnssec`,
+//!   `ad`, `aa`, `nodata`, `tls`, `tls_name`, `ca`, `insecure`, `doh`,
+//!   `method`;
 //! - `ntp`: `server`, `max_stratum`, `max_offset`, `max_dispersion`;
 //! - `command`: `argv` (a list) or `shell` (a string), and `exit_codes`
 //!   (`"nagios"`, the default: 1 is degraded; or `"zero-is-healthy"`);

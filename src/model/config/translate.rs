@@ -528,8 +528,31 @@ impl<'t> Cx<'t> {
                 if let Some(v) = &c.body_regex {
                     b = b.body_regex(v.as_str());
                 }
+                if c.headers.is_some() {
+                    self.warn(
+                        &format!("{path}.headers"),
+                        "deprecated: it sets request headers; write request_headers (and expect_headers to \
+                         require headers on the response)",
+                    );
+                }
                 for (name, value) in c.headers.iter().flatten() {
+                    b = b.deprecated_header(format!("{name}: {value}"));
+                }
+                for (name, value) in c.request_headers.iter().flatten() {
                     b = b.header(format!("{name}: {value}"));
+                }
+                // "" requires the header, any value.
+                for (name, re) in c.expect_headers.iter().flatten() {
+                    b = b.expect_header(if re.is_empty() { name.clone() } else { format!("{name}:{re}") });
+                }
+                if let Some(v) = &c.cert {
+                    b = b.cert_file(v.as_str());
+                }
+                if let Some(v) = &c.key {
+                    b = b.key_file(v.as_str());
+                }
+                for v in c.resolve.iter().flatten() {
+                    b = b.resolve(v.as_str());
                 }
                 if let Some(v) = &c.host {
                     b = b.host(v.as_str());
@@ -546,7 +569,12 @@ impl<'t> Cx<'t> {
                     ("body", "body"),
                     ("body-regex", "body_regex"),
                     ("header", "headers"),
+                    ("request-header", "request_headers"),
+                    ("expect-header", "expect_headers"),
                     ("ca", "ca"),
+                    ("cert", "cert"),
+                    ("key", "key"),
+                    ("resolve", "resolve"),
                 ];
                 (raw::RawProbe::Http(b), c.common_owned(), keys)
             }
@@ -578,6 +606,7 @@ impl<'t> Cx<'t> {
                     b = b.soa_max_lag(v.0.as_str());
                 }
                 b = b.tcp(c.tcp.unwrap_or(false)).norecurse(c.norecurse.unwrap_or(false));
+                b = dns_more(b, &c);
                 let keys = &[
                     ("server", "server"),
                     ("name", "query"),
@@ -588,6 +617,20 @@ impl<'t> Cx<'t> {
                     ("soa-reference", "soa_reference"),
                     ("soa-max-lag", "soa_max_lag"),
                     ("soa-zone", "soa_zone"),
+                    ("edns", "edns"),
+                    ("bufsize", "bufsize"),
+                    ("nsid", "nsid"),
+                    ("class", "class"),
+                    ("dnssec", "dnssec"),
+                    ("ad", "ad"),
+                    ("aa", "aa"),
+                    ("nodata", "nodata"),
+                    ("tls", "tls"),
+                    ("tls-name", "tls_name"),
+                    ("ca", "ca"),
+                    ("insecure", "insecure"),
+                    ("doh", "doh"),
+                    ("method", "method"),
                 ];
                 (raw::RawProbe::Dns(b), c.common_owned(), keys)
             }
@@ -606,11 +649,23 @@ impl<'t> Cx<'t> {
                 if let Some(v) = &c.max_dispersion {
                     b = b.max_dispersion(v.0.as_str());
                 }
+                if let Some(v) = &c.max_root_distance {
+                    b = b.max_root_distance(v.0.as_str());
+                }
+                if let Some(v) = &c.max_ref_age {
+                    b = b.max_ref_age(v.0.as_str());
+                }
+                if let Some(v) = &c.source {
+                    b = b.source(v.as_str());
+                }
                 let keys = &[
                     ("server", "server"),
                     ("max-stratum", "max_stratum"),
                     ("max-offset", "max_offset"),
                     ("max-dispersion", "max_dispersion"),
+                    ("max-root-distance", "max_root_distance"),
+                    ("max-ref-age", "max_ref_age"),
+                    ("source", "source"),
                 ];
                 (raw::RawProbe::Ntp(b), c.common_owned(), keys)
             }
@@ -776,4 +831,42 @@ fn serde_message(e: &serde_json::Error) -> String {
         msg = msg.replacen(field, key, 1);
     }
     msg
+}
+
+/// The DNS settings of issue 12 (EDNS, NSID, DNSSEC, DoT, DoH), onto `b`.
+fn dns_more(mut b: crate::probe::dns::DnsBuilder, c: &RawDns) -> crate::probe::dns::DnsBuilder {
+    if let Some(on) = c.edns {
+        b = b.edns(if on { "on" } else { "off" });
+    }
+    if let Some(v) = &c.bufsize {
+        b = b.bufsize(v.0.as_str());
+    }
+    match &c.nsid {
+        None => {}
+        Some(RawNsid::Ask(on)) => b = b.nsid(*on),
+        Some(RawNsid::Require(t)) => b = b.nsid_text(t.as_str()),
+    }
+    if let Some(v) = &c.class {
+        b = b.class(v.as_str());
+    }
+    if let Some(v) = &c.nodata {
+        b = b.nodata(v.as_str());
+    }
+    if let Some(v) = &c.tls_name {
+        b = b.tls_name(v.as_str());
+    }
+    if let Some(v) = &c.doh {
+        b = b.doh(v.as_str());
+    }
+    if let Some(v) = &c.method {
+        b = b.method(v.as_str());
+    }
+    if let Some(v) = &c.ca {
+        b = b.ca_file(v.as_str());
+    }
+    b.dnssec(c.dnssec.unwrap_or(false))
+        .ad(c.ad.unwrap_or(false))
+        .aa(c.aa.unwrap_or(false))
+        .tls(c.tls.unwrap_or(false))
+        .insecure(c.insecure.unwrap_or(false))
 }

@@ -188,6 +188,9 @@ pub struct LastResult {
     pub reason: String,
     /// More detail, possibly empty.
     pub detail: String,
+    /// Who answered (a DNS server's NSID: `nsid=site-a`), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
     /// How long the probe took, in seconds.
     pub seconds: f64,
 }

@@ -16,7 +16,10 @@ pub fn render_status(status: &Status) -> String {
         for c in &s.checks {
             let last = match &c.last {
                 None => "no result yet".to_string(),
-                Some(l) => format!("{} ({}) in {:.1} ms", l.health, l.reason, l.seconds * 1000.0),
+                Some(l) => match &l.identity {
+                    None => format!("{} ({}) in {:.1} ms", l.health, l.reason, l.seconds * 1000.0),
+                    Some(who) => format!("{} ({}) [{who}] in {:.1} ms", l.health, l.reason, l.seconds * 1000.0),
+                },
             };
             let _ = writeln!(out, "  check {}: {} (rise {}, fall {}), last {last}", c.check, c.state, c.rise, c.fall);
         }
@@ -61,6 +64,7 @@ mod tests {
                             health: "healthy".into(),
                             reason: "connected".into(),
                             detail: String::new(),
+                            identity: Some("nsid=ns1.site-a".into()),
                             seconds: 0.0003,
                         }),
                     },
@@ -80,7 +84,7 @@ mod tests {
         assert_eq!(
             render_status(&status),
             "web  DRAINED  for 90s\n  reason: drained by the operator\n  check tcp 127.0.0.1:80: UP (rise 3, fall 2), \
-             last healthy (connected) in 0.3 ms\n  check cmd: INIT (rise 1, fall 1), last no result yet\n  flap \
+             last healthy (connected) [nsid=ns1.site-a] in 0.3 ms\n  check cmd: INIT (rise 1, fall 1), last no result yet\n  flap \
              penalty 1200, SUPPRESSED\n  drained by root (no reason given), until undrained\n  sent: withdraw route \
              198.51.100.1/32\n"
         );

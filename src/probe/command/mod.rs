@@ -81,9 +81,11 @@ use nix::unistd::{Pid, getpgrp, getpid};
 
 use super::Outcome;
 
+mod plugin;
 mod run_as;
 mod supervise;
 
+pub use self::plugin::PluginWords;
 pub use self::run_as::{RunAs, set_no_new_privs};
 use self::supervise::{RETRY_MAX, SUPERVISOR, block_signals, sweep};
 pub use self::supervise::{SCAN_EVERY_MIN, SWEEP_EVERY, init_supervision, supervising};
