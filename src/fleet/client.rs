@@ -318,7 +318,8 @@ impl Worker {
     }
 
     /// Queues an operation; a publish replaces a queued publish of the
-    /// same service unless a withdraw question for it comes in between.
+    /// same service unless a withdraw question for it comes in between; a
+    /// stop goes first.
     fn enqueue(&mut self, op: Op) {
         if let Op::Publish { service, entry } = &op {
             for queued in self.queue.iter_mut().rev() {
@@ -331,6 +332,13 @@ impl Worker {
                     _ => {}
                 }
             }
+        }
+        if let Op::Stop(_) = op {
+            // The lease is revoked at once: what is queued would be deleted
+            // with it (unanswered questions get Local from the deadlines).
+            self.queue.clear();
+            self.queue.push_front(op);
+            return;
         }
         if self.queue.len() >= QUEUE_MAX
             && let Op::Ask { service, ticket, .. } = &op
@@ -748,6 +756,9 @@ mod tests {
         w.enqueue(publish("y", "2"));
         w.enqueue(publish("x", "4"));
         assert_eq!(shape(&w), ["publish x 2", "publish y 2", "ask x 7", "publish x 4"]);
+        let (done, _wait) = mpsc::channel();
+        w.enqueue(Op::Stop(done));
+        assert_eq!(shape(&w), ["stop"]);
     }
 
     #[test]

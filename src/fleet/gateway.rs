@@ -3,9 +3,11 @@
 //! in base64 and 64-bit integers as JSON strings (grpc-gateway's mapping).
 //!
 //! Why the gateway and not a gRPC client: etcd-client (tonic) needs an
-//! async runtime (tokio) and HTTP/2; the gateway is documented, served by
-//! every etcd since 3.3 on the client port, and reached through the HTTP
-//! stack exaprobe already has (ureq on rustls), with no thread of its own.
+//! async runtime (tokio) and HTTP/2; the gateway is documented, served on
+//! the client port under `/v3/` since etcd 3.4 (Debian 12 ships 3.4.23), and
+//! reached through the HTTP stack exaprobe already has (ureq on rustls), with
+//! no thread of its own. The guard's range compare (a `compare` with a
+//! `range_end`) needs etcd 3.3 or later.
 //!
 //! Endpoints are tried in order from the last one that answered, each with
 //! a share of the call's budget, so that one stopped (or SIGSTOPped) member
