@@ -36,6 +36,7 @@ use crate::model::service::Action;
 use crate::ops::control::Reply;
 use crate::ops::control::proto::{FleetStatus, GuardStatus};
 use crate::ops::state::SavedDrain;
+use crate::probe::Health;
 
 /// How much longer than the store's timeout the core waits for a verdict
 /// before deciding locally: the client answers [`Verdict::Local`] at its
@@ -444,9 +445,16 @@ impl<W: Write> Core<W> {
     }
 
     /// A probe round of service `i` ended: a held service asks again.
+    ///
+    /// Not while its probes pass again (RISING towards UP): granted now,
+    /// the withdraw would be followed by an announce as soon as `rise` is
+    /// met, a flap every peer sees for a site that is coming back. It stays
+    /// held until UP, or asks again at the next failing round.
     pub(super) fn guard_round(&mut self, i: usize, now: Instant, fx: &mut Effects) {
-        let g = &self.rt(i).guard;
-        if g.is_held() && g.asking.is_none() && self.connected() {
+        let rt = self.rt(i);
+        let recovering = rt.last_outcomes.iter().all(|o| matches!(o, Some((o, _)) if o.health != Health::Down));
+        let g = &rt.guard;
+        if g.is_held() && g.asking.is_none() && !recovering && self.connected() {
             self.ask(i, Purpose::Health, now, fx);
         }
     }

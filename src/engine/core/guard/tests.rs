@@ -41,9 +41,13 @@ struct Rig {
 }
 
 fn config(fleet: &str) -> String {
+    config_rise(fleet, 1)
+}
+
+fn config_rise(fleet: &str, rise: u32) -> String {
     format!(
         "{{\"fleet\": {{\"etcd\": [\"http://127.0.0.1:2379\"], \"site\": \"a\", \"timeout\": \"500ms\"}}, \
-         \"services\": [{{\"name\": \"web\", \"prefixes\": [\"198.51.100.1/32\"], \"rise\": 1, \"fall\": 1, \
+         \"services\": [{{\"name\": \"web\", \"prefixes\": [\"198.51.100.1/32\"], \"rise\": {rise}, \"fall\": 1, \
          \"interval\": \"1s\", \"dampening\": false, \"fleet\": {fleet}, \
          \"checks\": [{{\"type\": \"tcp\", \"address\": \"127.0.0.1:80\"}}]}}]}}"
     )
@@ -52,7 +56,12 @@ fn config(fleet: &str) -> String {
 impl Rig {
     /// A rig whose service is UP and announced, the store connected.
     fn up(fleet: &str) -> Rig {
-        let cfg = crate::model::config::load(&config(fleet)).unwrap();
+        Rig::up_from(&config(fleet))
+    }
+
+    /// A rig from this config, its service UP and announced.
+    fn up_from(config: &str) -> Rig {
+        let cfg = crate::model::config::load(config).unwrap();
         let out = Out::default();
         let t0 = Instant::now();
         let mut core = Core::new(Writer::new(out.clone(), AckMode::NoWait).unwrap(), cfg.services, t0);
@@ -69,8 +78,16 @@ impl Rig {
             maintenance: false,
         };
         rig.notice(Notice::Store { connected: true, detail: "test".into() });
-        rig.run(Duration::from_millis(100));
-        assert_eq!(rig.lines(), ["announce route 198.51.100.1/32 next-hop self med 100"]);
+        // Up after `rise` rounds: the first at once, then fast intervals.
+        let mut lines = Vec::new();
+        for _ in 0..100 {
+            rig.run(Duration::from_millis(100));
+            lines = rig.lines();
+            if !lines.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(lines, ["announce route 198.51.100.1/32 next-hop self med 100"]);
         rig
     }
 
@@ -258,6 +275,27 @@ fn recovering_while_held_announces_normally() {
     // The answer to the round's re-ask, if any, comes late and is ignored.
     r.answer(Verdict::Withdraw);
     assert!(r.lines().is_empty());
+}
+
+#[test]
+fn a_held_service_whose_probes_pass_again_stays_announced_while_it_rises() {
+    // Rise 3: two passing rounds are RISING, still DOWN to the state machine.
+    // Another site coming back then must not make this one withdraw for a
+    // moment and announce again at UP: that is a flap seen by every peer.
+    let mut r = Rig::up_from(&config_rise("true", 3));
+    r.healthy = false;
+    r.run(Duration::from_secs(1));
+    r.answer(Verdict::Hold { others_announcing: 0, sites: 2 });
+    r.lines();
+    r.healthy = true;
+    let asks = r.asks();
+    r.run(Duration::from_millis(1100));
+    r.notice(Notice::Changed { service: "web".into() });
+    assert_eq!(r.asks(), asks, "no question while the probes pass");
+    assert!(r.lines().is_empty(), "still held, announced");
+    r.run(Duration::from_secs(3));
+    assert_eq!(r.lines(), ["announce route 198.51.100.1/32 next-hop self med 100"]);
+    assert_eq!(r.state(), "UP");
 }
 
 #[test]
