@@ -137,6 +137,8 @@ pub struct Service {
     pub drain: DrainPolicy,
     /// Flap dampening, when on.
     pub dampening: Option<Dampening>,
+    /// Event sources that start a probe round at once (issue 13).
+    pub watch: crate::model::watch::Watch,
 }
 
 /// How a drain is staged.
@@ -190,6 +192,7 @@ impl Service {
         self.neighbors.shrink_to_fit();
         self.checks.shrink_to_fit();
         self.disable_files.shrink_to_fit();
+        self.watch.listen.shrink_to_fit();
         for a in [&mut self.up, &mut self.degraded, &mut self.drain.attributes] {
             a.compact();
         }

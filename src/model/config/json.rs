@@ -91,6 +91,44 @@ pub(super) struct RawService<'t> {
     pub(super) dampening: Option<RawDampening>,
     pub(super) drain: Option<Obj<RawDrain>>,
     pub(super) run_as: Option<RawRunAs>,
+    pub(super) watch: Option<Obj<RawWatch>>,
+    pub(super) trust_events: Option<bool>,
+}
+
+/// Event sources of a service ([`crate::model::watch`]).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a watch object: {\"pid_file\": …, \"listen\": …, \"unit\": …}")]
+pub(super) struct RawWatch {
+    pub(super) pid_file: Option<String>,
+    pub(super) pid: Option<i64>,
+    pub(super) listen: Option<OneOrMany>,
+    pub(super) unit: Option<String>,
+}
+
+/// A string (`true`: written as one string), or a list of strings.
+pub(super) struct OneOrMany(pub(super) Vec<String>, pub(super) bool);
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = OneOrMany;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("\"IP:PORT\" or a list of them")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<OneOrMany, E> {
+                Ok(OneOrMany(vec![v.to_string()], true))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany, A::Error> {
+                let mut out = Vec::new();
+                while let Some(s) = seq.next_element::<String>()? {
+                    out.push(s);
+                }
+                Ok(OneOrMany(out, false))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Deserialize)]

@@ -29,6 +29,9 @@ pub fn render_status(status: &Status) -> String {
             let reason = if d.reason.is_empty() { "no reason given" } else { &d.reason };
             let _ = writeln!(out, "  drained by {} ({reason}), {left}", d.by);
         }
+        for w in &s.watches {
+            let _ = writeln!(out, "  watch {}: {}", w.watch, w.state);
+        }
         for line in &s.last_lines {
             let _ = writeln!(out, "  sent: {line}");
         }
@@ -39,7 +42,7 @@ pub fn render_status(status: &Status) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::control::proto::{CheckStatus, DrainStatus, LastResult, ServiceStatus};
+    use crate::ops::control::proto::{CheckStatus, DrainStatus, LastResult, ServiceStatus, WatchStatus};
 
     #[test]
     fn renders_every_part() {
@@ -75,13 +78,15 @@ mod tests {
                     seconds_left: None,
                 }),
                 last_lines: vec!["withdraw route 198.51.100.1/32".into()],
+                watches: vec![WatchStatus { watch: "pid-file /run/web.pid".into(), state: "armed (pid 42)".into() }],
             }],
         };
         assert_eq!(
             render_status(&status),
             "web  DRAINED  for 90s\n  reason: drained by the operator\n  check tcp 127.0.0.1:80: UP (rise 3, fall 2), \
              last healthy (connected) in 0.3 ms\n  check cmd: INIT (rise 1, fall 1), last no result yet\n  flap \
-             penalty 1200, SUPPRESSED\n  drained by root (no reason given), until undrained\n  sent: withdraw route \
+             penalty 1200, SUPPRESSED\n  drained by root (no reason given), until undrained\n  watch pid-file /run/web.pid: armed (pid \
+             42)\n  sent: withdraw route \
              198.51.100.1/32\n"
         );
     }
