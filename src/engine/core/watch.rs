@@ -17,6 +17,9 @@
 //!   restarted within the probe's timeout (the listening socket survived:
 //!   socket activation, a master process) answers, and nothing flaps.
 //! - Recovery always goes through `rise`: events never make a service UP.
+//!   A watch that sees the process or the listener come back starts a
+//!   round too (not definitive), so that the rise starts at once rather
+//!   than at the next interval.
 //! - Events are **rate-limited** per service by a token bucket
 //!   ([`BURST`] rounds, one more every [`REFILL`]): in a crash loop, further
 //!   events only mark the next normal round definitive. Dampening applies
@@ -49,6 +52,16 @@ pub enum WatchEvent {
     },
     /// No socket listens on a watched address any more.
     ListenerGone {
+        /// The listener.
+        listen: Listen,
+    },
+    /// The watched process is back: the pid file names a new, live one.
+    ProcessStarted {
+        /// Its pid.
+        pid: u32,
+    },
+    /// A listener is back on a watched address.
+    ListenerBack {
         /// The listener.
         listen: Listen,
     },
@@ -100,8 +113,8 @@ impl WatchEvent {
     /// Its source.
     pub fn source(&self) -> Source {
         match self {
-            WatchEvent::ProcessExited { .. } => Source::Pid,
-            WatchEvent::ListenerGone { .. } => Source::Listen,
+            WatchEvent::ProcessExited { .. } | WatchEvent::ProcessStarted { .. } => Source::Pid,
+            WatchEvent::ListenerGone { .. } | WatchEvent::ListenerBack { .. } => Source::Listen,
             WatchEvent::Maintenance { .. } => Source::Maintenance,
             WatchEvent::UnitInactive { .. } => Source::Unit,
         }
@@ -110,7 +123,10 @@ impl WatchEvent {
     /// Whether it says the service lost what it needs, so that a failed
     /// probe after it is definitive.
     pub fn is_loss(&self) -> bool {
-        !matches!(self, WatchEvent::Maintenance { .. })
+        matches!(
+            self,
+            WatchEvent::ProcessExited { .. } | WatchEvent::ListenerGone { .. } | WatchEvent::UnitInactive { .. }
+        )
     }
 }
 
@@ -119,6 +135,8 @@ impl fmt::Display for WatchEvent {
         match self {
             WatchEvent::ProcessExited { pid } => write!(f, "process {pid} exited"),
             WatchEvent::ListenerGone { listen } => write!(f, "listener {listen} closed"),
+            WatchEvent::ProcessStarted { pid } => write!(f, "process {pid} started"),
+            WatchEvent::ListenerBack { listen } => write!(f, "listener {listen} is back"),
             WatchEvent::Maintenance { path, exists: true } => write!(f, "maintenance file {} created", path.display()),
             WatchEvent::Maintenance { path, exists: false } => write!(f, "maintenance file {} removed", path.display()),
             WatchEvent::UnitInactive { unit, state } => write!(f, "unit {unit} is {state}"),

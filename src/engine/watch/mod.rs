@@ -235,7 +235,12 @@ impl World {
 
     fn run(&mut self, shared: &Shared) -> io::Result<()> {
         let mut events = vec![EpollEvent::empty(); 256];
+        let first = shared.next.lock().unwrap_or_else(PoisonError::into_inner).take();
+        self.rebuild(first.unwrap_or_default(), Instant::now());
         loop {
+            if !self.out.flush() {
+                return Ok(());
+            }
             let now = Instant::now();
             let timeout = match [self.retry_at, self.next_dump].into_iter().flatten().min() {
                 Some(d) => EpollTimeout::try_from(d.saturating_duration_since(now) + Duration::from_micros(999))
@@ -275,9 +280,6 @@ impl World {
             if self.next_dump.is_some_and(|t| now >= t) {
                 self.next_dump = None;
                 self.check_listens(None, now);
-            }
-            if !self.out.flush() {
-                return Ok(());
             }
         }
     }
@@ -397,6 +399,9 @@ impl World {
                     return false;
                 }
                 let service = p.service.clone();
+                if p.exited.is_some() {
+                    self.out.fire(&service, WatchEvent::ProcessStarted { pid });
+                }
                 self.out.state(&service, label, format!("armed (pid {pid})"));
                 // A restarted service: look for its listeners now.
                 if self.listens.iter().any(|l| l.service == service && l.present != Some(true)) {
@@ -514,8 +519,10 @@ impl World {
                 for k in ks {
                     let l = &mut self.listens[k];
                     let now_present = sockdiag::present(&l.listen, &all);
-                    if l.present == Some(true) && !now_present {
-                        self.out.fire(&l.service, WatchEvent::ListenerGone { listen: l.listen });
+                    match (l.present, now_present) {
+                        (Some(true), false) => self.out.fire(&l.service, WatchEvent::ListenerGone { listen: l.listen }),
+                        (Some(false), true) => self.out.fire(&l.service, WatchEvent::ListenerBack { listen: l.listen }),
+                        _ => {}
                     }
                     let state = match (now_present, &polling, l.present) {
                         (true, None, _) => "armed (socket-destroy events)".to_string(),

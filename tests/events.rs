@@ -1,0 +1,235 @@
+//! Event-driven detection (issue 13) with real processes: a small TCP
+//! listener (python3) that writes its pid file, is killed with SIGKILL, is
+//! restarted with a new pid file, closes its socket while it keeps running;
+//! and a maintenance file that appears. exaprobe runs with `--interval 10s`,
+//! so each reaction within 1 s (a generous bound; the precise figures are in
+//! scripts/bench-events) can only come from a watch.
+
+mod harness;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use harness::Probe;
+
+/// What the listener does: bind, write its pid file (through a rename, as
+/// daemons do), then obey "close" / "open" on stdin.
+const LISTENER: &str = r#"
+import os, socket, sys
+port, pidfile = int(sys.argv[1]), sys.argv[2]
+def listen():
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", port))
+    s.listen(64)
+    return s
+s = listen()
+with open(pidfile + ".tmp", "w") as f:
+    f.write("%d\n" % os.getpid())
+os.rename(pidfile + ".tmp", pidfile)
+print("ready", flush=True)
+for line in sys.stdin:
+    if line.strip() == "close":
+        s.close()
+    elif line.strip() == "open":
+        s = listen()
+    print(line.strip(), flush=True)
+"#;
+
+/// Within this of the cause, the reaction must be seen (the interval is 10 s).
+const BOUND: Duration = Duration::from_secs(1);
+
+struct Listener {
+    child: Child,
+    stdin: ChildStdin,
+    out: BufReader<std::process::ChildStdout>,
+}
+
+impl Listener {
+    fn start(port: u16, pid_file: &Path) -> Option<Listener> {
+        let spawned = Command::new("python3")
+            .args(["-c", LISTENER, &port.to_string(), pid_file.to_str().unwrap()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn();
+        let mut child = match spawned {
+            Ok(c) => c,
+            Err(e) => {
+                assert!(std::env::var("CI").as_deref() != Ok("true"), "python3 is needed in CI: {e}");
+                eprintln!("skipped: no python3 ({e})");
+                return None;
+            }
+        };
+        let stdin = child.stdin.take().unwrap();
+        let mut l = Listener { out: BufReader::new(child.stdout.take().unwrap()), stdin, child };
+        assert_eq!(l.answer(), "ready");
+        Some(l)
+    }
+
+    fn answer(&mut self) -> String {
+        let mut line = String::new();
+        self.out.read_line(&mut line).unwrap();
+        line.trim().to_string()
+    }
+
+    fn say(&mut self, what: &str) {
+        writeln!(self.stdin, "{what}").unwrap();
+        self.stdin.flush().unwrap();
+        assert_eq!(self.answer(), what);
+    }
+
+    fn kill(&mut self) -> Instant {
+        let t = Instant::now();
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        t
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    port: u16,
+    pid_file: PathBuf,
+    maintenance: PathBuf,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("web.pid");
+    let maintenance = dir.path().join("maintenance");
+    Setup { port: free_port(), pid_file, maintenance, dir }
+}
+
+/// exaprobe in dry-run on one service: interval 10 s, fast interval
+/// 200 ms, rise 2, fall 3, with a pid-file, a listen watch and a
+/// maintenance file.
+fn exaprobe(s: &Setup, extra: &str) -> Probe {
+    let conf = s.dir.path().join("exaprobe.json");
+    let text = format!(
+        r#"{{"control": {{"socket": "{d}/ctl.sock", "state_file": "{d}/state.json"}},
+            "services": [{{"name": "web", "prefixes": ["198.51.100.1/32"],
+            "checks": [{{"type": "tcp", "address": "127.0.0.1:{port}"}}],
+            "interval": "10s", "fast_interval": "200ms", "timeout": "1s", "rise": 2, "fall": 3,
+            "dampening": false, "disable_file": "{maint}",
+            "watch": {{"pid_file": "{pid}", "listen": "127.0.0.1:{port}"}}{extra}}}]}}"#,
+        port = s.port,
+        maint = s.maintenance.display(),
+        pid = s.pid_file.display(),
+        d = s.dir.path().display(),
+    );
+    std::fs::write(&conf, text).unwrap();
+    Probe::start(&["--dry-run", "--log-level", "debug", "--config", conf.to_str().unwrap()])
+}
+
+const ANNOUNCE: &str = "announce route 198.51.100.1/32 next-hop self med 100";
+const WITHDRAW: &str = "withdraw route 198.51.100.1/32";
+
+/// The next stdout line, and how long after `since` it came.
+fn next(p: &mut Probe, since: Instant) -> (String, Duration) {
+    let l = p.line();
+    (l, since.elapsed())
+}
+
+#[test]
+fn a_killed_process_is_withdrawn_at_once_and_a_restart_rearms_the_watch() {
+    let s = setup();
+    let Some(mut l) = Listener::start(s.port, &s.pid_file) else { return };
+    let mut p = exaprobe(&s, "");
+    assert_eq!(p.line(), ANNOUNCE);
+    p.wait_stderr("armed (pid");
+    let t = l.kill();
+    let (line, took) = next(&mut p, t);
+    assert_eq!(line, WITHDRAW);
+    assert!(took < BOUND, "withdrawn {took:?} after kill -9 (interval 10 s)");
+    p.wait_stderr("process");
+
+    // Restarted with a new pid file: back after rise, and watched again.
+    let mut l2 = Listener::start(s.port, &s.pid_file).unwrap();
+    let new_pid = l2.child.id();
+    p.wait_stderr(&format!("armed (pid {new_pid})"));
+    assert_eq!(p.line(), ANNOUNCE, "back after rise");
+    let t = l2.kill();
+    let (line, took) = next(&mut p, t);
+    assert_eq!(line, WITHDRAW);
+    assert!(took < BOUND, "the second kill, on the re-armed watch: {took:?}");
+}
+
+#[test]
+fn a_closed_listener_is_withdrawn_at_once_and_back_after_rise() {
+    let s = setup();
+    let Some(mut l) = Listener::start(s.port, &s.pid_file) else { return };
+    let mut p = exaprobe(&s, "");
+    assert_eq!(p.line(), ANNOUNCE);
+    p.wait_stderr("listen 127.0.0.1");
+    let t = Instant::now();
+    l.say("close");
+    let (line, took) = next(&mut p, t);
+    assert_eq!(line, WITHDRAW);
+    assert!(took < BOUND, "withdrawn {took:?} after the listener closed");
+    p.wait_stderr("listener 127.0.0.1");
+    // The process lives on and listens again: UP after rise (2 × 200 ms),
+    // not before the second success.
+    let t = Instant::now();
+    l.say("open");
+    let (line, took) = next(&mut p, t);
+    assert_eq!(line, ANNOUNCE);
+    assert!(took < Duration::from_secs(5), "back {took:?} after the listener came back");
+    assert!(p.stderr_text().contains("RISING(1/2)"), "recovery went through rise");
+}
+
+#[test]
+fn without_trust_events_the_fall_count_still_applies() {
+    let s = setup();
+    let Some(mut l) = Listener::start(s.port, &s.pid_file) else { return };
+    let mut p = exaprobe(&s, r#", "trust_events": false"#);
+    assert_eq!(p.line(), ANNOUNCE);
+    p.wait_stderr("armed (pid");
+    let t = l.kill();
+    // The process and the listener each start a round (FALLING 1/3 and
+    // 2/3), then the fast interval takes the third: 200 ms later.
+    let (line, took) = next(&mut p, t);
+    assert_eq!(line, WITHDRAW);
+    assert!(took >= Duration::from_millis(150), "fall 3 was skipped: {took:?}");
+    p.wait_stderr("FALLING(1/3)");
+}
+
+#[test]
+fn a_maintenance_file_disables_at_once() {
+    let s = setup();
+    let Some(_l) = Listener::start(s.port, &s.pid_file) else { return };
+    let mut p = exaprobe(&s, "");
+    assert_eq!(p.line(), ANNOUNCE);
+    p.wait_stderr("maintenance-file");
+    let t = Instant::now();
+    std::fs::write(&s.maintenance, "").unwrap();
+    let (line, took) = next(&mut p, t);
+    assert_eq!(line, WITHDRAW);
+    assert!(took < BOUND, "DISABLED {took:?} after the file appeared");
+    p.wait_stderr("service UP -> DISABLED");
+}
+
+#[test]
+fn a_watch_that_cannot_be_set_up_is_pending_and_probing_goes_on() {
+    let s = setup();
+    // No listener, no pid file: the watches wait; the probe still runs.
+    let mut p = exaprobe(&s, "");
+    p.wait_stderr("pending: no such file (retry every 5s)");
+    p.wait_stderr("absent: no listener yet");
+    assert_eq!(p.line(), WITHDRAW, "the first probe failed: withdrawn");
+    // The listener starts: the pid file watch arms without waiting for a retry.
+    let Some(l) = Listener::start(s.port, &s.pid_file) else { return };
+    p.wait_stderr(&format!("armed (pid {})", l.child.id()));
+}
