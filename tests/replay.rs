@@ -20,6 +20,7 @@
 //! 2s    stdin done                   (a line from ExaBGP)
 //! 3s    control {"command":"drain","service":"web","for":"2s"}
 //! 4s    reload                       (a new config follows, up to `end`)
+//! 5s    event web exited 42          (a watch event: exited PID, gone [udp:]IP:PORT, maintenance PATH)
 //! 9s    sigterm                      (drain on shutdown if configured, then the final withdraws)
 //! 12s   end                          (stop the clock; default: the last event)
 //! ```
@@ -30,7 +31,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use exaprobe::engine::core::watch::WatchEvent;
 use exaprobe::engine::core::{Core, Effects};
+use exaprobe::model::watch::parse_listen;
 use exaprobe::exabgp::{AckMode, Incoming, Stamped, Writer, parse_line};
 use exaprobe::model::duration;
 use exaprobe::model::service::Service;
@@ -59,6 +62,7 @@ enum Step {
     Stdin(String),
     Control(String),
     Reload(String),
+    Event(String, WatchEvent),
     Sigterm,
     End,
 }
@@ -124,6 +128,15 @@ fn parse(text: &str) -> Scenario {
             "stdin" => Step::Stdin(args.to_string()),
             "control" => Step::Control(args.to_string()),
             "reload" => Step::Reload(block(&mut lines)),
+            "event" => Step::Event(
+                words[0].into(),
+                match words[1] {
+                    "exited" => WatchEvent::ProcessExited { pid: words[2].parse().unwrap() },
+                    "gone" => WatchEvent::ListenerGone { listen: parse_listen(words[2]).unwrap() },
+                    "maintenance" => WatchEvent::Maintenance { path: words[2].into(), exists: true },
+                    e => panic!("event {e}"),
+                },
+            ),
             "sigterm" => Step::Sigterm,
             "end" => Step::End,
             v => panic!("unknown step {v}"),
@@ -209,6 +222,9 @@ fn run(s: &Scenario) -> String {
                 }
                 Step::Reload(config) => {
                     core.reload(services(config), t0 + now, &mut fx).unwrap();
+                }
+                Step::Event(svc, event) => {
+                    core.watch_event(svc, event.clone(), t0 + now, &mut fx).unwrap();
                 }
                 Step::Sigterm => {
                     log(&mut transcript, now, "SIGTERM");
