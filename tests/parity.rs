@@ -345,7 +345,14 @@ fn flags_and_json_give_the_same_service_or_the_same_problem() {
         ),
         row(
             "watch sources",
-            &["--watch-pid-file", "/run/nsd.pid", "--watch-listen", "127.0.0.1:53", "--watch-listen", "udp:127.0.0.1:53"],
+            &[
+                "--watch-pid-file",
+                "/run/nsd.pid",
+                "--watch-listen",
+                "127.0.0.1:53",
+                "--watch-listen",
+                "udp:127.0.0.1:53",
+            ],
             json!({"watch": {"pid_file": "/run/nsd.pid", "listen": ["127.0.0.1:53", "udp:127.0.0.1:53"]}}),
             Same,
         ),

@@ -33,10 +33,10 @@ use std::time::{Duration, Instant};
 
 use exaprobe::engine::core::watch::WatchEvent;
 use exaprobe::engine::core::{Core, Effects};
-use exaprobe::model::watch::parse_listen;
 use exaprobe::exabgp::{AckMode, Incoming, Stamped, Writer, parse_line};
 use exaprobe::model::duration;
 use exaprobe::model::service::Service;
+use exaprobe::model::watch::parse_listen;
 use exaprobe::ops::control::Request;
 use exaprobe::probe::{Health, Outcome};
 

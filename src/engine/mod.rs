@@ -352,8 +352,12 @@ impl<W: Write> Engine<W> {
             Event::Watch(reports) => {
                 for r in reports {
                     match r {
-                        watch::Report::Fired { service, event } => self.core.watch_event(&service, event, now, &mut fx)?,
-                        watch::Report::State { service, watch, state } => self.core.watch_state(&service, &watch, &state),
+                        watch::Report::Fired { service, event } => {
+                            self.core.watch_event(&service, event, now, &mut fx)?
+                        }
+                        watch::Report::State { service, watch, state } => {
+                            self.core.watch_state(&service, &watch, &state)
+                        }
                     }
                 }
             }

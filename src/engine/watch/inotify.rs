@@ -103,7 +103,10 @@ impl Files {
                     continue;
                 }
                 let Some(dir) = self.by_wd.get(&ev.wd).cloned() else { continue };
-                if ev.mask.intersects(AddWatchFlags::IN_IGNORED | AddWatchFlags::IN_DELETE_SELF | AddWatchFlags::IN_MOVE_SELF) {
+                if ev
+                    .mask
+                    .intersects(AddWatchFlags::IN_IGNORED | AddWatchFlags::IN_DELETE_SELF | AddWatchFlags::IN_MOVE_SELF)
+                {
                     // The directory is gone: watch it again once it is back.
                     self.dirs.remove(&dir);
                     self.by_wd.remove(&ev.wd);

@@ -440,7 +440,11 @@ impl World {
                         if !m.present && path.exists() {
                             m.present = true;
                             self.out.fire(&m.service, WatchEvent::Maintenance { path: path.clone(), exists: true });
-                            self.out.state(&m.service, format!("maintenance-file {}", path.display()), "armed (present)".into());
+                            self.out.state(
+                                &m.service,
+                                format!("maintenance-file {}", path.display()),
+                                "armed (present)".into(),
+                            );
                         }
                     }
                     let ks: Vec<usize> = (0..self.procs.len())
@@ -455,7 +459,11 @@ impl World {
                     // next round, then rise.
                     for m in self.maint.iter_mut().filter(|m| m.path == path && m.present) {
                         m.present = false;
-                        self.out.state(&m.service, format!("maintenance-file {}", path.display()), "armed (absent)".into());
+                        self.out.state(
+                            &m.service,
+                            format!("maintenance-file {}", path.display()),
+                            "armed (absent)".into(),
+                        );
                     }
                 }
                 Change::Lost(dir) => {
@@ -532,7 +540,9 @@ impl World {
                         (false, _, Some(true)) => {
                             format!("gone: no listener (looked for every {}s)", ABSENT_EVERY.as_secs())
                         }
-                        (false, _, _) => format!("absent: no listener yet (looked for every {}s)", ABSENT_EVERY.as_secs()),
+                        (false, _, _) => {
+                            format!("absent: no listener yet (looked for every {}s)", ABSENT_EVERY.as_secs())
+                        }
                     };
                     l.present = Some(now_present);
                     self.out.state(&l.service.clone(), format!("listen {}", l.listen), state);

@@ -286,8 +286,7 @@ pub(super) fn serves(watch: &Listen, proto: Proto, local: SocketAddr) -> bool {
     if proto != watch.proto || local.port() != watch.addr.port() {
         return false;
     }
-    local.ip() == watch.addr.ip()
-        || local.ip().is_unspecified() && (local.is_ipv6() || watch.addr.is_ipv4())
+    local.ip() == watch.addr.ip() || local.ip().is_unspecified() && (local.is_ipv6() || watch.addr.is_ipv4())
 }
 
 /// Whether a dump shows a listener serving `watch`.
@@ -350,7 +349,7 @@ mod tests {
 
     #[test]
     fn destroy_notifications_name_a_closed_listener() {
-        let mut d = Diag::new().unwrap();
+        let d = Diag::new().unwrap();
         if let Mode::Poll(why) = &d.mode {
             assert!(std::env::var_os("CI").is_none(), "CI runs as root: {why}");
             eprintln!("skipped: {why}");
