@@ -7,7 +7,9 @@
 //! - An event starts a probe round **at once**. If a round is running, it is
 //!   marked and another round is queued to start as soon as it ends (a round
 //!   started before the event may have probed a process that was still
-//!   alive).
+//!   alive) — unless that round was itself started by an event (or one is
+//!   queued already): the process exit and the listener close of one crash
+//!   cost one round.
 //! - A **failed** probe in a round started by, or running during, a *loss*
 //!   event (process exited, listener gone, unit inactive) is definitive: the
 //!   check goes DOWN at once, skipping the rest of `fall`
@@ -188,6 +190,8 @@ pub(super) struct EventState {
     pending: bool,
     /// Start a round as soon as the running one ends.
     queued: bool,
+    /// The running round was started by an event.
+    event_round: bool,
     /// The loss event behind `armed`, for the transition's reason.
     cause: Option<String>,
     cause_next: Option<String>,
@@ -198,6 +202,7 @@ pub(super) struct EventState {
 impl EventState {
     /// A round starts: it is definitive when an event asked so.
     pub(super) fn round_started(&mut self) {
+        self.event_round = false;
         self.armed = std::mem::take(&mut self.pending);
         self.cause = self.cause_next.take().filter(|_| self.armed);
     }
@@ -245,7 +250,11 @@ impl<W: Write> Core<W> {
             }
         }
         let running = rt.round.is_some();
-        let action = if !rt.watch.bucket.take(now) {
+        let action = if running && (rt.watch.event_round || rt.watch.queued) {
+            // The round an event started (or the one queued) probes after
+            // this event too: one crash, one round, one token.
+            "a round started by an event is running: it decides"
+        } else if !rt.watch.bucket.take(now) {
             "rate-limited: the next round decides"
         } else if running {
             rt.watch.queued = true;
@@ -256,6 +265,7 @@ impl<W: Write> Core<W> {
         fx.events.push(LogEvent::Watch { service: service.to_string(), what, action });
         if !running && action == "probing now" {
             self.start_round(i, now, fx);
+            self.rt_mut(i).watch.event_round = true;
             self.rearm(i);
         }
         Ok(())
