@@ -136,6 +136,44 @@ mod tests {
         assert!(parse_listen("sctp:127.0.0.1:53").is_err());
     }
 
+    /// The errors of a JSON service with these extra keys, as (path, message).
+    fn json_errors(extra: &str) -> Vec<(String, String)> {
+        let text = format!(
+            r#"{{"services": [{{"name": "web", "prefixes": ["198.51.100.1/32"], "checks": [], {extra}}}]}}"#
+        );
+        match crate::model::config::load(&text) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.into_iter().map(|e| (e.path, e.message)).collect(),
+        }
+    }
+
+    #[test]
+    fn json_rules_with_their_paths() {
+        let e = json_errors(r#""watch": {"pid_file": "/run/a.pid", "pid": 12}"#);
+        assert_eq!(e[0].0, "services[0].watch.pid");
+        assert!(e[0].1.contains("not both"), "{e:?}");
+        let e = json_errors(r#""watch": {"pid": 0}"#);
+        assert!(e[0].1.contains("not a process id"), "{e:?}");
+        let e = json_errors(r#""watch": {"pidfile": "/run/a.pid"}"#);
+        assert!(e[0].1.contains("unknown field"), "{e:?}");
+        let many: Vec<String> = (1..=17).map(|p| format!("\"127.0.0.1:{p}\"")).collect();
+        let e = json_errors(&format!(r#""watch": {{"listen": [{}]}}"#, many.join(",")));
+        assert!(e[0].1.contains("at most 16"), "{e:?}");
+        let e = json_errors(r#""trust_events": "yes""#);
+        assert!(!e.is_empty());
+        // trust_events may be a default; a watch may not.
+        let text = r#"{"defaults": {"trust_events": false, "watch": {"pid": 5}},
+            "services": [{"name": "web", "prefixes": ["198.51.100.1/32"]}]}"#;
+        let e = crate::model::config::load(text).err().unwrap();
+        assert_eq!(e[0].path, "defaults.watch");
+        let text = r#"{"defaults": {"trust_events": false},
+            "services": [{"name": "web", "prefixes": ["198.51.100.1/32"], "watch": {"pid": 5}}]}"#;
+        let w = &crate::model::config::load(text).unwrap().services[0].watch;
+        assert!(!w.trust_events);
+        assert_eq!(w.process, Some(Process::Pid(NonZeroU32::new(5).unwrap())));
+        assert!(json_errors(r#""watch": {"listen": "udp:127.0.0.1:53", "unit": "nsd.service"}"#).is_empty());
+    }
+
     #[test]
     fn unit_names() {
         assert_eq!(valid_unit("nsd.service").unwrap(), "nsd.service");
