@@ -155,7 +155,7 @@ mod tests {
         let e = json_errors(r#""watch": {"pid": 0}"#);
         assert!(e[0].1.contains("not a process id"), "{e:?}");
         let e = json_errors(r#""watch": {"pidfile": "/run/a.pid"}"#);
-        assert!(e[0].1.contains("unknown field"), "{e:?}");
+        assert!(e[0].1.contains("unknown key `pidfile`"), "{e:?}");
         let many: Vec<String> = (1..=17).map(|p| format!("\"127.0.0.1:{p}\"")).collect();
         let e = json_errors(&format!(r#""watch": {{"listen": [{}]}}"#, many.join(",")));
         assert!(e[0].1.contains("at most 16"), "{e:?}");
