@@ -8,6 +8,8 @@
 //! `#[ignore]`d like tests/e2e.rs; scripts/test runs them:
 //! `cargo test --test e2e_events -- --ignored`.
 
+// Each test binary uses its own part of the shared harness.
+#[allow(dead_code)]
 #[macro_use]
 mod e2e_support;
 
@@ -71,8 +73,8 @@ e2e! {
     /// kill -9 of the watched process: the route leaves BIRD within 1 s with
     /// `--interval 10s`; the restarted process (a new pid file) brings it back
     /// after rise, and a second kill, on the re-armed watch, withdraws it again.
-    fn killed_process_leaves_bird_at_once(v: Version, router: Router) {
-        let mut h = Harness::with_router("killed_process_leaves_bird_at_once", v, router);
+    fn killed_process_leaves_the_peer_at_once(v: Version, router: Router) {
+        let mut h = Harness::with_router("killed_process_leaves_the_peer_at_once", v, router);
         let addr = h.service_addr();
         let pid_file = h.file("service.pid");
         let mut svc = Service::start(&addr, &pid_file);
@@ -88,7 +90,7 @@ e2e! {
             let killed = svc.kill();
             let gone = h.wait_route_gone(V4_PREFIX, secs(15.0));
             let d = gone - killed;
-            h.timing(&format!("kill -9 -> route gone from BIRD, --interval 10s (kill {round})"), d);
+            h.timing(&format!("kill -9 -> route gone from the peer, --interval 10s (kill {round})"), d);
             assert!(d < BOUND, "gone {:.3} s after kill -9 (interval 10 s, bound 1 s)", d.as_secs_f64());
             svc = Service::start(&addr, &pid_file);
             h.wait_route_up(V4_PREFIX, secs(15.0), "back after rise");

@@ -138,9 +138,8 @@ mod tests {
 
     /// The errors of a JSON service with these extra keys, as (path, message).
     fn json_errors(extra: &str) -> Vec<(String, String)> {
-        let text = format!(
-            r#"{{"services": [{{"name": "web", "prefixes": ["198.51.100.1/32"], "checks": [], {extra}}}]}}"#
-        );
+        let text =
+            format!(r#"{{"services": [{{"name": "web", "prefixes": ["198.51.100.1/32"], "checks": [], {extra}}}]}}"#);
         match crate::model::config::load(&text) {
             Ok(_) => Vec::new(),
             Err(e) => e.into_iter().map(|e| (e.path, e.message)).collect(),
