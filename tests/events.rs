@@ -232,4 +232,14 @@ fn a_watch_that_cannot_be_set_up_is_pending_and_probing_goes_on() {
     // The listener starts: the pid file watch arms without waiting for a retry.
     let Some(l) = Listener::start(s.port, &s.pid_file) else { return };
     p.wait_stderr(&format!("armed (pid {})", l.child.id()));
+    // `exaprobe status` shows each watch and its state.
+    p.wait_stderr("listen 127.0.0.1");
+    let out = std::process::Command::new(harness::EXE)
+        .args(["status", "--socket", s.dir.path().join("ctl.sock").to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("watch pid-file {}: armed (pid {})", s.pid_file.display(), l.child.id())), "{text}");
+    assert!(text.contains("watch maintenance-file"), "{text}");
+    assert!(text.contains(&format!("watch listen 127.0.0.1:{}: armed", s.port)), "{text}");
 }
