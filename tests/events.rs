@@ -243,3 +243,138 @@ fn a_watch_that_cannot_be_set_up_is_pending_and_probing_goes_on() {
     assert!(text.contains("watch maintenance-file"), "{text}");
     assert!(text.contains(&format!("watch listen 127.0.0.1:{}: armed", s.port)), "{text}");
 }
+
+/// A private message bus (dbus-daemon) standing in for the system bus.
+struct Bus {
+    child: Child,
+    socket: PathBuf,
+}
+
+impl Bus {
+    fn start(dir: &Path) -> Option<Bus> {
+        let socket = dir.join("bus");
+        let conf = dir.join("bus.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\" \
+                 \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n<busconfig><type>session</type>\
+                 <listen>unix:path={}</listen><auth>EXTERNAL</auth><policy context=\"default\">\
+                 <allow send_destination=\"*\" eavesdrop=\"true\"/><allow eavesdrop=\"true\"/><allow own=\"*\"/>\
+                 </policy></busconfig>",
+                socket.display()
+            ),
+        )
+        .unwrap();
+        let spawned = Command::new("dbus-daemon")
+            .args(["--nofork", "--print-address", &format!("--config-file={}", conf.display())])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn();
+        let mut child = match spawned {
+            Ok(c) => c,
+            Err(e) => {
+                assert!(std::env::var("CI").as_deref() != Ok("true"), "dbus-daemon is needed in CI: {e}");
+                eprintln!("skipped: no dbus-daemon ({e})");
+                return None;
+            }
+        };
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        Some(Bus { child, socket })
+    }
+
+    fn address(&self) -> String {
+        format!("unix:path={}", self.socket.display())
+    }
+
+    /// What systemd sends when a unit's ActiveState changes.
+    fn emit_active_state(&self, unit_path: &str, state: &str) {
+        let ok = Command::new("gdbus")
+            .env("DBUS_SESSION_BUS_ADDRESS", self.address())
+            .args([
+                "emit",
+                "--session",
+                "--object-path",
+                unit_path,
+                "--signal",
+                "org.freedesktop.DBus.Properties.PropertiesChanged",
+                "'org.freedesktop.systemd1.Unit'",
+                &format!("{{'ActiveState': <'{state}'>, 'SubState': <'dead'>}}"),
+                "@as []",
+            ])
+            .status()
+            .expect("gdbus")
+            .success();
+        assert!(ok);
+    }
+}
+
+impl Drop for Bus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_unit_that_stops_over_d_bus_is_withdrawn_at_once() {
+    let s = setup();
+    let Some(bus) = Bus::start(s.dir.path()) else { return };
+    let Some(mut l) = Listener::start(s.port, &s.pid_file) else { return };
+    let conf = s.dir.path().join("unit.json");
+    let text = format!(
+        r#"{{"control": {{"socket": "{d}/ctl.sock", "state_file": "{d}/state.json"}},
+            "services": [{{"name": "nsd", "prefixes": ["198.51.100.1/32"],
+            "checks": [{{"type": "tcp", "address": "127.0.0.1:{port}"}}],
+            "interval": "10s", "fast_interval": "200ms", "timeout": "1s", "rise": 2, "fall": 3,
+            "dampening": false, "watch": {{"unit": "nsd.service"}}}}]}}"#,
+        port = s.port,
+        d = s.dir.path().display(),
+    );
+    std::fs::write(&conf, text).unwrap();
+    let mut cmd = Command::new(harness::EXE);
+    cmd.env("DBUS_SYSTEM_BUS_ADDRESS", bus.address()).args([
+        "--dry-run",
+        "--log-level",
+        "debug",
+        "--config",
+        conf.to_str().unwrap(),
+    ]);
+    let mut p = Probe::spawn(cmd);
+    assert_eq!(p.line(), ANNOUNCE);
+    p.wait_stderr("watch unit nsd.service: armed (D-Bus PropertiesChanged)");
+    let path = "/org/freedesktop/systemd1/unit/nsd_2eservice";
+    // Reloading: the unit is still active and answers; nothing changes.
+    bus.emit_active_state(path, "reloading");
+    // The service stops: its process is gone, then systemd says so.
+    l.kill();
+    let t = Instant::now();
+    bus.emit_active_state(path, "deactivating");
+    let (line, took) = next(&mut p, t);
+    assert_eq!(line, WITHDRAW);
+    assert!(took < BOUND, "withdrawn {took:?} after the unit stopped (interval 10 s)");
+    p.wait_stderr("unit nsd.service is deactivating");
+}
+
+#[test]
+fn without_a_system_bus_a_unit_watch_says_so_and_probing_goes_on() {
+    let s = setup();
+    let Some(_l) = Listener::start(s.port, &s.pid_file) else { return };
+    let conf = s.dir.path().join("nobus.json");
+    let text = format!(
+        r#"{{"control": {{"socket": "{d}/ctl.sock", "state_file": "{d}/state.json"}},
+            "services": [{{"name": "nsd", "prefixes": ["198.51.100.1/32"],
+            "checks": [{{"type": "tcp", "address": "127.0.0.1:{port}"}}], "rise": 1,
+            "watch": {{"unit": "nsd.service"}}}}]}}"#,
+        port = s.port,
+        d = s.dir.path().display(),
+    );
+    std::fs::write(&conf, text).unwrap();
+    let mut cmd = Command::new(harness::EXE);
+    let nowhere = format!("unix:path={}", s.dir.path().join("no-bus").display());
+    cmd.env("DBUS_SYSTEM_BUS_ADDRESS", nowhere).args(["--dry-run", "--config", conf.to_str().unwrap()]);
+    let mut p = Probe::spawn(cmd);
+    p.wait_stderr("watch unit nsd.service: off: no system bus");
+    assert_eq!(p.line(), ANNOUNCE, "the probes go on");
+}

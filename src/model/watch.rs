@@ -71,7 +71,8 @@ pub struct Watch {
     pub process: Option<Process>,
     /// The listening sockets.
     pub listen: Vec<Listen>,
-    /// A systemd unit, watched over D-Bus where a system bus exists.
+    /// A systemd unit, its ActiveState watched over D-Bus where a system
+    /// bus exists.
     pub unit: Option<String>,
     /// A failed probe in a round started by (or run after) a watch event
     /// takes the service DOWN at once, without the rest of `fall`

@@ -74,6 +74,11 @@ pub enum WatchEvent {
         /// Whether it exists now.
         exists: bool,
     },
+    /// The systemd unit is active again.
+    UnitActive {
+        /// The unit.
+        unit: String,
+    },
     /// The systemd unit left the active state.
     UnitInactive {
         /// The unit.
@@ -118,7 +123,7 @@ impl WatchEvent {
             WatchEvent::ProcessExited { .. } | WatchEvent::ProcessStarted { .. } => Source::Pid,
             WatchEvent::ListenerGone { .. } | WatchEvent::ListenerBack { .. } => Source::Listen,
             WatchEvent::Maintenance { .. } => Source::Maintenance,
-            WatchEvent::UnitInactive { .. } => Source::Unit,
+            WatchEvent::UnitInactive { .. } | WatchEvent::UnitActive { .. } => Source::Unit,
         }
     }
 
@@ -142,6 +147,7 @@ impl fmt::Display for WatchEvent {
             WatchEvent::Maintenance { path, exists: true } => write!(f, "maintenance file {} created", path.display()),
             WatchEvent::Maintenance { path, exists: false } => write!(f, "maintenance file {} removed", path.display()),
             WatchEvent::UnitInactive { unit, state } => write!(f, "unit {unit} is {state}"),
+            WatchEvent::UnitActive { unit } => write!(f, "unit {unit} is active again"),
         }
     }
 }

@@ -12,8 +12,8 @@
 //! Sources ([`crate::model::watch`]): a process (a pidfd, [`pidfd`]; a pid
 //! file is re-read when rewritten, through inotify on its directory), the
 //! listening sockets ([`sockdiag`]), the maintenance files (always, with no
-//! configuration: [`inotify`]), a systemd unit ([`dbus`], not implemented:
-//! shown as off).
+//! configuration: [`inotify`]), a systemd unit's ActiveState ([`dbus`],
+//! where a system bus exists; off, and said so once, where none does).
 //!
 //! **Never worse than polling.** A watch that cannot be set up (no such
 //! file or directory, permission, no pidfd support, no CAP_NET_ADMIN for the
@@ -57,6 +57,7 @@ pub const ABSENT_EVERY: Duration = Duration::from_secs(1);
 const WAKE: u64 = u64::MAX;
 const INOTIFY: u64 = u64::MAX - 1;
 const DIAG: u64 = u64::MAX - 2;
+const DBUS: u64 = u64::MAX - 3;
 
 /// What the watcher tells the engine.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -158,6 +159,15 @@ struct ListenWatch {
     present: Option<bool>,
 }
 
+/// A watched systemd unit.
+struct UnitWatch {
+    service: String,
+    unit: String,
+    path: String,
+    /// Whether its last ActiveState was active; `None` before the first.
+    active: Option<bool>,
+}
+
 /// Sends state changes (each once) and events in one batch per wake-up.
 struct Reporter {
     tx: Sender<Event>,
@@ -209,6 +219,8 @@ struct World {
     procs: Vec<ProcWatch>,
     maint: Vec<MaintFile>,
     listens: Vec<ListenWatch>,
+    units: Vec<UnitWatch>,
+    bus: Option<dbus::Bus>,
     retry_at: Option<Instant>,
     next_dump: Option<Instant>,
     out: Reporter,
@@ -227,6 +239,8 @@ impl World {
             procs: Vec::new(),
             maint: Vec::new(),
             listens: Vec::new(),
+            units: Vec::new(),
+            bus: None,
             retry_at: None,
             next_dump: None,
             out: Reporter { tx, last: HashMap::new(), batch: Vec::new() },
@@ -262,6 +276,7 @@ impl World {
                         self.on_files(changes, now);
                     }
                     DIAG => self.on_destroyed(now),
+                    DBUS => self.on_bus(now),
                     k => self.on_exit(usize::try_from(k).unwrap_or(usize::MAX), now),
                 }
             }
@@ -290,6 +305,9 @@ impl World {
         self.files.clear();
         self.maint.clear();
         self.listens.clear();
+        self.units.clear();
+        // New matches for the new units: a new connection.
+        self.bus = None;
         // A reload gives changed services a new runtime without watch
         // states: every state is sent again.
         self.out.last.clear();
@@ -303,8 +321,9 @@ impl World {
             for listen in s.listen {
                 self.listens.push(ListenWatch { service: s.service.clone(), listen, present: None });
             }
-            if let Some(u) = s.unit {
-                self.out.state(&s.service, format!("unit {u}"), dbus::off_reason());
+            if let Some(unit) = s.unit {
+                let path = dbus::unit_path(&unit);
+                self.units.push(UnitWatch { service: s.service.clone(), unit, path, active: None });
             }
         }
         raise_fd_limit(self.procs.len() + 64);
@@ -370,6 +389,10 @@ impl World {
         if self.diag.is_none() && !self.listens.is_empty() {
             self.open_diag();
             retry |= self.diag.is_none();
+        }
+        if self.bus.is_none() && !self.units.is_empty() {
+            self.connect_bus();
+            retry |= self.bus.is_none();
         }
         if retry {
             self.retry_at = Some(now + RETRY_EVERY);
@@ -483,6 +506,70 @@ impl World {
                     }
                     self.arm_pending(now);
                 }
+            }
+        }
+    }
+
+    /// Connects to the system bus and asks for the units' signals.
+    fn connect_bus(&mut self) {
+        let connected = match dbus::address() {
+            None => Err(dbus::no_bus()),
+            Some(path) => dbus::Bus::connect(&path).and_then(|mut bus| {
+                for u in &self.units {
+                    bus.watch_unit(&u.unit)?;
+                }
+                self.epoll
+                    .add(bus.fd(), EpollEvent::new(EpollFlags::EPOLLIN, DBUS))
+                    .map_err(|e| format!("system bus: epoll: {e}"))?;
+                Ok(bus)
+            }),
+        };
+        let state = match connected {
+            Ok(bus) => {
+                self.bus = Some(bus);
+                "armed (D-Bus PropertiesChanged)".to_string()
+            }
+            Err(e) if e.starts_with("off:") => format!("{e} (retry every {}s)", RETRY_EVERY.as_secs()),
+            Err(e) => pending(&e),
+        };
+        for u in &self.units {
+            self.out.state(&u.service, format!("unit {}", u.unit), state.clone());
+        }
+    }
+
+    fn on_bus(&mut self, now: Instant) {
+        let Some(bus) = &mut self.bus else { return };
+        match bus.read() {
+            Ok(changes) => {
+                for (path, state) in changes {
+                    for u in self.units.iter_mut().filter(|u| u.path == path) {
+                        let active = match state.as_str() {
+                            "active" => Some(true),
+                            "inactive" | "failed" | "deactivating" => Some(false),
+                            _ => None, // activating, reloading: no news
+                        };
+                        match (u.active, active) {
+                            (Some(false), Some(true)) => {
+                                self.out.fire(&u.service, WatchEvent::UnitActive { unit: u.unit.clone() });
+                            }
+                            (before, Some(false)) if before != Some(false) => {
+                                let event = WatchEvent::UnitInactive { unit: u.unit.clone(), state: state.clone() };
+                                self.out.fire(&u.service, event);
+                            }
+                            _ => {}
+                        }
+                        u.active = active.or(u.active);
+                        self.out.state(&u.service, format!("unit {}", u.unit), format!("armed (D-Bus, {state})"));
+                    }
+                }
+            }
+            Err(e) => {
+                // Dropping the connection takes it out of the epoll set.
+                self.bus = None;
+                for u in &self.units {
+                    self.out.state(&u.service, format!("unit {}", u.unit), pending(&e));
+                }
+                self.retry_at.get_or_insert(now + RETRY_EVERY);
             }
         }
     }
