@@ -378,3 +378,34 @@ fn without_a_system_bus_a_unit_watch_says_so_and_probing_goes_on() {
     p.wait_stderr("watch unit nsd.service: off: no system bus");
     assert_eq!(p.line(), ANNOUNCE, "the probes go on");
 }
+
+#[test]
+fn a_reload_that_adds_a_watch_arms_it() {
+    let s = setup();
+    let Some(mut l) = Listener::start(s.port, &s.pid_file) else { return };
+    // First without watches (and without a maintenance file) …
+    let conf = s.dir.path().join("exaprobe.json");
+    let write = |watch: &str| {
+        let text = format!(
+            r#"{{"control": {{"socket": "{d}/ctl.sock", "state_file": "{d}/state.json"}},
+                "services": [{{"name": "web", "prefixes": ["198.51.100.1/32"],
+                "checks": [{{"type": "tcp", "address": "127.0.0.1:{port}"}}],
+                "interval": "10s", "fast_interval": "200ms", "timeout": "1s", "rise": 2, "fall": 3,
+                "dampening": false{watch}}}]}}"#,
+            port = s.port,
+            d = s.dir.path().display(),
+        );
+        std::fs::write(&conf, text).unwrap();
+    };
+    write("");
+    let mut p = Probe::start(&["--dry-run", "--log-level", "debug", "--config", conf.to_str().unwrap()]);
+    assert_eq!(p.line(), ANNOUNCE);
+    // … then SIGHUP with a pid-file watch: armed on the running process.
+    write(&format!(r#", "watch": {{"pid_file": "{}"}}"#, s.pid_file.display()));
+    p.signal("HUP");
+    p.wait_stderr(&format!("armed (pid {})", l.child.id()));
+    let t = l.kill();
+    let (line, took) = next(&mut p, t);
+    assert_eq!(line, WITHDRAW);
+    assert!(took < BOUND, "withdrawn {took:?} after kill -9 on a watch added by a reload");
+}
