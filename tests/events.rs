@@ -117,6 +117,10 @@ fn setup() -> Setup {
 /// 200 ms, rise 2, fall 3, with a pid-file, a listen watch and a
 /// maintenance file.
 fn exaprobe(s: &Setup, extra: &str) -> Probe {
+    exaprobe_with(s, extra, &[])
+}
+
+fn exaprobe_with(s: &Setup, extra: &str, env: &[(&str, &str)]) -> Probe {
     let conf = s.dir.path().join("exaprobe.json");
     let text = format!(
         r#"{{"control": {{"socket": "{d}/ctl.sock", "state_file": "{d}/state.json"}},
@@ -131,7 +135,9 @@ fn exaprobe(s: &Setup, extra: &str) -> Probe {
         d = s.dir.path().display(),
     );
     std::fs::write(&conf, text).unwrap();
-    Probe::start(&["--dry-run", "--log-level", "debug", "--config", conf.to_str().unwrap()])
+    let mut cmd = Command::new(harness::EXE);
+    cmd.envs(env.iter().copied()).args(["--dry-run", "--log-level", "debug", "--config", conf.to_str().unwrap()]);
+    Probe::spawn(cmd)
 }
 
 const ANNOUNCE: &str = "announce route 198.51.100.1/32 next-hop self med 100";
@@ -188,6 +194,22 @@ fn a_closed_listener_is_withdrawn_at_once_and_back_after_rise() {
     assert_eq!(line, ANNOUNCE);
     assert!(took < Duration::from_secs(5), "back {took:?} after the listener came back");
     assert!(p.stderr_text().contains("RISING(1/2)"), "recovery went through rise");
+}
+
+#[test]
+fn polling_sock_diag_sees_a_closed_listener_too() {
+    let s = setup();
+    let Some(mut l) = Listener::start(s.port, &s.pid_file) else { return };
+    let mut p = exaprobe_with(&s, "", &[("EXAPROBE_SOCK_DIAG", "poll")]);
+    assert_eq!(p.line(), ANNOUNCE);
+    p.wait_stderr("dumping the listening sockets every 100ms instead");
+    p.wait_stderr("armed (polled every 100ms: EXAPROBE_SOCK_DIAG=poll)");
+    let t = Instant::now();
+    l.say("close");
+    let (line, took) = next(&mut p, t);
+    assert_eq!(line, WITHDRAW);
+    assert!(took < BOUND, "withdrawn {took:?} after the listener closed (polled)");
+    p.wait_stderr("listener 127.0.0.1");
 }
 
 #[test]

@@ -16,8 +16,8 @@
 //! where a system bus exists; off, and said so once, where none does).
 //!
 //! **Never worse than polling.** A watch that cannot be set up (no such
-//! file or directory, permission, no pidfd support, no CAP_NET_ADMIN for the
-//! destroy groups) is logged once (each new reason once), shown in `status`
+//! file or directory, permission, no pidfd support, the socket-destroy groups
+//! refused) is logged once (each new reason once), shown in `status`
 //! as `pending: why`, and retried every [`RETRY_EVERY`]; the probes go on
 //! as ever. The watcher only tells the core that something happened; what
 //! the core does with it is [`crate::engine::core::watch`]'s.
@@ -624,7 +624,7 @@ impl World {
                         (true, Some(why), _) => {
                             format!("armed (polled every {}ms: {why})", sockdiag::POLL_EVERY.as_millis())
                         }
-                        (false, _, Some(true)) => {
+                        (false, _, Some(_)) => {
                             format!("gone: no listener (looked for every {}s)", ABSENT_EVERY.as_secs())
                         }
                         (false, _, _) => {

@@ -2,13 +2,15 @@
 //! NETLINK_SOCK_DIAG): exaprobe never connects to a listener to watch it.
 //!
 //! - **Events** (preferred): a netlink socket joined to the socket-destroy
-//!   multicast groups (TCP and UDP, IPv4 and IPv6; joining needs
-//!   CAP_NET_ADMIN). The kernel sends one message per socket it destroys;
+//!   multicast groups (TCP and UDP, IPv4 and IPv6; on Linux 6.18 any user
+//!   may join them, tested as uid 65534; older kernels or a security policy
+//!   may refuse). The kernel sends one message per socket it destroys;
 //!   a message for an unconnected socket on a watched address and port is
 //!   confirmed by a dump (another socket, SO_REUSEPORT or a new one, may
 //!   still listen there) before the listener counts as gone.
-//! - **Polling** (fallback, where the groups cannot be joined): one dump
-//!   of the listening sockets every [`POLL_EVERY`] for all listen watches.
+//! - **Polling** (fallback, where the groups cannot be joined, or chosen
+//!   with `EXAPROBE_SOCK_DIAG=poll` in the environment): one dump of the
+//!   listening sockets every [`POLL_EVERY`] for all listen watches.
 //!
 //! A dump (SOCK_DIAG_BY_FAMILY, TCP in LISTEN, UDP unconnected) also arms
 //! the watches at start and re-checks the ones whose listener is absent.
@@ -96,6 +98,9 @@ impl Diag {
         let query = netlink(false).map_err(|e| format!("netlink sock_diag socket: {e}"))?;
         // A dump answers within microseconds; this only bounds a stuck one.
         let _ = setsockopt(&query, sockopt::ReceiveTimeout, &TimeVal::new(1, 0));
+        if std::env::var("EXAPROBE_SOCK_DIAG").as_deref() == Ok("poll") {
+            return Ok(Diag { events: None, query, mode: Mode::Poll("EXAPROBE_SOCK_DIAG=poll".into()), seq: 0 });
+        }
         let (events, mode) = match netlink(true).and_then(|fd| {
             bind(fd.as_fd().as_raw_fd_compat(), &NetlinkAddr::new(0, DESTROY_GROUPS))?;
             Ok(fd)
@@ -107,7 +112,9 @@ impl Diag {
             }
             Err(e) => {
                 let why = match e {
-                    Errno::EPERM => "joining the socket-destroy groups needs CAP_NET_ADMIN".to_string(),
+                    Errno::EPERM => {
+                        "joining the socket-destroy groups: not permitted (CAP_NET_ADMIN may help)".to_string()
+                    }
                     e => format!("joining the socket-destroy groups: {e}"),
                 };
                 (None, Mode::Poll(why))
