@@ -20,6 +20,7 @@
 //! 2s    stdin done                   (a line from ExaBGP)
 //! 3s    control {"command":"drain","service":"web","for":"2s"}
 //! 4s    reload                       (a new config follows, up to `end`)
+//! 5s    event web exited 42          (a watch event: exited PID, gone [udp:]IP:PORT, maintenance PATH)
 //! 9s    sigterm                      (drain on shutdown if configured, then the final withdraws)
 //! 12s   end                          (stop the clock; default: the last event)
 //! ```
@@ -45,11 +46,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use exaprobe::engine::core::watch::WatchEvent;
 use exaprobe::engine::core::{Answer, Core, Effects, FleetCall};
 use exaprobe::exabgp::{AckMode, Incoming, Stamped, Writer, parse_line};
 use exaprobe::fleet::{Notice, Verdict};
 use exaprobe::model::duration;
 use exaprobe::model::service::Service;
+use exaprobe::model::watch::parse_listen;
 use exaprobe::ops::control::Request;
 use exaprobe::probe::{Health, Outcome};
 
@@ -75,6 +78,7 @@ enum Step {
     Stdin(String),
     Control(String),
     Reload(String),
+    Event(String, WatchEvent),
     Sigterm,
     End,
     Store(bool, String),
@@ -143,6 +147,15 @@ fn parse(text: &str) -> Scenario {
             "stdin" => Step::Stdin(args.to_string()),
             "control" => Step::Control(args.to_string()),
             "reload" => Step::Reload(block(&mut lines)),
+            "event" => Step::Event(
+                words[0].into(),
+                match words[1] {
+                    "exited" => WatchEvent::ProcessExited { pid: words[2].parse().unwrap() },
+                    "gone" => WatchEvent::ListenerGone { listen: parse_listen(words[2]).unwrap() },
+                    "maintenance" => WatchEvent::Maintenance { path: words[2].into(), exists: true },
+                    e => panic!("event {e}"),
+                },
+            ),
             "sigterm" => Step::Sigterm,
             "store" => Step::Store(words[0] == "up", words[1..].join(" ")),
             "verdict" => Step::Verdict(
@@ -263,6 +276,9 @@ fn run(s: &Scenario) -> String {
                 }
                 Step::Reload(config) => {
                     core.reload(services(config), t0 + now, &mut fx).unwrap();
+                }
+                Step::Event(svc, event) => {
+                    core.watch_event(svc, event.clone(), t0 + now, &mut fx).unwrap();
                 }
                 Step::Sigterm => {
                     log(&mut transcript, now, "SIGTERM");

@@ -434,5 +434,6 @@ mod tests {
         "--st",      // --start-ip, and --state-file (also --sta)
         "--sta",     //
         "--t",       // --timeout, and --tcp
+        "--w",       // --withdraw-on-down, and --watch-pid-file, --watch-listen, --watch-unit
     ];
 }

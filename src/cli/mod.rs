@@ -23,7 +23,7 @@ use crate::model::bgp::Prefix;
 use crate::model::origin::{At, Field, Origin, Severity};
 use crate::model::raw::{
     ProbeKeys, ProbeKind, RawAction, RawAsPath, RawAttributes, RawCheck, RawDampening, RawDrain, RawFleet,
-    RawFleetAuth, RawFleetTls, RawProbe, RawProbeCheck, RawRequire, RawSpec,
+    RawFleetAuth, RawFleetTls, RawProbe, RawProbeCheck, RawRequire, RawSpec, RawWatch,
 };
 use crate::model::service::Service;
 use crate::model::{duration, validate};
@@ -149,6 +149,18 @@ pub struct Args {
     /// Maintenance file: while it exists the service is DISABLED and checks are skipped.
     #[arg(long, value_name = "FILE", help_heading = "Checks")]
     pub disable: Option<PathBuf>,
+    /// Watch the service's process through this pid file: its exit starts a probe round at once.
+    #[arg(long, value_name = "PATH", help_heading = "Events")]
+    pub watch_pid_file: Option<PathBuf>,
+    /// Watch this listening socket ([udp:]IP:PORT, repeatable): its closing starts a probe round at once.
+    #[arg(long, value_name = "[udp:]IP:PORT", help_heading = "Events")]
+    pub watch_listen: Vec<String>,
+    /// Watch this systemd unit over D-Bus, where a system bus exists.
+    #[arg(long, value_name = "UNIT", help_heading = "Events")]
+    pub watch_unit: Option<String>,
+    /// A failed probe after an event counts like any other (the normal --fall), instead of DOWN at once.
+    #[arg(long, help_heading = "Events")]
+    pub no_trust_events: bool,
 
     /// Time between checks in a stable state.
     #[arg(short = 'i', long, value_name = "DURATION", default_value = "5", help_heading = "Timing")]
@@ -684,6 +696,16 @@ impl Args {
             run_as_user: maybe(self.user.clone(), "--user"),
             run_as_group: maybe(self.group.clone(), "--group"),
             fleet: maybe(None, "--min-sites"),
+            watch: RawWatch {
+                pid_file: maybe(self.watch_pid_file.clone(), "--watch-pid-file"),
+                pid: maybe(None, "--watch-pid-file"),
+                listen: At::new(
+                    self.watch_listen.iter().map(|l| At::new(l.clone(), Origin::Flag("--watch-listen"))).collect(),
+                    Origin::Flag("--watch-listen"),
+                ),
+                unit: maybe(self.watch_unit.clone(), "--watch-unit"),
+                trust_events: given(!self.no_trust_events, "--no-trust-events"),
+            },
         };
         (spec, e)
     }

@@ -145,6 +145,20 @@ impl CheckFsm {
         (self.rise, self.fall)
     }
 
+    /// Feeds one probe result known to follow the loss of what the check
+    /// depends on (a watched process exited, a watched listener closed): a
+    /// failure is believed at once, skipping the rest of `fall`. Anything
+    /// better counts as usual, so recovery still takes `rise`.
+    pub fn observe_definitive(&mut self, obs: Level, now: Instant) -> Option<Level> {
+        if obs != Level::Down || self.level == Some(Level::Down) {
+            return self.observe(obs, now);
+        }
+        self.level = Some(Level::Down);
+        self.run = 0;
+        self.since = now;
+        Some(Level::Down)
+    }
+
     /// Feeds one probe result; returns the new stable level when it changed.
     pub fn observe(&mut self, obs: Level, now: Instant) -> Option<Level> {
         let new = match self.level {
@@ -371,6 +385,18 @@ impl ServiceFsm {
     /// Feeds the results of one probe round (one level per check, in order).
     /// Returns the advert to assert now, when it changed.
     pub fn observe(&mut self, results: &[Level], now: Instant) -> Option<Advert> {
+        self.observe_round(results, false, now)
+    }
+
+    /// [`Self::observe`] for a round started by (or run right after) a
+    /// watch event that saw the service's process or listener go: a failed
+    /// check is DOWN at once ([`CheckFsm::observe_definitive`]). Dampening
+    /// counts the flap as usual.
+    pub fn observe_after_event(&mut self, results: &[Level], now: Instant) -> Option<Advert> {
+        self.observe_round(results, true, now)
+    }
+
+    fn observe_round(&mut self, results: &[Level], definitive: bool, now: Instant) -> Option<Advert> {
         if self.disabled {
             // The maintenance file just went away: start over.
             self.disabled = false;
@@ -379,7 +405,11 @@ impl ServiceFsm {
             }
         }
         for (c, r) in self.checks.iter_mut().zip(results) {
-            c.observe(*r, now);
+            if definitive {
+                c.observe_definitive(*r, now);
+            } else {
+                c.observe(*r, now);
+            }
         }
         let levels: Vec<Option<Level>> = self.checks.iter().map(CheckFsm::level).collect();
         if let Some(want) = self.require.combine(&levels).map(Advert::from) {

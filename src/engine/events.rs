@@ -15,6 +15,15 @@ use crate::model::duration;
 /// Something the engine did or saw that is worth a log line.
 #[derive(Clone, Debug, PartialEq)]
 pub enum LogEvent {
+    /// A watch saw something happen to a service (issue 13).
+    Watch {
+        /// The service.
+        service: String,
+        /// What happened (`process 1234 exited`).
+        what: String,
+        /// What the core does about it.
+        action: &'static str,
+    },
     /// A service's asserted state changed.
     Transition {
         /// The service.
@@ -136,6 +145,7 @@ impl LogEvent {
 impl fmt::Display for LogEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            LogEvent::Watch { service, what, action } => write!(f, "{service}: event: {what}; {action}"),
             LogEvent::Transition { service, from, to, reason } => {
                 let from = from.map_or("INIT", Advert::name);
                 write!(f, "{service}: service {from} -> {to}: {reason}")

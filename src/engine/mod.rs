@@ -32,6 +32,7 @@ pub mod poller;
 pub mod pool;
 pub mod routes;
 pub mod timers;
+pub mod watch;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -86,6 +87,8 @@ pub enum Event {
     Metrics(Sender<String>),
     /// The fleet client said something (a verdict, a change, the store's state).
     Fleet(crate::fleet::Notice),
+    /// The watcher saw events or watch state changes (issue 13).
+    Watch(Vec<watch::Report>),
 }
 
 /// Reads and validates the config again, for SIGHUP.
@@ -219,6 +222,7 @@ pub fn start(services: Vec<Service>, opts: &Options, reload: Option<Reload>) -> 
     let children = Children::default();
     let pool = Pool::new(worker_limit(&services, opts.workers), tx.clone(), children.clone());
     let fleet_tx = tx.clone();
+    let watcher = watch::Watcher::start(&services, tx.clone())?;
     let poller = Poller::start(tx)?;
     let now = Instant::now();
     let mut engine = Engine {
@@ -227,6 +231,7 @@ pub fn start(services: Vec<Service>, opts: &Options, reload: Option<Reload>) -> 
         inbox,
         pool,
         poller,
+        watcher,
         children,
         workers: opts.workers,
         reload,
@@ -272,6 +277,7 @@ pub struct Engine<W: Write> {
     inbox: Arc<Inbox>,
     pool: Pool,
     poller: Poller,
+    watcher: watch::Watcher,
     children: Children,
     /// The configured worker limit (0: one per check).
     workers: usize,
@@ -389,6 +395,18 @@ impl<W: Write> Engine<W> {
                     self.core.probe_done(d.round, d.check, d.outcome, d.elapsed, now, &mut fx)?;
                 }
             }
+            Event::Watch(reports) => {
+                for r in reports {
+                    match r {
+                        watch::Report::Fired { service, event } => {
+                            self.core.watch_event(&service, event, now, &mut fx)?
+                        }
+                        watch::Report::State { service, watch, state } => {
+                            self.core.watch_state(&service, &watch, &state)
+                        }
+                    }
+                }
+            }
             Event::StdinReady => {
                 for line in self.inbox.take() {
                     if let Some(stop) = self.core.stdin(line, now, &mut fx)? {
@@ -492,6 +510,7 @@ impl<W: Write> Engine<W> {
             Ok(services) => {
                 supervise_commands(&services);
                 self.pool.set_limit(worker_limit(&services, self.workers));
+                self.watcher.set(&services);
                 self.core.reload(services, now, fx)
             }
             Err(errors) => {

@@ -139,6 +139,7 @@ pub(crate) mod tests {
             dampening: None,
             guard: None,
             covering: None,
+            watch: Default::default(),
             timing: Timing {
                 interval: Duration::from_secs(5),
                 fast_interval: Duration::from_secs(1),

@@ -12,3 +12,4 @@ pub mod origin;
 pub mod raw;
 pub mod service;
 pub mod validate;
+pub mod watch;

@@ -78,6 +78,8 @@ pub struct RawSpec {
     pub run_as_group: Field<String>,
     /// The service's fleet guard (absent: the top-level `min_sites`).
     pub fleet: Field<RawServiceFleet>,
+    /// Event sources ([`crate::model::watch`]).
+    pub watch: RawWatch,
 }
 
 /// A service's own fleet setting: `"fleet": false` or `{"min_sites": N}`.
@@ -134,6 +136,36 @@ pub struct RawFleetAuth {
     pub user: Field<String>,
     /// A file holding the password.
     pub password_file: Field<PathBuf>,
+}
+
+/// The watch sources as written (JSON `watch` and `trust_events`, or the
+/// `--watch-*` flags).
+#[derive(Clone, Debug)]
+pub struct RawWatch {
+    /// The main process's pid file.
+    pub pid_file: Field<PathBuf>,
+    /// The main process's pid.
+    pub pid: Field<i64>,
+    /// Listeners, `IP:PORT` or `udp:IP:PORT`.
+    pub listen: List<String>,
+    /// A systemd unit.
+    pub unit: Field<String>,
+    /// Whether an event makes a failed probe definitive (default true).
+    pub trust_events: Field<bool>,
+}
+
+impl RawWatch {
+    /// No watch; each key's origin is `base` + its JSON key, `trust_events`
+    /// at `trust`.
+    pub fn none(base: &Origin, trust: Origin) -> Self {
+        RawWatch {
+            pid_file: Field::absent(base.join("pid_file")),
+            pid: Field::absent(base.join("pid")),
+            listen: At::new(Vec::new(), base.join("listen")),
+            unit: Field::absent(base.join("unit")),
+            trust_events: Field::absent(trust),
+        }
+    }
 }
 
 /// BGP attributes of one state, with every layer (JSON `defaults`, the

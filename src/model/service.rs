@@ -141,6 +141,8 @@ pub struct Service {
     /// The fleet guard: a health withdraw first asks the other sites
     /// ([`crate::engine::core`]); `None`: decided per host.
     pub guard: Option<ServiceGuard>,
+    /// Event sources that start a probe round at once (issue 13).
+    pub watch: crate::model::watch::Watch,
 }
 
 /// How a drain is staged.
@@ -194,6 +196,7 @@ impl Service {
         self.neighbors.shrink_to_fit();
         self.checks.shrink_to_fit();
         self.disable_files.shrink_to_fit();
+        self.watch.listen.shrink_to_fit();
         for a in [&mut self.up, &mut self.degraded, &mut self.drain.attributes] {
             a.compact();
         }

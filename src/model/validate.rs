@@ -33,9 +33,10 @@ use crate::model::fleet::FleetSettings;
 use crate::model::origin::{At, Field, Origin, Problem, Severity};
 use crate::model::raw::{
     ProbeKind, RawAction, RawAsPath, RawAttributes, RawCheck, RawDampening, RawDrain, RawProbe, RawProbeCheck,
-    RawRequire, RawSpec,
+    RawRequire, RawSpec, RawWatch,
 };
 use crate::model::service::{Action, Attributes, DrainPolicy, OnFail, Service, ServiceCheck, Timing};
+use crate::model::watch::{MAX_LISTEN, Process, Watch, parse_listen, valid_unit};
 use crate::probe::command::{CommandProbe, Program, RunAs};
 use crate::probe::tcp::{TcpProbe, parse_socket_addr};
 use crate::probe::{Check, SpecError};
@@ -194,6 +195,7 @@ impl V {
         let dampening = self.dampening(&raw.dampening);
         let drain = self.drain(&raw.drain, &up);
         let guard = self.guard(&raw.fleet, fleet);
+        let watch = self.watch(&raw.watch);
 
         if self.errors() != before {
             return None;
@@ -225,7 +227,39 @@ impl V {
             drain: drain?,
             dampening: dampening?,
             guard: guard?,
+            watch,
         })
+    }
+
+    /// The watch sources (issue 13).
+    fn watch(&mut self, raw: &RawWatch) -> Watch {
+        let mut w = Watch { trust_events: raw.trust_events.value.unwrap_or(true), ..Watch::default() };
+        let pid = raw.pid.value.and_then(|n| {
+            let r = u32::try_from(n).ok().and_then(NonZeroU32::new).ok_or(format!("{n} is not a process id"));
+            self.take(&raw.pid.origin, r)
+        });
+        w.process = match (&raw.pid_file.value, pid) {
+            (Some(_), Some(_)) => {
+                self.err(&raw.pid.origin, "give pid_file or pid, not both");
+                None
+            }
+            (Some(f), None) => Some(Process::PidFile(self.path(&At::new(f.clone(), raw.pid_file.origin.clone())))),
+            (None, Some(p)) => Some(Process::Pid(p)),
+            (None, None) => None,
+        };
+        if raw.listen.value.len() > MAX_LISTEN {
+            self.err(&raw.listen.origin, format!("{} listeners: at most {MAX_LISTEN}", raw.listen.value.len()));
+        }
+        for l in raw.listen.value.iter().take(MAX_LISTEN) {
+            if let Some(parsed) = self.take(&l.origin, parse_listen(&l.value)) {
+                if w.listen.contains(&parsed) {
+                    self.err(&l.origin, format!("{parsed} is given twice"));
+                }
+                w.listen.push(parsed);
+            }
+        }
+        w.unit = raw.unit.value.as_ref().and_then(|u| self.take(&raw.unit.origin, valid_unit(u)));
+        w
     }
 
     /// The prefixes that could be read, and whether all could.

@@ -133,6 +133,8 @@ pub struct Registry {
     dropped: BTreeMap<&'static str, u64>,
     /// Adj-rib-out repairs by reason.
     repairs: BTreeMap<String, u64>,
+    /// Watch events by source (issue 13).
+    watch_events: BTreeMap<&'static str, u64>,
     /// How late probe rounds started against their plan.
     lateness: Histogram,
     /// Start time, seconds since the epoch.
@@ -157,6 +159,7 @@ impl Registry {
             acks: ACK_RESULTS.iter().map(|r| (r.to_string(), 0)).collect(),
             dropped: [("stdout", 0), ("stdin", 0)].into_iter().collect(),
             repairs: REPAIR_REASONS.iter().map(|r| (r.to_string(), 0)).collect(),
+            watch_events: crate::engine::core::watch::Source::ALL.iter().map(|s| (s.as_str(), 0)).collect(),
             started,
         }
     }
@@ -208,6 +211,11 @@ impl Registry {
     /// `unexpected`).
     pub fn record_repair(&mut self, reason: &str) {
         *self.repairs.entry(reason.to_string()).or_default() += 1;
+    }
+
+    /// A watch event from `source` (pid, listen, maintenance, unit).
+    pub fn record_watch_event(&mut self, source: &'static str) {
+        *self.watch_events.entry(source).or_default() += 1;
     }
 
     /// Drops every series of `service`, for a service removed by a reload
@@ -350,6 +358,15 @@ impl Registry {
         );
         for (reason, n) in &self.repairs {
             out.sample("exaprobe_adj_rib_repairs_total", &[("reason", reason)], &n.to_string());
+        }
+
+        out.family(
+            "exaprobe_watch_events_total",
+            "counter",
+            "Watch events by source: pid (process exited), listen (listener closed), maintenance, unit.",
+        );
+        for (source, n) in &self.watch_events {
+            out.sample("exaprobe_watch_events_total", &[("source", source)], &n.to_string());
         }
 
         out.family("exaprobe_exabgp_channel_up", "gauge", "1 while the channel to ExaBGP works.");

@@ -42,6 +42,7 @@ mod operator;
 #[cfg(test)]
 mod tests;
 mod verify;
+pub mod watch;
 
 pub use self::guard::{Answer, FleetCall, FleetEvent, Published};
 use self::verify::Verify;
@@ -137,6 +138,8 @@ struct Runtime {
     keys: Vec<String>,
     /// The fleet guard's state.
     guard: guard::GuardRt,
+    /// What watch events asked of its rounds ([`watch`]).
+    watch: watch::EventState,
 }
 
 impl Runtime {
@@ -153,6 +156,7 @@ impl Runtime {
             drain_info: None,
             keys: encoder::withdraw_all(&service),
             guard: guard::GuardRt::default(),
+            watch: watch::EventState::default(),
             service,
         }
     }
@@ -322,6 +326,7 @@ impl<W: Write> Core<W> {
             })
             .collect();
         rt.round = Some(Round { id, started: now, outcomes: vec![None; rt.service.checks.len()] });
+        rt.watch.round_started();
         fx.rounds.push(RoundJob { round: id, service: Arc::clone(&rt.service), probes });
         self.rounds.insert(id, i);
     }
@@ -341,6 +346,9 @@ impl<W: Write> Core<W> {
             let rt = self.rt_mut(i);
             let started = rt.round.take().map_or(now, |r| r.started);
             rt.next_probe = (started + rt.service.timing.interval).max(now);
+            if rt.watch.round_ended(false).1 {
+                rt.next_probe = now;
+            }
             let before = rt.fsm.asserted();
             if let Some(advert) = rt.fsm.observe_disabled(now) {
                 let reason = format!("maintenance file {} exists", file.display());
@@ -409,8 +417,15 @@ impl<W: Write> Core<W> {
         let before_states: Vec<State> = rt.fsm.checks().iter().map(|c| c.state()).collect();
         let before = rt.fsm.asserted();
         let levels: Vec<Level> = outcomes.iter().map(|o| Level::from(o.health)).collect();
-        let advert = rt.fsm.observe(&levels, now);
+        let (definitive, queued) = rt.watch.round_ended(rt.service.watch.trust_events);
+        let advert = match &definitive {
+            Some(_) => rt.fsm.observe_after_event(&levels, now),
+            None => rt.fsm.observe(&levels, now),
+        };
         rt.next_probe = (started + rt.service.timing.next_delay(rt.fsm.is_settling())).max(now);
+        if queued {
+            rt.next_probe = now;
+        }
         for (c, (fsm, o)) in rt.fsm.checks().iter().zip(outcomes).enumerate() {
             let (rise, fall) = fsm.thresholds();
             let shown = |s: State| match s {
@@ -438,6 +453,10 @@ impl<W: Write> Core<W> {
                 let all: Vec<String> =
                     rt.service.checks.iter().zip(outcomes).map(|(c, o)| format!("{}: {o}", c.check)).collect();
                 format!("require {}: {}", rt.service.require, all.join("; "))
+            };
+            let reason = match definitive.filter(|c| !c.is_empty() && advert == Advert::Down) {
+                Some(cause) => format!("{cause}, then {reason}"),
+                None => reason,
             };
             self.assert(i, before, advert, reason, now, fx)?;
         }

@@ -261,6 +261,7 @@ impl<W: Write> Core<W> {
                     // What was last sent for each route: the route table knows.
                     last_lines: rt.keys.iter().filter_map(|k| self.routes.last_line(k)).map(str::to_string).collect(),
                     guard: self.guard_status(i),
+                    watches: rt.watch.statuses(),
                 }
             })
             .collect();

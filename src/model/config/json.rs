@@ -96,6 +96,8 @@ pub(super) struct RawService<'t> {
     pub(super) drain: Option<Obj<RawDrain>>,
     pub(super) run_as: Option<RawRunAs>,
     pub(super) fleet: Option<RawServiceFleet>,
+    pub(super) watch: Option<Obj<RawWatch>>,
+    pub(super) trust_events: Option<bool>,
 }
 
 /// The top-level `"fleet"`: the sites' shared store and this site.
@@ -155,6 +157,42 @@ impl<'de> Deserialize<'de> for RawServiceFleet {
             fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<RawServiceFleet, A::Error> {
                 RawServiceFleetFields::deserialize(MapAccessDeserializer::new(map))
                     .map(|f| RawServiceFleet::On(f.min_sites))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Event sources of a service ([`crate::model::watch`]).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a watch object: {\"pid_file\": …, \"listen\": …, \"unit\": …}")]
+pub(super) struct RawWatch {
+    pub(super) pid_file: Option<String>,
+    pub(super) pid: Option<i64>,
+    pub(super) listen: Option<OneOrMany>,
+    pub(super) unit: Option<String>,
+}
+
+/// A string (`true`: written as one string), or a list of strings.
+pub(super) struct OneOrMany(pub(super) Vec<String>, pub(super) bool);
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = OneOrMany;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("\"IP:PORT\" or a list of them")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<OneOrMany, E> {
+                Ok(OneOrMany(vec![v.to_string()], true))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany, A::Error> {
+                let mut out = Vec::new();
+                while let Some(s) = seq.next_element::<String>()? {
+                    out.push(s);
+                }
+                Ok(OneOrMany(out, false))
             }
         }
         d.deserialize_any(V)

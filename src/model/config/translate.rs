@@ -422,6 +422,7 @@ impl<'t> Cx<'t> {
                 });
                 At { value, origin: o }
             },
+            watch: self.watch(l),
         }
     }
 
@@ -459,6 +460,31 @@ impl<'t> Cx<'t> {
             }
         }
         settings
+    }
+
+    /// The watch sources: `watch` is the service's own (a pid file or a
+    /// listener belongs to one service), `trust_events` may be a default.
+    fn watch(&mut self, l: &Layers<'_, 't>) -> raw::RawWatch {
+        if l.def.watch.is_some() {
+            self.err("defaults.watch", "a watch cannot be a default: each service watches its own process");
+        }
+        let base = Origin::Json(format!("{}.watch", l.path));
+        let (trust, p) = pick!(l, trust_events);
+        let mut w = raw::RawWatch::none(&base, Origin::Json(p));
+        w.trust_events.value = trust.copied();
+        let Some(Obj(j)) = &l.svc.watch else { return w };
+        w.pid_file.value = j.pid_file.as_ref().map(PathBuf::from);
+        w.pid.value = j.pid;
+        w.unit.value.clone_from(&j.unit);
+        if let Some(OneOrMany(v, single)) = &j.listen {
+            // One string is at `watch.listen`, a list's items at `listen[k]`.
+            w.listen.value = if *single {
+                v.iter().map(|s| At::new(s.clone(), w.listen.origin.clone())).collect()
+            } else {
+                items(v, &w.listen.origin)
+            };
+        }
+        w
     }
 
     fn no_path_id(&mut self, layers: &[(&RawAttributes, String)]) {

@@ -208,6 +208,18 @@ pub struct ServiceStatus {
     /// fleet are as they were).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guard: Option<GuardStatus>,
+    /// Each watch (issue 13) and its state; absent without watches.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub watches: Vec<WatchStatus>,
+}
+
+/// One watch of a service: a pid file, a listener, a unit, a maintenance file.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WatchStatus {
+    /// What is watched (`pid-file /run/nsd.pid`, `listen 127.0.0.1:53`).
+    pub watch: String,
+    /// `armed (pid 1234)`, `pending: no such file (retry every 5s)`, …
+    pub state: String,
 }
 
 /// One check of a service.

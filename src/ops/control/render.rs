@@ -38,6 +38,9 @@ pub fn render_status(status: &Status) -> String {
             let reason = if d.reason.is_empty() { "no reason given" } else { &d.reason };
             let _ = writeln!(out, "  drained by {} ({reason}), {left}", d.by);
         }
+        for w in &s.watches {
+            let _ = writeln!(out, "  watch {}: {}", w.watch, w.state);
+        }
         for line in &s.last_lines {
             let _ = writeln!(out, "  sent: {line}");
         }
@@ -48,7 +51,7 @@ pub fn render_status(status: &Status) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::control::proto::{CheckStatus, DrainStatus, LastResult, ServiceStatus};
+    use crate::ops::control::proto::{CheckStatus, DrainStatus, LastResult, ServiceStatus, WatchStatus};
 
     #[test]
     fn renders_every_part() {
@@ -86,6 +89,7 @@ mod tests {
                 }),
                 last_lines: vec!["withdraw route 198.51.100.1/32".into()],
                 guard: None,
+                watches: vec![WatchStatus { watch: "pid-file /run/web.pid".into(), state: "armed (pid 42)".into() }],
             }],
             fleet: None,
         };
@@ -93,7 +97,8 @@ mod tests {
             render_status(&status),
             "web  DRAINED  for 90s\n  reason: drained by the operator\n  check tcp 127.0.0.1:80: UP (rise 3, fall 2), \
              last healthy (connected) [nsid=ns1.site-a] in 0.3 ms\n  check cmd: INIT (rise 1, fall 1), last no result yet\n  flap \
-             penalty 1200, SUPPRESSED\n  drained by root (no reason given), until undrained\n  sent: withdraw route \
+             penalty 1200, SUPPRESSED\n  drained by root (no reason given), until undrained\n  watch pid-file /run/web.pid: armed (pid \
+             42)\n  sent: withdraw route \
              198.51.100.1/32\n"
         );
     }

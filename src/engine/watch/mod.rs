@@ -1,0 +1,680 @@
+//! The watcher (issue 13, event-driven detection): one thread, one epoll
+//! set for every watch of every service, feeding the engine's event queue
+//! with [`Event::Watch`]. No thread per watch.
+//!
+//! ```text
+//!   pidfds (one per watched process) ──┐
+//!   inotify (maintenance and pid files) ┼──> epoll ──> watcher thread ──> Event::Watch ──> Core::watch_event
+//!   netlink sock_diag (socket destroys) ┤                                              └─> Core::watch_state
+//!   eventfd (new config) ───────────────┘
+//! ```
+//!
+//! Sources ([`crate::model::watch`]): a process (a pidfd, [`pidfd`]; a pid
+//! file is re-read when rewritten, through inotify on its directory), the
+//! listening sockets ([`sockdiag`]), the maintenance files (always, with no
+//! configuration: [`inotify`]), a systemd unit's ActiveState ([`dbus`],
+//! where a system bus exists; off, and said so once, where none does).
+//!
+//! **Never worse than polling.** A watch that cannot be set up (no such
+//! file or directory, permission, no pidfd support, the socket-destroy groups
+//! refused) is logged once (each new reason once), shown in `status`
+//! as `pending: why`, and retried every [`RETRY_EVERY`]; the probes go on
+//! as ever. The watcher only tells the core that something happened; what
+//! the core does with it is [`crate::engine::core::watch`]'s.
+
+mod dbus;
+mod inotify;
+mod pidfd;
+mod sockdiag;
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::eventfd::{EfdFlags, EventFd};
+
+use self::inotify::{Change, Files};
+use self::pidfd::ProcWatch;
+use self::sockdiag::{Diag, Mode};
+use super::Event;
+use crate::engine::core::watch::WatchEvent;
+use crate::model::service::Service;
+use crate::model::watch::{Listen, Process};
+
+/// How often a watch that could not be set up is tried again.
+pub const RETRY_EVERY: Duration = Duration::from_secs(5);
+
+/// How often absent listeners are looked for again (a dump), in events
+/// mode: a listener that comes back is armed within this.
+pub const ABSENT_EVERY: Duration = Duration::from_secs(1);
+
+const WAKE: u64 = u64::MAX;
+const INOTIFY: u64 = u64::MAX - 1;
+const DIAG: u64 = u64::MAX - 2;
+const DBUS: u64 = u64::MAX - 3;
+
+/// What the watcher tells the engine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Report {
+    /// Something happened to a service.
+    Fired {
+        /// The service.
+        service: String,
+        /// What.
+        event: WatchEvent,
+    },
+    /// A watch's state changed (for `status`).
+    State {
+        /// The service.
+        service: String,
+        /// What is watched (`pid-file /run/nsd.pid`).
+        watch: String,
+        /// `armed (pid 1234)`, `pending: …`.
+        state: String,
+    },
+}
+
+/// What to watch of one service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Spec {
+    service: String,
+    process: Option<Process>,
+    listen: Vec<Listen>,
+    unit: Option<String>,
+    files: Vec<PathBuf>,
+}
+
+fn specs(services: &[Service]) -> Vec<Spec> {
+    services
+        .iter()
+        .map(|s| Spec {
+            service: s.name.clone(),
+            process: s.watch.process.clone(),
+            listen: s.watch.listen.clone(),
+            unit: s.watch.unit.clone(),
+            files: s.disable_files.clone(),
+        })
+        .filter(|s| s.process.is_some() || !s.listen.is_empty() || s.unit.is_some() || !s.files.is_empty())
+        .collect()
+}
+
+struct Shared {
+    next: Mutex<Option<Vec<Spec>>>,
+    wake: EventFd,
+}
+
+/// The engine's handle on the watcher thread.
+pub struct Watcher {
+    shared: Arc<Shared>,
+}
+
+impl Watcher {
+    /// Starts the watcher thread for `services`; reports come back as
+    /// [`Event::Watch`].
+    pub fn start(services: &[Service], events: Sender<Event>) -> io::Result<Watcher> {
+        let wake = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
+        let shared = Arc::new(Shared { next: Mutex::new(Some(specs(services))), wake });
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+        epoll.add(shared.wake.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, WAKE))?;
+        let files = Files::new()?;
+        epoll.add(files.fd(), EpollEvent::new(EpollFlags::EPOLLIN, INOTIFY))?;
+        let theirs = Arc::clone(&shared);
+        thread::Builder::new().name("watch".into()).stack_size(256 * 1024).spawn(move || {
+            let mut world = World::new(epoll, files, events);
+            if let Err(e) = world.run(&theirs) {
+                log::error!("the watcher stopped ({e}): services are probed as usual, without events");
+            }
+        })?;
+        Ok(Watcher { shared })
+    }
+
+    /// Watches what `services` (a reloaded config) ask for instead.
+    pub fn set(&self, services: &[Service]) {
+        *self.shared.next.lock().unwrap_or_else(PoisonError::into_inner) = Some(specs(services));
+        if let Err(e) = self.shared.wake.write(1) {
+            log::error!("waking the watcher: {e}");
+        }
+    }
+}
+
+/// The maintenance file of a service.
+struct MaintFile {
+    service: String,
+    path: PathBuf,
+    armed: bool,
+    present: bool,
+}
+
+/// A watched listener.
+struct ListenWatch {
+    service: String,
+    listen: Listen,
+    /// Whether the last dump saw it; `None` before the first.
+    present: Option<bool>,
+}
+
+/// A watched systemd unit.
+struct UnitWatch {
+    service: String,
+    unit: String,
+    path: String,
+    /// Whether its last ActiveState was active; `None` before the first.
+    active: Option<bool>,
+}
+
+/// Sends state changes (each once) and events in one batch per wake-up.
+struct Reporter {
+    tx: Sender<Event>,
+    last: HashMap<(String, String), String>,
+    batch: Vec<Report>,
+}
+
+impl Reporter {
+    fn state(&mut self, service: &str, watch: String, state: String) {
+        let key = (service.to_string(), watch);
+        let before = self.last.get(&key);
+        if before == Some(&state) {
+            return;
+        }
+        let (service, watch) = (&key.0, &key.1);
+        if state.starts_with("armed") {
+            if before.is_some() {
+                log::info!("{service}: watch {watch}: {state}");
+            } else {
+                log::debug!("{service}: watch {watch}: {state}");
+            }
+        } else if state.starts_with("exited") || state.starts_with("gone") {
+            log::debug!("{service}: watch {watch}: {state}");
+        } else {
+            // Logged once per new reason: a retry that fails alike is quiet.
+            log::warn!("{service}: watch {watch}: {state}; probing as usual");
+        }
+        self.batch.push(Report::State { service: service.clone(), watch: watch.clone(), state: state.clone() });
+        self.last.insert(key, state);
+    }
+
+    fn fire(&mut self, service: &str, event: WatchEvent) {
+        self.batch.push(Report::Fired { service: service.to_string(), event });
+    }
+
+    /// Sends the batch; false once the engine is gone.
+    fn flush(&mut self) -> bool {
+        if self.batch.is_empty() {
+            return true;
+        }
+        self.tx.send(Event::Watch(std::mem::take(&mut self.batch))).is_ok()
+    }
+}
+
+struct World {
+    epoll: Epoll,
+    files: Files,
+    diag: Option<Diag>,
+    procs: Vec<ProcWatch>,
+    maint: Vec<MaintFile>,
+    listens: Vec<ListenWatch>,
+    units: Vec<UnitWatch>,
+    bus: Option<dbus::Bus>,
+    retry_at: Option<Instant>,
+    next_dump: Option<Instant>,
+    out: Reporter,
+}
+
+fn pending(why: &str) -> String {
+    format!("pending: {why} (retry every {}s)", RETRY_EVERY.as_secs())
+}
+
+impl World {
+    fn new(epoll: Epoll, files: Files, tx: Sender<Event>) -> World {
+        World {
+            epoll,
+            files,
+            diag: None,
+            procs: Vec::new(),
+            maint: Vec::new(),
+            listens: Vec::new(),
+            units: Vec::new(),
+            bus: None,
+            retry_at: None,
+            next_dump: None,
+            out: Reporter { tx, last: HashMap::new(), batch: Vec::new() },
+        }
+    }
+
+    fn run(&mut self, shared: &Shared) -> io::Result<()> {
+        let mut events = vec![EpollEvent::empty(); 256];
+        let first = shared.next.lock().unwrap_or_else(PoisonError::into_inner).take();
+        self.rebuild(first.unwrap_or_default(), Instant::now());
+        loop {
+            if !self.out.flush() {
+                return Ok(());
+            }
+            let now = Instant::now();
+            let timeout = match [self.retry_at, self.next_dump].into_iter().flatten().min() {
+                Some(d) => EpollTimeout::try_from(d.saturating_duration_since(now) + Duration::from_micros(999))
+                    .unwrap_or(EpollTimeout::MAX),
+                None => EpollTimeout::NONE,
+            };
+            let n = match self.epoll.wait(&mut events, timeout) {
+                Ok(n) => n,
+                Err(nix::errno::Errno::EINTR) => 0,
+                Err(e) => return Err(e.into()),
+            };
+            let now = Instant::now();
+            let mut wake = false;
+            for ev in &events[..n] {
+                match ev.data() {
+                    WAKE => wake = true,
+                    INOTIFY => {
+                        let changes = self.files.read();
+                        self.on_files(changes, now);
+                    }
+                    DIAG => self.on_destroyed(now),
+                    DBUS => self.on_bus(now),
+                    k => self.on_exit(usize::try_from(k).unwrap_or(usize::MAX), now),
+                }
+            }
+            // Last: a new config replaces the watches (and their tokens).
+            if wake {
+                let _ = shared.wake.read();
+                let next = shared.next.lock().unwrap_or_else(PoisonError::into_inner).take();
+                if let Some(specs) = next {
+                    self.rebuild(specs, now);
+                }
+            }
+            if self.retry_at.is_some_and(|t| now >= t) {
+                self.retry_at = None;
+                self.arm_pending(now);
+            }
+            if self.next_dump.is_some_and(|t| now >= t) {
+                self.next_dump = None;
+                self.check_listens(None, now);
+            }
+        }
+    }
+
+    fn rebuild(&mut self, specs: Vec<Spec>, now: Instant) {
+        // Dropping the pidfds takes them out of the epoll set.
+        self.procs.clear();
+        self.files.clear();
+        self.maint.clear();
+        self.listens.clear();
+        self.units.clear();
+        // New matches for the new units: a new connection.
+        self.bus = None;
+        // A reload gives changed services a new runtime without watch
+        // states: every state is sent again.
+        self.out.last.clear();
+        for s in specs {
+            if let Some(p) = s.process {
+                self.procs.push(ProcWatch::new(s.service.clone(), p));
+            }
+            for path in s.files {
+                self.maint.push(MaintFile { service: s.service.clone(), path, armed: false, present: false });
+            }
+            for listen in s.listen {
+                self.listens.push(ListenWatch { service: s.service.clone(), listen, present: None });
+            }
+            if let Some(unit) = s.unit {
+                let path = dbus::unit_path(&unit);
+                self.units.push(UnitWatch { service: s.service.clone(), unit, path, active: None });
+            }
+        }
+        raise_fd_limit(self.procs.len() + 64);
+        if !self.listens.is_empty() && self.diag.is_none() {
+            self.open_diag();
+        }
+        self.arm_pending(now);
+        self.check_listens(None, now);
+    }
+
+    fn open_diag(&mut self) {
+        match Diag::new() {
+            Ok(d) => {
+                if let Some(fd) = d.events_fd()
+                    && let Err(e) = self.epoll.add(fd, EpollEvent::new(EpollFlags::EPOLLIN, DIAG))
+                {
+                    log::warn!("watching socket destroys: {e}");
+                }
+                if let Mode::Poll(why) = &d.mode {
+                    log::warn!(
+                        "listen watches: {why}; dumping the listening sockets every {}ms instead",
+                        sockdiag::POLL_EVERY.as_millis()
+                    );
+                }
+                self.diag = Some(d);
+            }
+            Err(e) => {
+                for l in &self.listens {
+                    self.out.state(&l.service, format!("listen {}", l.listen), pending(&e));
+                }
+                self.retry_at = Some(self.retry_at.map_or(Instant::now() + RETRY_EVERY, |t| t));
+            }
+        }
+    }
+
+    /// Tries every process and file watch that is not armed.
+    fn arm_pending(&mut self, now: Instant) {
+        let mut retry = false;
+        for k in 0..self.procs.len() {
+            retry |= !self.arm_proc(k);
+        }
+        for m in &mut self.maint {
+            if m.armed {
+                continue;
+            }
+            match self.files.watch(&m.path) {
+                Ok(()) => {
+                    m.armed = true;
+                    let present = m.path.exists();
+                    if present && !m.present {
+                        self.out.fire(&m.service, WatchEvent::Maintenance { path: m.path.clone(), exists: true });
+                    }
+                    m.present = present;
+                    let state = if present { "armed (present)" } else { "armed (absent)" };
+                    self.out.state(&m.service, format!("maintenance-file {}", m.path.display()), state.into());
+                }
+                Err(e) => {
+                    retry = true;
+                    self.out.state(&m.service, format!("maintenance-file {}", m.path.display()), pending(&e));
+                }
+            }
+        }
+        if self.diag.is_none() && !self.listens.is_empty() {
+            self.open_diag();
+            retry |= self.diag.is_none();
+        }
+        if self.bus.is_none() && !self.units.is_empty() {
+            self.connect_bus();
+            retry |= self.bus.is_none();
+        }
+        if retry {
+            self.retry_at = Some(now + RETRY_EVERY);
+        }
+    }
+
+    /// Arms process watch `k` if it is not; false when it stays unarmed
+    /// for a reason a retry may cure.
+    fn arm_proc(&mut self, k: usize) -> bool {
+        let p = &mut self.procs[k];
+        let label = p.label();
+        if let Process::PidFile(path) = &p.source
+            && let Err(e) = self.files.watch(path)
+        {
+            let service = p.service.clone();
+            self.out.state(&service, label, pending(&e));
+            return false;
+        }
+        match p.arm() {
+            Ok(true) => {
+                let (fd, pid) = p.armed.as_ref().expect("just armed");
+                let pid = *pid;
+                if let Err(e) = self.epoll.add(fd.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, k as u64)) {
+                    p.armed = None;
+                    let service = p.service.clone();
+                    self.out.state(&service, label, pending(&format!("epoll: {e}")));
+                    return false;
+                }
+                let service = p.service.clone();
+                if p.exited.is_some() {
+                    self.out.fire(&service, WatchEvent::ProcessStarted { pid });
+                }
+                self.out.state(&service, label, format!("armed (pid {pid})"));
+                // A restarted service: look for its listeners now.
+                if self.listens.iter().any(|l| l.service == service && l.present != Some(true)) {
+                    self.next_dump = Some(Instant::now());
+                }
+                true
+            }
+            Ok(false) => true,
+            Err(e) => {
+                let service = p.service.clone();
+                let fixed = matches!(p.source, Process::Pid(_));
+                let exited = p.exited.is_some();
+                let state = if exited { format!("exited: {e}") } else { pending(&e) };
+                self.out.state(&service, label, state);
+                // A fixed pid that exited is over; anything else is
+                // retried (a pid file also through inotify).
+                fixed && exited
+            }
+        }
+    }
+
+    fn on_exit(&mut self, k: usize, _now: Instant) {
+        let Some(p) = self.procs.get_mut(k) else { return };
+        let Some(pid) = p.exited() else { return };
+        let service = p.service.clone();
+        self.out.fire(&service, WatchEvent::ProcessExited { pid });
+        // The pid file may already name the new process.
+        self.arm_proc(k);
+    }
+
+    fn on_files(&mut self, changes: Vec<Change>, now: Instant) {
+        for c in changes {
+            match c {
+                Change::Written(path) => {
+                    for m in self.maint.iter_mut().filter(|m| m.path == path) {
+                        if !m.present && path.exists() {
+                            m.present = true;
+                            self.out.fire(&m.service, WatchEvent::Maintenance { path: path.clone(), exists: true });
+                            self.out.state(
+                                &m.service,
+                                format!("maintenance-file {}", path.display()),
+                                "armed (present)".into(),
+                            );
+                        }
+                    }
+                    let ks: Vec<usize> = (0..self.procs.len())
+                        .filter(|k| matches!(&self.procs[*k].source, Process::PidFile(p) if *p == path))
+                        .collect();
+                    for k in ks {
+                        self.arm_proc(k);
+                    }
+                }
+                Change::Removed(path) => {
+                    // Leaving DISABLED goes through the normal path: the
+                    // next round, then rise.
+                    for m in self.maint.iter_mut().filter(|m| m.path == path && m.present) {
+                        m.present = false;
+                        self.out.state(
+                            &m.service,
+                            format!("maintenance-file {}", path.display()),
+                            "armed (absent)".into(),
+                        );
+                    }
+                }
+                Change::Lost(dir) => {
+                    for m in &mut self.maint {
+                        if dir.as_ref().is_none_or(|d| inotify::dir_of(&m.path) == *d) {
+                            m.armed = false;
+                        }
+                    }
+                    if let Some(d) = &dir {
+                        log::warn!("watched directory {} went away: watching it again when it is back", d.display());
+                    } else {
+                        // Events were lost: look at everything again.
+                        self.files.clear();
+                        for m in &mut self.maint {
+                            m.armed = false;
+                        }
+                    }
+                    self.arm_pending(now);
+                }
+            }
+        }
+    }
+
+    /// Connects to the system bus and asks for the units' signals.
+    fn connect_bus(&mut self) {
+        let connected = match dbus::address() {
+            None => Err(dbus::no_bus()),
+            Some(path) => dbus::Bus::connect(&path).and_then(|mut bus| {
+                for u in &self.units {
+                    bus.watch_unit(&u.unit)?;
+                }
+                self.epoll
+                    .add(bus.fd(), EpollEvent::new(EpollFlags::EPOLLIN, DBUS))
+                    .map_err(|e| format!("system bus: epoll: {e}"))?;
+                Ok(bus)
+            }),
+        };
+        let state = match connected {
+            Ok(bus) => {
+                self.bus = Some(bus);
+                "armed (D-Bus PropertiesChanged)".to_string()
+            }
+            Err(e) if e.starts_with("off:") => format!("{e} (retry every {}s)", RETRY_EVERY.as_secs()),
+            Err(e) => pending(&e),
+        };
+        for u in &self.units {
+            self.out.state(&u.service, format!("unit {}", u.unit), state.clone());
+        }
+    }
+
+    fn on_bus(&mut self, now: Instant) {
+        let Some(bus) = &mut self.bus else { return };
+        match bus.read() {
+            Ok(changes) => {
+                for (path, state) in changes {
+                    for u in self.units.iter_mut().filter(|u| u.path == path) {
+                        let active = match state.as_str() {
+                            "active" => Some(true),
+                            "inactive" | "failed" | "deactivating" => Some(false),
+                            _ => None, // activating, reloading: no news
+                        };
+                        match (u.active, active) {
+                            (Some(false), Some(true)) => {
+                                self.out.fire(&u.service, WatchEvent::UnitActive { unit: u.unit.clone() });
+                            }
+                            (before, Some(false)) if before != Some(false) => {
+                                let event = WatchEvent::UnitInactive { unit: u.unit.clone(), state: state.clone() };
+                                self.out.fire(&u.service, event);
+                            }
+                            _ => {}
+                        }
+                        u.active = active.or(u.active);
+                        self.out.state(&u.service, format!("unit {}", u.unit), format!("armed (D-Bus, {state})"));
+                    }
+                }
+            }
+            Err(e) => {
+                // Dropping the connection takes it out of the epoll set.
+                self.bus = None;
+                for u in &self.units {
+                    self.out.state(&u.service, format!("unit {}", u.unit), pending(&e));
+                }
+                self.retry_at.get_or_insert(now + RETRY_EVERY);
+            }
+        }
+    }
+
+    fn on_destroyed(&mut self, now: Instant) {
+        let Some(diag) = &mut self.diag else { return };
+        match diag.read_destroyed() {
+            Ok(gone) => {
+                let hit: Vec<usize> = (0..self.listens.len())
+                    .filter(|k| {
+                        let l = &self.listens[*k];
+                        l.present == Some(true)
+                            && gone.iter().any(|d| {
+                                !d.connected && sockdiag::serves(&l.listen, d.proto.unwrap_or(l.listen.proto), d.local)
+                            })
+                    })
+                    .collect();
+                if !hit.is_empty() {
+                    self.check_listens(Some(&hit), now);
+                }
+            }
+            // Notifications were lost: a dump tells what is there.
+            Err(()) => self.check_listens(None, now),
+        }
+    }
+
+    /// Dumps the listening sockets and updates the listen watches (`only`
+    /// these, or all); a watched listener seen before and absent now fires.
+    fn check_listens(&mut self, only: Option<&[usize]>, now: Instant) {
+        if self.listens.is_empty() {
+            return;
+        }
+        let Some(diag) = &mut self.diag else { return };
+        let ks: Vec<usize> = only.map_or_else(|| (0..self.listens.len()).collect(), <[usize]>::to_vec);
+        let kinds = sockdiag::kinds(ks.iter().map(|k| &self.listens[*k].listen));
+        let polling = match &diag.mode {
+            Mode::Events => None,
+            Mode::Poll(why) => Some(why.clone()),
+        };
+        match diag.dump(&kinds) {
+            Ok(all) => {
+                for k in ks {
+                    let l = &mut self.listens[k];
+                    let now_present = sockdiag::present(&l.listen, &all);
+                    match (l.present, now_present) {
+                        (Some(true), false) => self.out.fire(&l.service, WatchEvent::ListenerGone { listen: l.listen }),
+                        (Some(false), true) => self.out.fire(&l.service, WatchEvent::ListenerBack { listen: l.listen }),
+                        _ => {}
+                    }
+                    let state = match (now_present, &polling, l.present) {
+                        (true, None, _) => "armed (socket-destroy events)".to_string(),
+                        (true, Some(why), _) => {
+                            format!("armed (polled every {}ms: {why})", sockdiag::POLL_EVERY.as_millis())
+                        }
+                        (false, _, Some(_)) => {
+                            format!("gone: no listener (looked for every {}s)", ABSENT_EVERY.as_secs())
+                        }
+                        (false, _, _) => {
+                            format!("absent: no listener yet (looked for every {}s)", ABSENT_EVERY.as_secs())
+                        }
+                    };
+                    l.present = Some(now_present);
+                    self.out.state(&l.service.clone(), format!("listen {}", l.listen), state);
+                }
+            }
+            Err(e) => {
+                for k in ks {
+                    let l = &self.listens[k];
+                    self.out.state(&l.service.clone(), format!("listen {}", l.listen), pending(&e));
+                }
+                self.retry_at.get_or_insert(now + RETRY_EVERY);
+            }
+        }
+        let absent = self.listens.iter().any(|l| l.present != Some(true));
+        let every = match polling {
+            Some(_) => Some(sockdiag::POLL_EVERY),
+            None if absent => Some(ABSENT_EVERY),
+            None => None,
+        };
+        if let Some(e) = every {
+            let at = now + e;
+            self.next_dump = Some(self.next_dump.map_or(at, |t| t.min(at)));
+        }
+    }
+}
+
+/// One pidfd per watched process: with many, the soft limit of open files
+/// (often 1024) is raised to the hard one.
+fn raise_fd_limit(needed: usize) {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut l = getrlimit(Resource::Nofile);
+    let need = needed as u64 + 512;
+    if l.current.is_some_and(|c| c < need) {
+        l.current = l.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, l) {
+            log::warn!("raising the open files limit for {needed} watches: {e}");
+        }
+    }
+}
+
+/// A short reason for an I/O error on a watched file.
+fn describe(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::NotFound => "no such file".to_string(),
+        io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        _ => e.to_string(),
+    }
+}

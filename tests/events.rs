@@ -1,0 +1,433 @@
+//! Event-driven detection (issue 13) with real processes: a small TCP
+//! listener (python3) that writes its pid file, is killed with SIGKILL, is
+//! restarted with a new pid file, closes its socket while it keeps running;
+//! and a maintenance file that appears. exaprobe runs with `--interval 10s`,
+//! so each reaction within 1 s (a generous bound; the precise figures are in
+//! scripts/bench-events) can only come from a watch.
+
+mod harness;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use harness::Probe;
+
+/// What the listener does: bind, write its pid file (through a rename, as
+/// daemons do), then obey "close" / "open" on stdin.
+const LISTENER: &str = r#"
+import os, socket, sys
+port, pidfile = int(sys.argv[1]), sys.argv[2]
+def listen():
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", port))
+    s.listen(64)
+    return s
+s = listen()
+with open(pidfile + ".tmp", "w") as f:
+    f.write("%d\n" % os.getpid())
+os.rename(pidfile + ".tmp", pidfile)
+print("ready", flush=True)
+for line in sys.stdin:
+    if line.strip() == "close":
+        s.close()
+    elif line.strip() == "open":
+        s = listen()
+    print(line.strip(), flush=True)
+"#;
+
+/// Within this of the cause, the reaction must be seen (the interval is 10 s).
+const BOUND: Duration = Duration::from_secs(1);
+
+struct Listener {
+    child: Child,
+    stdin: ChildStdin,
+    out: BufReader<std::process::ChildStdout>,
+}
+
+impl Listener {
+    fn start(port: u16, pid_file: &Path) -> Option<Listener> {
+        let spawned = Command::new("python3")
+            .args(["-c", LISTENER, &port.to_string(), pid_file.to_str().unwrap()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn();
+        let mut child = match spawned {
+            Ok(c) => c,
+            Err(e) => {
+                assert!(std::env::var("CI").as_deref() != Ok("true"), "python3 is needed in CI: {e}");
+                eprintln!("skipped: no python3 ({e})");
+                return None;
+            }
+        };
+        let stdin = child.stdin.take().unwrap();
+        let mut l = Listener { out: BufReader::new(child.stdout.take().unwrap()), stdin, child };
+        assert_eq!(l.answer(), "ready");
+        Some(l)
+    }
+
+    fn answer(&mut self) -> String {
+        let mut line = String::new();
+        self.out.read_line(&mut line).unwrap();
+        line.trim().to_string()
+    }
+
+    fn say(&mut self, what: &str) {
+        writeln!(self.stdin, "{what}").unwrap();
+        self.stdin.flush().unwrap();
+        assert_eq!(self.answer(), what);
+    }
+
+    fn kill(&mut self) -> Instant {
+        let t = Instant::now();
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        t
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    port: u16,
+    pid_file: PathBuf,
+    maintenance: PathBuf,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("web.pid");
+    let maintenance = dir.path().join("maintenance");
+    Setup { port: free_port(), pid_file, maintenance, dir }
+}
+
+/// exaprobe in dry-run on one service: interval 10 s, fast interval
+/// 200 ms, rise 2, fall 3, with a pid-file, a listen watch and a
+/// maintenance file.
+fn exaprobe(s: &Setup, extra: &str) -> Probe {
+    exaprobe_with(s, extra, &[])
+}
+
+fn exaprobe_with(s: &Setup, extra: &str, env: &[(&str, &str)]) -> Probe {
+    let conf = s.dir.path().join("exaprobe.json");
+    let text = format!(
+        r#"{{"control": {{"socket": "{d}/ctl.sock", "state_file": "{d}/state.json"}},
+            "services": [{{"name": "web", "prefixes": ["198.51.100.1/32"],
+            "checks": [{{"type": "tcp", "address": "127.0.0.1:{port}"}}],
+            "interval": "10s", "fast_interval": "200ms", "timeout": "1s", "rise": 2, "fall": 3,
+            "dampening": false, "disable_file": "{maint}",
+            "watch": {{"pid_file": "{pid}", "listen": "127.0.0.1:{port}"}}{extra}}}]}}"#,
+        port = s.port,
+        maint = s.maintenance.display(),
+        pid = s.pid_file.display(),
+        d = s.dir.path().display(),
+    );
+    std::fs::write(&conf, text).unwrap();
+    let mut cmd = Command::new(harness::EXE);
+    cmd.envs(env.iter().copied()).args(["--dry-run", "--log-level", "debug", "--config", conf.to_str().unwrap()]);
+    Probe::spawn(cmd)
+}
+
+const ANNOUNCE: &str = "announce route 198.51.100.1/32 next-hop self med 100";
+const WITHDRAW: &str = "withdraw route 198.51.100.1/32";
+
+/// The next stdout line, and how long after `since` it came.
+fn next(p: &mut Probe, since: Instant) -> (String, Duration) {
+    let l = p.line();
+    (l, since.elapsed())
+}
+
+#[test]
+fn a_killed_process_is_withdrawn_at_once_and_a_restart_rearms_the_watch() {
+    let s = setup();
+    let Some(mut l) = Listener::start(s.port, &s.pid_file) else { return };
+    let mut p = exaprobe(&s, "");
+    assert_eq!(p.line(), ANNOUNCE);
+    p.wait_stderr("armed (pid");
+    let t = l.kill();
+    let (line, took) = next(&mut p, t);
+    assert_eq!(line, WITHDRAW);
+    assert!(took < BOUND, "withdrawn {took:?} after kill -9 (interval 10 s)");
+    p.wait_stderr("process");
+
+    // Restarted with a new pid file: back after rise, and watched again.
+    let mut l2 = Listener::start(s.port, &s.pid_file).unwrap();
+    let new_pid = l2.child.id();
+    p.wait_stderr(&format!("armed (pid {new_pid})"));
+    assert_eq!(p.line(), ANNOUNCE, "back after rise");
+    let t = l2.kill();
+    let (line, took) = next(&mut p, t);
+    assert_eq!(line, WITHDRAW);
+    assert!(took < BOUND, "the second kill, on the re-armed watch: {took:?}");
+}
+
+#[test]
+fn a_closed_listener_is_withdrawn_at_once_and_back_after_rise() {
+    let s = setup();
+    let Some(mut l) = Listener::start(s.port, &s.pid_file) else { return };
+    let mut p = exaprobe(&s, "");
+    assert_eq!(p.line(), ANNOUNCE);
+    p.wait_stderr("listen 127.0.0.1");
+    let t = Instant::now();
+    l.say("close");
+    let (line, took) = next(&mut p, t);
+    assert_eq!(line, WITHDRAW);
+    assert!(took < BOUND, "withdrawn {took:?} after the listener closed");
+    p.wait_stderr("listener 127.0.0.1");
+    // The process lives on and listens again: UP after rise (2 × 200 ms),
+    // not before the second success.
+    let t = Instant::now();
+    l.say("open");
+    let (line, took) = next(&mut p, t);
+    assert_eq!(line, ANNOUNCE);
+    assert!(took < Duration::from_secs(5), "back {took:?} after the listener came back");
+    assert!(p.stderr_text().contains("RISING(1/2)"), "recovery went through rise");
+}
+
+#[test]
+fn polling_sock_diag_sees_a_closed_listener_too() {
+    let s = setup();
+    let Some(mut l) = Listener::start(s.port, &s.pid_file) else { return };
+    let mut p = exaprobe_with(&s, "", &[("EXAPROBE_SOCK_DIAG", "poll")]);
+    assert_eq!(p.line(), ANNOUNCE);
+    p.wait_stderr("dumping the listening sockets every 100ms instead");
+    p.wait_stderr("armed (polled every 100ms: EXAPROBE_SOCK_DIAG=poll)");
+    let t = Instant::now();
+    l.say("close");
+    let (line, took) = next(&mut p, t);
+    assert_eq!(line, WITHDRAW);
+    assert!(took < BOUND, "withdrawn {took:?} after the listener closed (polled)");
+    p.wait_stderr("listener 127.0.0.1");
+}
+
+#[test]
+fn without_trust_events_the_fall_count_still_applies() {
+    let s = setup();
+    let Some(mut l) = Listener::start(s.port, &s.pid_file) else { return };
+    let mut p = exaprobe(&s, r#", "trust_events": false"#);
+    assert_eq!(p.line(), ANNOUNCE);
+    p.wait_stderr("armed (pid");
+    let t = l.kill();
+    // The process and the listener each start a round (FALLING 1/3 and
+    // 2/3), then the fast interval takes the third: 200 ms later.
+    let (line, took) = next(&mut p, t);
+    assert_eq!(line, WITHDRAW);
+    assert!(took >= Duration::from_millis(150), "fall 3 was skipped: {took:?}");
+    p.wait_stderr("FALLING(1/3)");
+}
+
+#[test]
+fn a_maintenance_file_disables_at_once() {
+    let s = setup();
+    let Some(_l) = Listener::start(s.port, &s.pid_file) else { return };
+    let mut p = exaprobe(&s, "");
+    assert_eq!(p.line(), ANNOUNCE);
+    p.wait_stderr("maintenance-file");
+    let t = Instant::now();
+    std::fs::write(&s.maintenance, "").unwrap();
+    let (line, took) = next(&mut p, t);
+    assert_eq!(line, WITHDRAW);
+    assert!(took < BOUND, "DISABLED {took:?} after the file appeared");
+    p.wait_stderr("service UP -> DISABLED");
+}
+
+#[test]
+fn a_watch_that_cannot_be_set_up_is_pending_and_probing_goes_on() {
+    let s = setup();
+    // No listener, no pid file: the watches wait; the probe still runs.
+    let mut p = exaprobe(&s, "");
+    p.wait_stderr("pending: no such file (retry every 5s)");
+    p.wait_stderr("absent: no listener yet");
+    assert_eq!(p.line(), WITHDRAW, "the first probe failed: withdrawn");
+    // The listener starts: the pid file watch arms without waiting for a retry.
+    let Some(l) = Listener::start(s.port, &s.pid_file) else { return };
+    p.wait_stderr(&format!("armed (pid {})", l.child.id()));
+    // `exaprobe status` shows each watch and its state.
+    p.wait_stderr("listen 127.0.0.1");
+    let out = std::process::Command::new(harness::EXE)
+        .args(["status", "--socket", s.dir.path().join("ctl.sock").to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("watch pid-file {}: armed (pid {})", s.pid_file.display(), l.child.id())), "{text}");
+    assert!(text.contains("watch maintenance-file"), "{text}");
+    assert!(text.contains(&format!("watch listen 127.0.0.1:{}: armed", s.port)), "{text}");
+}
+
+/// A private message bus (dbus-daemon) standing in for the system bus.
+struct Bus {
+    child: Child,
+    socket: PathBuf,
+}
+
+impl Bus {
+    fn start(dir: &Path) -> Option<Bus> {
+        let socket = dir.join("bus");
+        let conf = dir.join("bus.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\" \
+                 \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n<busconfig><type>session</type>\
+                 <listen>unix:path={}</listen><auth>EXTERNAL</auth><policy context=\"default\">\
+                 <allow send_destination=\"*\" eavesdrop=\"true\"/><allow eavesdrop=\"true\"/><allow own=\"*\"/>\
+                 </policy></busconfig>",
+                socket.display()
+            ),
+        )
+        .unwrap();
+        let spawned = Command::new("dbus-daemon")
+            .args(["--nofork", "--print-address", &format!("--config-file={}", conf.display())])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn();
+        let mut child = match spawned {
+            Ok(c) => c,
+            Err(e) => {
+                assert!(std::env::var("CI").as_deref() != Ok("true"), "dbus-daemon is needed in CI: {e}");
+                eprintln!("skipped: no dbus-daemon ({e})");
+                return None;
+            }
+        };
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        Some(Bus { child, socket })
+    }
+
+    fn address(&self) -> String {
+        format!("unix:path={}", self.socket.display())
+    }
+
+    /// What systemd sends when a unit's ActiveState changes.
+    fn emit_active_state(&self, unit_path: &str, state: &str) {
+        let ok = Command::new("gdbus")
+            .env("DBUS_SESSION_BUS_ADDRESS", self.address())
+            .args([
+                "emit",
+                "--session",
+                "--object-path",
+                unit_path,
+                "--signal",
+                "org.freedesktop.DBus.Properties.PropertiesChanged",
+                "'org.freedesktop.systemd1.Unit'",
+                &format!("{{'ActiveState': <'{state}'>, 'SubState': <'dead'>}}"),
+                "@as []",
+            ])
+            .status()
+            .expect("gdbus")
+            .success();
+        assert!(ok);
+    }
+}
+
+impl Drop for Bus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_unit_that_stops_over_d_bus_is_withdrawn_at_once() {
+    let s = setup();
+    let Some(bus) = Bus::start(s.dir.path()) else { return };
+    let Some(mut l) = Listener::start(s.port, &s.pid_file) else { return };
+    let conf = s.dir.path().join("unit.json");
+    let text = format!(
+        r#"{{"control": {{"socket": "{d}/ctl.sock", "state_file": "{d}/state.json"}},
+            "services": [{{"name": "nsd", "prefixes": ["198.51.100.1/32"],
+            "checks": [{{"type": "tcp", "address": "127.0.0.1:{port}"}}],
+            "interval": "10s", "fast_interval": "200ms", "timeout": "1s", "rise": 2, "fall": 3,
+            "dampening": false, "watch": {{"unit": "nsd.service"}}}}]}}"#,
+        port = s.port,
+        d = s.dir.path().display(),
+    );
+    std::fs::write(&conf, text).unwrap();
+    let mut cmd = Command::new(harness::EXE);
+    cmd.env("DBUS_SYSTEM_BUS_ADDRESS", bus.address()).args([
+        "--dry-run",
+        "--log-level",
+        "debug",
+        "--config",
+        conf.to_str().unwrap(),
+    ]);
+    let mut p = Probe::spawn(cmd);
+    assert_eq!(p.line(), ANNOUNCE);
+    p.wait_stderr("watch unit nsd.service: armed (D-Bus PropertiesChanged)");
+    let path = "/org/freedesktop/systemd1/unit/nsd_2eservice";
+    // Reloading: the unit is still active and answers; nothing changes.
+    bus.emit_active_state(path, "reloading");
+    // The service stops: its process is gone, then systemd says so.
+    l.kill();
+    let t = Instant::now();
+    bus.emit_active_state(path, "deactivating");
+    let (line, took) = next(&mut p, t);
+    assert_eq!(line, WITHDRAW);
+    assert!(took < BOUND, "withdrawn {took:?} after the unit stopped (interval 10 s)");
+    p.wait_stderr("unit nsd.service is deactivating");
+}
+
+#[test]
+fn without_a_system_bus_a_unit_watch_says_so_and_probing_goes_on() {
+    let s = setup();
+    let Some(_l) = Listener::start(s.port, &s.pid_file) else { return };
+    let conf = s.dir.path().join("nobus.json");
+    let text = format!(
+        r#"{{"control": {{"socket": "{d}/ctl.sock", "state_file": "{d}/state.json"}},
+            "services": [{{"name": "nsd", "prefixes": ["198.51.100.1/32"],
+            "checks": [{{"type": "tcp", "address": "127.0.0.1:{port}"}}], "rise": 1,
+            "watch": {{"unit": "nsd.service"}}}}]}}"#,
+        port = s.port,
+        d = s.dir.path().display(),
+    );
+    std::fs::write(&conf, text).unwrap();
+    let mut cmd = Command::new(harness::EXE);
+    let nowhere = format!("unix:path={}", s.dir.path().join("no-bus").display());
+    cmd.env("DBUS_SYSTEM_BUS_ADDRESS", nowhere).args(["--dry-run", "--config", conf.to_str().unwrap()]);
+    let mut p = Probe::spawn(cmd);
+    p.wait_stderr("watch unit nsd.service: off: no system bus");
+    assert_eq!(p.line(), ANNOUNCE, "the probes go on");
+}
+
+#[test]
+fn a_reload_that_adds_a_watch_arms_it() {
+    let s = setup();
+    let Some(mut l) = Listener::start(s.port, &s.pid_file) else { return };
+    // First without watches (and without a maintenance file) …
+    let conf = s.dir.path().join("exaprobe.json");
+    let write = |watch: &str| {
+        let text = format!(
+            r#"{{"control": {{"socket": "{d}/ctl.sock", "state_file": "{d}/state.json"}},
+                "services": [{{"name": "web", "prefixes": ["198.51.100.1/32"],
+                "checks": [{{"type": "tcp", "address": "127.0.0.1:{port}"}}],
+                "interval": "10s", "fast_interval": "200ms", "timeout": "1s", "rise": 2, "fall": 3,
+                "dampening": false{watch}}}]}}"#,
+            port = s.port,
+            d = s.dir.path().display(),
+        );
+        std::fs::write(&conf, text).unwrap();
+    };
+    write("");
+    let mut p = Probe::start(&["--dry-run", "--log-level", "debug", "--config", conf.to_str().unwrap()]);
+    assert_eq!(p.line(), ANNOUNCE);
+    // … then SIGHUP with a pid-file watch: armed on the running process.
+    write(&format!(r#", "watch": {{"pid_file": "{}"}}"#, s.pid_file.display()));
+    p.signal("HUP");
+    p.wait_stderr(&format!("armed (pid {})", l.child.id()));
+    let t = l.kill();
+    let (line, took) = next(&mut p, t);
+    assert_eq!(line, WITHDRAW);
+    assert!(took < BOUND, "withdrawn {took:?} after kill -9 on a watch added by a reload");
+}
