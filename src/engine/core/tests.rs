@@ -39,8 +39,9 @@ fn services(owner: &[usize], healthy: &[bool], med: u32) -> Vec<Service> {
     crate::model::config::load(&text).unwrap_or_else(|e| panic!("{text}: {e:?}")).services
 }
 
+/// What the core wrote on "stdout" (shared by the core's test modules).
 #[derive(Clone, Default)]
-struct Out(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+pub(super) struct Out(pub(super) std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
 impl Write for Out {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {

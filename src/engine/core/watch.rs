@@ -296,18 +296,7 @@ mod tests {
     use crate::exabgp::{AckMode, Writer};
     use crate::probe::Outcome;
 
-    #[derive(Clone, Default)]
-    struct Out(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl Write for Out {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::engine::core::tests::Out;
 
     /// A core with one service "web" (interval 10 s, rise 1, fall 3) that
     /// is UP, and its stdout.

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::super::tests::Out;
 use super::super::{Core, Effects};
 use super::{Answer, FleetCall, FleetEvent, SLACK};
 use crate::engine::events::LogEvent;
@@ -12,19 +13,6 @@ use crate::ops::control::{Reply, Request};
 use crate::probe::Outcome;
 
 const TIMEOUT: Duration = Duration::from_millis(500);
-
-#[derive(Clone, Default)]
-struct Out(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Out {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// One core with guarded services, its clock, and what it did.
 struct Rig {
