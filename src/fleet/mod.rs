@@ -50,8 +50,10 @@ pub fn age(entry: &Entry) -> std::time::Duration {
 /// What this site publishes for one service (the key's value, as JSON).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
-    /// The route is announced from this site (UP, DEGRADED, HELD, or a
-    /// drain's GRACEFUL_SHUTDOWN stage).
+    /// The route is announced from this site and the others may count on
+    /// it (UP, DEGRADED, HELD). A drain's GRACEFUL_SHUTDOWN stage still
+    /// announces but is published as not announcing: the site is leaving,
+    /// and a site failing meanwhile must not withdraw on its account.
     pub announcing: bool,
     /// Announced only because the guard holds it.
     pub held: bool,
