@@ -1,5 +1,7 @@
 //! Tests of the parent module.
 
+use std::time::Duration;
+
 use super::*;
 use crate::model::bgp::{Community, parse_list};
 use crate::model::service::{Action, Attributes};
