@@ -1,7 +1,9 @@
 //! The JSON config's translation into the one raw form
 //! ([`crate::model::raw::RawSpec`]) and the rules that are the file's own
 //! (required keys, what `defaults` may hold), collecting every error at its
-//! path.
+//! path. This module owns the walk over the file and a service's keys;
+//! `check.rs` translates checks, `attributes.rs` the states' attributes,
+//! `settings.rs` the fleet, watch, control and metrics settings.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -63,6 +65,14 @@ macro_rules! layer {
         $layers.iter().find_map(|(a, p)| a.$field.as_ref().map(|v| (v, format!("{p}.{}", stringify!($field)))))
     };
 }
+
+// After the macros, which the submodules use.
+mod attributes;
+mod check;
+mod settings;
+
+use attributes::{as_path, attributes};
+use settings::placeholder_fleet;
 
 impl<'t> Cx<'t> {
     fn err(&mut self, path: impl Into<String>, message: impl Into<String>) {
@@ -426,87 +436,6 @@ impl<'t> Cx<'t> {
         }
     }
 
-    /// The top-level `"fleet"`, through the one validator.
-    fn fleet(&mut self, f: &RawFleet) -> Option<FleetSettings> {
-        let o = Origin::Json("fleet".into());
-        let path = |k: &str, v: &Option<String>| At::new(v.as_ref().map(PathBuf::from), o.join("tls").join(k));
-        let etcd_origin = o.join("etcd");
-        let raw = raw::RawFleet {
-            origin: o.clone(),
-            etcd: At::new(f.etcd.as_ref().map(|e| items(e, &etcd_origin)).unwrap_or_default(), etcd_origin),
-            site: At::new(f.site.clone(), o.join("site")),
-            min_sites: At::new(f.min_sites, o.join("min_sites")),
-            ttl: duration_field(f.ttl.as_ref(), o.join("ttl")),
-            timeout: duration_field(f.timeout.as_ref(), o.join("timeout")),
-            prefix: At::new(f.prefix.clone(), o.join("prefix")),
-            tls: f.tls.as_ref().map(|Obj(t)| raw::RawFleetTls {
-                ca: path("ca", &t.ca),
-                cert: path("cert", &t.cert),
-                key: path("key", &t.key),
-            }),
-            auth: f.auth.as_ref().map(|Obj(a)| raw::RawFleetAuth {
-                user: At::new(a.user.clone(), o.join("auth").join("user")),
-                password_file: At::new(
-                    a.password_file.as_ref().map(PathBuf::from),
-                    o.join("auth").join("password_file"),
-                ),
-            }),
-        };
-        let (settings, problems) = validate::fleet(&raw);
-        for p in problems {
-            match p.severity {
-                Severity::Error => self.err(p.origin.to_string(), p.message),
-                Severity::Warning => self.warn(&p.origin.to_string(), p.message),
-            }
-        }
-        settings
-    }
-
-    /// The watch sources: `watch` is the service's own (a pid file or a
-    /// listener belongs to one service), `trust_events` may be a default.
-    fn watch(&mut self, l: &Layers<'_, 't>) -> raw::RawWatch {
-        if l.def.watch.is_some() {
-            self.err("defaults.watch", "a watch cannot be a default: each service watches its own process");
-        }
-        let base = Origin::Json(format!("{}.watch", l.path));
-        let (trust, p) = pick!(l, trust_events);
-        let mut w = raw::RawWatch::none(&base, Origin::Json(p));
-        w.trust_events.value = trust.copied();
-        let Some(Obj(j)) = &l.svc.watch else { return w };
-        w.pid_file.value = j.pid_file.as_ref().map(PathBuf::from);
-        w.pid.value = j.pid;
-        w.unit.value.clone_from(&j.unit);
-        if let Some(OneOrMany(v, single)) = &j.listen {
-            // One string is at `watch.listen`, a list's items at `listen[k]`.
-            w.listen.value = if *single {
-                v.iter().map(|s| At::new(s.clone(), w.listen.origin.clone())).collect()
-            } else {
-                items(v, &w.listen.origin)
-            };
-        }
-        w
-    }
-
-    fn no_path_id(&mut self, layers: &[(&RawAttributes, String)]) {
-        for (a, p) in layers {
-            if a.path_id.is_some() {
-                self.err(format!("{p}.path_id"), "the path id is per service: set it in attributes");
-            }
-        }
-    }
-
-    fn action(&mut self, v: Option<&RawAction>, path: &str, base: &[(&RawAttributes, String); 2]) -> raw::RawAction {
-        match v {
-            None | Some(RawAction::Withdraw) => raw::RawAction::Withdraw,
-            Some(RawAction::Announce(Obj(attrs))) => {
-                let mut layers = vec![(attrs, format!("{path}.announce"))];
-                self.no_path_id(&layers);
-                layers.extend(base.iter().cloned());
-                raw::RawAction::Announce(attributes(&layers))
-            }
-        }
-    }
-
     /// A path; a relative one works, but against ExaBGP's working directory.
     fn path(&mut self, path: &str, s: &str) -> PathBuf {
         if s.is_empty() {
@@ -515,289 +444,6 @@ impl<'t> Cx<'t> {
             self.warn(path, format!("{s:?} is relative: it is looked up from ExaBGP's working directory"));
         }
         PathBuf::from(s)
-    }
-
-    /// A check as written: its type picks the keys it may have.
-    fn check(&mut self, raw: &'t RawValue, origin: &Origin) -> Option<raw::RawCheck> {
-        let path = &origin.to_string();
-        let sub = raw.get();
-        if !sub.starts_with('{') {
-            let (line, column) = self.position(sub, 1, 1);
-            self.errors.push(ConfigError {
-                path: path.to_string(),
-                line,
-                column,
-                message: "a check is an object such as {\"type\": \"tcp\", \"address\": \"127.0.0.1:53\"}".into(),
-            });
-            return None;
-        }
-        let kind = self.parse::<RawCheckType>(sub, path)?.kind;
-        let (probe, common, keys): (_, Common, &'static [(&'static str, &'static str)]) = match kind.as_deref() {
-            Some("tcp") => {
-                let c = self.parse::<RawTcp>(sub, path)?;
-                let probe =
-                    raw::RawProbe::Tcp { address: c.address.clone(), send: c.send.clone(), expect: c.expect.clone() };
-                (probe, c.common_owned(), &[("address", "address"), ("send", "send"), ("expect", "expect")])
-            }
-            Some("http") => {
-                let c = self.parse::<RawHttp>(sub, path)?;
-                let mut b = HttpProbe::builder(c.url.as_str());
-                if let Some(v) = &c.method {
-                    b = b.method(v.as_str());
-                }
-                if let Some(v) = &c.status {
-                    b = b.status(v.0.as_str());
-                }
-                if let Some(v) = &c.body {
-                    b = b.body_contains(v.as_str());
-                }
-                if let Some(v) = &c.body_regex {
-                    b = b.body_regex(v.as_str());
-                }
-                if c.headers.is_some() {
-                    self.warn(
-                        &format!("{path}.headers"),
-                        "deprecated: it sets request headers; write request_headers (and expect_headers to \
-                         require headers on the response)",
-                    );
-                }
-                for (name, value) in c.headers.iter().flatten() {
-                    b = b.deprecated_header(format!("{name}: {value}"));
-                }
-                for (name, value) in c.request_headers.iter().flatten() {
-                    b = b.header(format!("{name}: {value}"));
-                }
-                // "" requires the header, any value.
-                for (name, re) in c.expect_headers.iter().flatten() {
-                    b = b.expect_header(if re.is_empty() { name.clone() } else { format!("{name}:{re}") });
-                }
-                if let Some(v) = &c.cert {
-                    b = b.cert_file(v.as_str());
-                }
-                if let Some(v) = &c.key {
-                    b = b.key_file(v.as_str());
-                }
-                for v in c.resolve.iter().flatten() {
-                    b = b.resolve(v.as_str());
-                }
-                if let Some(v) = &c.host {
-                    b = b.host(v.as_str());
-                }
-                if let Some(v) = &c.ca {
-                    b = b.ca_file(v.as_str());
-                }
-                b = b.insecure(c.insecure.unwrap_or(false)).follow_redirects(c.follow_redirects.unwrap_or(false));
-                let keys = &[
-                    ("url", "url"),
-                    ("method", "method"),
-                    ("host", "host"),
-                    ("status", "status"),
-                    ("body", "body"),
-                    ("body-regex", "body_regex"),
-                    ("header", "headers"),
-                    ("request-header", "request_headers"),
-                    ("expect-header", "expect_headers"),
-                    ("ca", "ca"),
-                    ("cert", "cert"),
-                    ("key", "key"),
-                    ("resolve", "resolve"),
-                ];
-                (raw::RawProbe::Http(b), c.common_owned(), keys)
-            }
-            Some("dns") => {
-                let c = self.parse::<RawDns>(sub, path)?;
-                let mut b = DnsProbe::builder(c.query.as_str());
-                if let Some(v) = &c.server {
-                    b = b.server(v.as_str());
-                }
-                if let Some(v) = &c.qtype {
-                    b = b.rtype(v.as_str());
-                }
-                if let Some(v) = &c.answer {
-                    b = b.answer(v.as_str());
-                }
-                if let Some(v) = &c.source {
-                    b = b.source(v.as_str());
-                }
-                if let Some(v) = &c.soa_reference {
-                    b = b.soa_reference(v.as_str());
-                }
-                if let Some(v) = &c.soa_zone {
-                    b = b.soa_zone(v.as_str());
-                }
-                if let Some(v) = &c.rcode {
-                    b = b.rcode(v.0.as_str());
-                }
-                if let Some(v) = &c.soa_max_lag {
-                    b = b.soa_max_lag(v.0.as_str());
-                }
-                b = b.tcp(c.tcp.unwrap_or(false)).norecurse(c.norecurse.unwrap_or(false));
-                b = dns_more(b, &c);
-                let keys = &[
-                    ("server", "server"),
-                    ("name", "query"),
-                    ("type", "qtype"),
-                    ("rcode", "rcode"),
-                    ("answer", "answer"),
-                    ("source", "source"),
-                    ("soa-reference", "soa_reference"),
-                    ("soa-max-lag", "soa_max_lag"),
-                    ("soa-zone", "soa_zone"),
-                    ("edns", "edns"),
-                    ("bufsize", "bufsize"),
-                    ("nsid", "nsid"),
-                    ("class", "class"),
-                    ("dnssec", "dnssec"),
-                    ("ad", "ad"),
-                    ("aa", "aa"),
-                    ("nodata", "nodata"),
-                    ("tls", "tls"),
-                    ("tls-name", "tls_name"),
-                    ("ca", "ca"),
-                    ("insecure", "insecure"),
-                    ("doh", "doh"),
-                    ("method", "method"),
-                ];
-                (raw::RawProbe::Dns(b), c.common_owned(), keys)
-            }
-            Some("ntp") => {
-                let c = self.parse::<RawNtp>(sub, path)?;
-                let mut b = NtpProbe::builder();
-                if let Some(v) = &c.server {
-                    b = b.server(v.as_str());
-                }
-                if let Some(v) = &c.max_stratum {
-                    b = b.max_stratum(v.0.as_str());
-                }
-                if let Some(v) = &c.max_offset {
-                    b = b.max_offset(v.0.as_str());
-                }
-                if let Some(v) = &c.max_dispersion {
-                    b = b.max_dispersion(v.0.as_str());
-                }
-                if let Some(v) = &c.max_root_distance {
-                    b = b.max_root_distance(v.0.as_str());
-                }
-                if let Some(v) = &c.max_ref_age {
-                    b = b.max_ref_age(v.0.as_str());
-                }
-                if let Some(v) = &c.source {
-                    b = b.source(v.as_str());
-                }
-                let keys = &[
-                    ("server", "server"),
-                    ("max-stratum", "max_stratum"),
-                    ("max-offset", "max_offset"),
-                    ("max-dispersion", "max_dispersion"),
-                    ("max-root-distance", "max_root_distance"),
-                    ("max-ref-age", "max_ref_age"),
-                    ("source", "source"),
-                ];
-                (raw::RawProbe::Ntp(b), c.common_owned(), keys)
-            }
-            Some("command") => {
-                let c = self.parse::<RawCommand>(sub, path)?;
-                let exit_codes = match c.exit_codes {
-                    None | Some(RawExitCodes::Nagios) => ExitCodes::Nagios,
-                    Some(RawExitCodes::ZeroIsHealthy) => ExitCodes::ZeroIsHealthy,
-                };
-                let probe = raw::RawProbe::Command { argv: c.argv.clone(), shell: c.shell.clone(), exit_codes };
-                (probe, c.common_owned(), &[("argv", "argv"), ("shell", "shell")])
-            }
-            Some("file") => {
-                let c = self.parse::<RawFile>(sub, path)?;
-                return Some(raw::RawCheck::File(At::new(PathBuf::from(&c.path), origin.join("path"))));
-            }
-            Some(other) => {
-                self.err(
-                    format!("{path}.type"),
-                    format!("unknown check type {other:?} (tcp, http, dns, ntp, command or file)"),
-                );
-                return None;
-            }
-            None => {
-                self.err(path, "missing key `type` (tcp, http, dns, ntp, command or file)");
-                return None;
-            }
-        };
-        let on_fail = common.on_fail.map(|f| match f {
-            RawOnFail::Down => "down".to_string(),
-            RawOnFail::Degrade => "degrade".to_string(),
-        });
-        Some(raw::RawCheck::Probe(Box::new(raw::RawProbeCheck {
-            probe,
-            keys: raw::ProbeKeys::Json { check: origin.clone(), keys },
-            timeout: duration_field(common.timeout.as_ref(), origin.join("timeout")),
-            rise: At::new(common.rise, origin.join("rise")),
-            fall: At::new(common.fall, origin.join("fall")),
-            on_fail: At::new(on_fail, origin.join("on_fail")),
-        })))
-    }
-
-    fn control(&mut self, c: RawControl) -> ControlSettings {
-        let mut out = ControlSettings::default();
-        if let Some(s) = &c.socket {
-            out.socket = self.path("control.socket", s);
-            // sun_path holds 108 bytes, the terminating NUL included.
-            if s.len() > 107 {
-                self.err("control.socket", format!("{} bytes long: a socket path has at most 107", s.len()));
-            }
-        }
-        match c.mode.as_deref() {
-            None | Some("0600" | "600") => {}
-            Some("0660" | "660") => out.mode = 0o660,
-            Some(m) => self.err("control.mode", format!("{m:?} is not \"0600\" (owner only) or \"0660\" (and group)")),
-        }
-        if let Some(g) = &c.group {
-            let ok = !g.is_empty()
-                && g.len() <= 32
-                && g.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
-                && !g.starts_with('-');
-            if !ok {
-                self.err("control.group", format!("{g:?} is not a group name"));
-            }
-            if out.mode == 0o600 {
-                self.warn("control.group", "has no effect with mode \"0600\": set \"mode\": \"0660\" too");
-            }
-            out.group = Some(g.clone());
-        }
-        if let Some(s) = &c.state_file {
-            out.state_file = Some(self.path("control.state_file", s));
-        }
-        out
-    }
-
-    fn metrics(&mut self, m: RawMetrics) -> MetricsSettings {
-        let listen = m.listen.as_deref().and_then(|s| {
-            let a =
-                self.take("metrics.listen", s.parse::<SocketAddr>().map_err(|_| format!("{s:?} is not IP:PORT")))?;
-            if !a.ip().is_loopback() {
-                self.warn(
-                    "metrics.listen",
-                    format!(
-                        "{a} is not a loopback address: the metrics (service names, states) are open to the network"
-                    ),
-                );
-            }
-            Some(a)
-        });
-        let textfile = m.textfile.as_deref().map(|s| self.path("metrics.textfile", s));
-        MetricsSettings { listen, textfile }
-    }
-}
-
-/// Stands in for a fleet whose settings are invalid (and reported), so that
-/// the services are judged as they would be with a valid one.
-fn placeholder_fleet() -> FleetSettings {
-    FleetSettings {
-        endpoints: Vec::new(),
-        site: String::new(),
-        prefix: "/exaprobe/".into(),
-        ttl: std::time::Duration::from_secs(10),
-        timeout: std::time::Duration::from_millis(500),
-        min_sites: 1,
-        tls: None,
-        auth: None,
     }
 }
 
@@ -808,36 +454,6 @@ fn items(v: &[String], origin: &Origin) -> Vec<At<String>> {
 
 fn duration_field(v: Option<&RawDuration>, origin: Origin) -> Field<String> {
     At::new(v.map(|RawDuration(s)| s.clone()), origin)
-}
-
-fn as_path(v: &RawAsPath) -> raw::RawAsPath {
-    match v {
-        RawAsPath::Text(s) => raw::RawAsPath::Text(s.clone()),
-        RawAsPath::List(l) => raw::RawAsPath::List(l.clone()),
-    }
-}
-
-/// Attributes from layers, the first layer that sets a key winning; an
-/// unset key is at the first layer's path.
-fn attributes(layers: &[(&RawAttributes, String)]) -> raw::RawAttributes {
-    let first = Origin::Json(layers[0].1.clone());
-    let mut out = raw::RawAttributes::none(&first);
-    macro_rules! resolve {
-        ($field:ident, $map:expr) => {
-            if let Some((v, p)) = layer!(layers, $field) {
-                let origin = Origin::Json(p);
-                out.$field = At { value: Some($map(v, &origin)), origin };
-            }
-        };
-    }
-    resolve!(med, |v: &u32, _: &Origin| *v);
-    resolve!(local_preference, |v: &u32, _: &Origin| *v);
-    resolve!(origin, |v: &String, _: &Origin| v.clone());
-    resolve!(as_path, |v: &RawAsPath, _: &Origin| as_path(v));
-    resolve!(communities, |v: &Vec<String>, o: &Origin| items(v, o));
-    resolve!(extended_communities, |v: &Vec<String>, o: &Origin| items(v, o));
-    resolve!(large_communities, |v: &Vec<String>, o: &Origin| items(v, o));
-    out
 }
 
 /// serde_json's message without its " at line L column C" (kept apart), in
@@ -857,42 +473,4 @@ fn serde_message(e: &serde_json::Error) -> String {
         msg = msg.replacen(field, key, 1);
     }
     msg
-}
-
-/// The DNS settings of issue 12 (EDNS, NSID, DNSSEC, DoT, DoH), onto `b`.
-fn dns_more(mut b: crate::probe::dns::DnsBuilder, c: &RawDns) -> crate::probe::dns::DnsBuilder {
-    if let Some(on) = c.edns {
-        b = b.edns(if on { "on" } else { "off" });
-    }
-    if let Some(v) = &c.bufsize {
-        b = b.bufsize(v.0.as_str());
-    }
-    match &c.nsid {
-        None => {}
-        Some(RawNsid::Ask(on)) => b = b.nsid(*on),
-        Some(RawNsid::Require(t)) => b = b.nsid_text(t.as_str()),
-    }
-    if let Some(v) = &c.class {
-        b = b.class(v.as_str());
-    }
-    if let Some(v) = &c.nodata {
-        b = b.nodata(v.as_str());
-    }
-    if let Some(v) = &c.tls_name {
-        b = b.tls_name(v.as_str());
-    }
-    if let Some(v) = &c.doh {
-        b = b.doh(v.as_str());
-    }
-    if let Some(v) = &c.method {
-        b = b.method(v.as_str());
-    }
-    if let Some(v) = &c.ca {
-        b = b.ca_file(v.as_str());
-    }
-    b.dnssec(c.dnssec.unwrap_or(false))
-        .ad(c.ad.unwrap_or(false))
-        .aa(c.aa.unwrap_or(false))
-        .tls(c.tls.unwrap_or(false))
-        .insecure(c.insecure.unwrap_or(false))
 }
