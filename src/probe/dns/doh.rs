@@ -1,7 +1,7 @@
 //! DNS over HTTPS (RFC 8484): the query as `application/dns-message`, by
 //! GET (`?dns=` in base64url, no padding) or POST (the body), over the HTTP
 //! stack the HTTP probe uses (ureq, with the TLS connector and verifier of
-//! `src/probe/tls.rs`: `ca=`, `insecure`, the wording of failures). ureq
+//! `src/probe/tls/`: `ca=`, `insecure`, the wording of failures). ureq
 //! speaks HTTP/1.1, which RFC 8484 allows ("HTTP/2 is the minimum
 //! RECOMMENDED version"); a server that speaks only HTTP/2 (Unbound's own
 //! `https-port`) needs a front end that takes HTTP/1.1, as most DoH

@@ -1,5 +1,5 @@
 //! DNS over TLS (RFC 7858): the TCP framing inside a TLS session, verified
-//! as the HTTPS probe verifies (`src/probe/tls.rs`: `ca=`, `insecure`, the
+//! as the HTTPS probe verifies (`src/probe/tls/`: `ca=`, `insecure`, the
 //! wording of failures), with `tls-name` as SNI and the name checked.
 
 use std::io::Write;

@@ -53,7 +53,7 @@
 //! `dns-not-authoritative`; `dns-not-validated`; `dns-nsid-missing`;
 //! `dns-nsid-mismatch`; `dns-truncated`; `dns-bad-reply`; `dns-soa-lag N`;
 //! `dns-soa-missing`; `dns-soa-reference-failed`; over TLS the reasons of
-//! `src/probe/tls.rs` (`tls-wrong-name`, `tls-unknown-ca`, …); over HTTPS
+//! `src/probe/tls/` (`tls-wrong-name`, `tls-unknown-ca`, …); over HTTPS
 //! also `http-status N` and `doh-bad-content-type`; `timeout`, `refused`, ….
 //!
 //! Flag form (`--dns`), words separated by spaces:

@@ -83,7 +83,7 @@ impl RunState {
     }
 
     /// A TLS failure: a short stable reason and an operator's wording (see
-    /// `src/probe/tls.rs` for the table).
+    /// `src/probe/tls/` for the table).
     fn tls_outcome(&self, err: &rustls::Error) -> Outcome {
         let (reason, detail) =
             tls::describe_for_client(err, self.cert_requested.load(Ordering::Relaxed), self.cert_given);

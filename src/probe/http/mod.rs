@@ -22,7 +22,7 @@
 //! `curl --cacert` accepts: a self-signed certificate given as its own
 //! `ca=` (the `openssl req -x509` kind), any certificate of the file as a
 //! trust anchor, the common name of a certificate without subjectAltName
-//! (see `src/probe/tls.rs`); `insecure` turns the certificate check off (the
+//! (see `src/probe/tls/`); `insecure` turns the certificate check off (the
 //! handshake signature is still verified).
 //!
 //! Redirects are not followed unless `follow-redirects` is given, so by
@@ -57,7 +57,7 @@
 //! Reasons: `http-status 200` (healthy) or `http-status 503` (unexpected
 //! status); `body-mismatch`; `header-missing` and `header-mismatch`
 //! (`expect-header=`); `timeout`; `refused`; `host-not-found` (a redirect
-//! target that does not resolve); the TLS reasons of `src/probe/tls.rs`
+//! target that does not resolve); the TLS reasons of `src/probe/tls/`
 //! (`tls-expired`, `tls-not-yet-valid`, `tls-wrong-name`,
 //! `tls-self-signed`, `tls-unknown-ca`, `tls-bad-signature`,
 //! `tls-bad-certificate`, `tls-client-cert-required`,
