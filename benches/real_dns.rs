@@ -3,7 +3,7 @@
 //! Unbound over UDP and TCP, Unbound over TLS (DoT, `tls-port`), and DoH
 //! GET and POST through nginx (TLS, HTTP/1.1) to Unbound's `https-port`.
 //! The servers are the ones of tests/real_dns.rs, started the same way
-//! (`tests/real_dns/servers.rs`).
+//! (`tests/real_servers/`).
 //!
 //! `cargo bench --bench real_dns`, or `scripts/bench-probes` (which runs it
 //! after the CPU bench). `EXAPROBE_BENCH_DNS=N` probes per row (default
@@ -14,7 +14,7 @@
 
 #![allow(clippy::print_stdout, reason = "a benchmark prints its table")]
 
-#[path = "../tests/real_dns/servers.rs"]
+#[path = "../tests/real_servers/mod.rs"]
 mod servers;
 
 use std::time::{Duration, Instant};
@@ -44,7 +44,7 @@ fn main() {
     std::fs::create_dir(&ub_dir).unwrap();
     let cert = servers::certificate(&ub_dir, "dns.example.test");
     let (port, tls_port, h2_port, https_port) =
-        (servers::free_port(), servers::free_port(), servers::free_port(), servers::free_port());
+        (servers::local_port(), servers::local_port(), servers::local_port(), servers::local_port());
     let (mut unbound, mut nginx) = (None, None);
     if let Some((cert, key)) = &cert {
         let lines = format!(

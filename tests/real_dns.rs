@@ -1,21 +1,20 @@
 //! The DNS probe against the real servers operators run: NSD, Knot and
 //! Unbound (and nginx in front of Unbound's DoH), each started on a loopback
-//! port of its own (see `real_dns/servers.rs`). Every case first asks a real
+//! port of its own (see `real_servers/`). Every case first asks a real
 //! client (dig, kdig, curl) to show that the server behaves as the case
 //! says, then checks the probe's decision. Garbage replies and wrong IDs,
 //! which no real server sends, stay with the fixture servers of
 //! tests/probes.rs.
 
 mod harness;
-#[path = "real_dns/servers.rs"]
-mod servers;
+mod real_servers;
 
 use std::time::{Duration, Instant};
 
 use exaprobe::probe::dns::DnsProbe;
 use exaprobe::probe::{Health, Outcome};
 use harness::{EXE, Probe};
-use servers::{Dig, certificate, free_port, knot, nginx_doh, nsd, tool, unbound};
+use real_servers::{Dig, certificate, knot, local_port, nginx_doh, nsd, tool, unbound};
 
 /// The probe timeout: generous, the servers are local.
 const TIMEOUT: Duration = Duration::from_secs(3);
@@ -47,7 +46,7 @@ fn expect(o: &Outcome, health: Health, reason: &str) {
 #[test]
 fn unbound_refusing_a_client_is_refused_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = local_port();
     let Some(ub) = unbound(dir.path(), port, "  access-control: 127.0.0.0/8 refuse\n", "") else { return };
     let at = at(ub.addr);
     let d = dig(&args(&at, &["www.example.test", "+time=2", "+tries=1"]));
@@ -68,7 +67,7 @@ fn unbound_refusing_a_client_is_refused_at_once() {
 #[test]
 fn edns_gets_a_big_answer_from_a_udp_only_server() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = local_port();
     let mut lines = String::from("  do-tcp: no\n  local-zone: \"example.test.\" static\n");
     lines.push_str("  local-data: \"www.example.test. A 192.0.2.1\"\n");
     for i in 0..12 {
@@ -156,7 +155,7 @@ fn dnssec_through_a_validating_unbound_in_front_of_a_signing_knot() {
              trust-anchor: \"example.test. DNSKEY {anchor}\"\n"
         );
         let rest = format!("stub-zone:\n  name: \"example.test\"\n  stub-addr: {}@{}\n", kn.addr.ip(), kn.addr.port());
-        (unbound(&d, free_port(), &lines, &rest), d)
+        (unbound(&d, local_port(), &lines, &rest), d)
     };
     let (Some(good), _gd) = resolver("good", ksk) else { return };
     let gat = at(good.addr);
@@ -201,7 +200,7 @@ fn dot_to_unbound() {
     let Some(kdig) = tool("kdig") else { return };
     let dir = tempfile::tempdir().unwrap();
     let Some((cert, key)) = certificate(dir.path(), "dns.example.test") else { return };
-    let (port, tls_port) = (free_port(), free_port());
+    let (port, tls_port) = (local_port(), local_port());
     let lines = format!(
         "  interface: 127.0.0.1@{tls_port}\n  tls-port: {tls_port}\n  tls-service-key: \"{}\"\n  \
          tls-service-pem: \"{}\"\n  access-control: 127.0.0.0/8 allow\n  local-zone: \"example.test.\" static\n  \
@@ -251,7 +250,7 @@ fn doh_to_unbound_behind_nginx() {
     let Some(curl) = tool("curl") else { return };
     let dir = tempfile::tempdir().unwrap();
     let Some((cert, key)) = certificate(dir.path(), "dns.example.test") else { return };
-    let (port, h2_port, https_port) = (free_port(), free_port(), free_port());
+    let (port, h2_port, https_port) = (local_port(), local_port(), local_port());
     let lines = format!(
         "  interface: 127.0.0.1@{h2_port}\n  https-port: {h2_port}\n  http-notls-downstream: yes\n  \
          access-control: 127.0.0.0/8 allow\n  local-zone: \"example.test.\" static\n  \
@@ -333,4 +332,23 @@ fn nsid_shows_in_the_log_and_in_status() {
     assert!(text.contains("healthy (dns-rcode NOERROR) [nsid=nsd-site-a]"), "{text}");
     let v: serde_json::Value = serde_json::from_str(&ctl(&["status", "--json"])).unwrap();
     assert_eq!(v["services"][0]["checks"][0]["last"]["identity"], "nsid=nsd-site-a");
+}
+
+/// The referees' output parser (`real_servers/dig.rs`) reads dig's and
+/// kdig's formats.
+#[test]
+fn dig_and_kdig_output_parses() {
+    let dig = Dig::parse(
+        ";; ->>HEADER<<- opcode: QUERY, status: REFUSED, id: 1\n;; flags: qr rd; QUERY: 0, ANSWER: 0, AUTHORITY: 0\n\
+         ; NSID: 6e 73 31 (\"ns1\")\n",
+    );
+    assert_eq!((dig.status.as_deref(), dig.qdcount, dig.nsid.as_deref()), (Some("REFUSED"), Some(0), Some("ns1")));
+    assert!(dig.has("qr") && !dig.has("aa"));
+    let kdig = Dig::parse(
+        ";; ->>HEADER<<- opcode: QUERY; status: NOERROR; id: 2\n;; Flags: qr aa rd; QUERY: 1; ANSWER: 1\n\
+         ;; NSID: 6B6E6F74 \"knot\"\n\n;; ANSWER SECTION:\nwww.example.test. 3600 IN A 192.0.2.1\n\n",
+    );
+    assert_eq!((kdig.status.as_deref(), kdig.qdcount, kdig.nsid.as_deref()), (Some("NOERROR"), Some(1), Some("knot")));
+    assert!(kdig.has("aa"));
+    assert_eq!(kdig.answer, ["www.example.test. 3600 IN A 192.0.2.1"]);
 }
