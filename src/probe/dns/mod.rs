@@ -85,6 +85,11 @@
 //! a space). `tls-name` is the name sent as SNI and checked in the
 //! certificate (default: the server's address); `ca=` and `insecure` are as
 //! for HTTPS.
+//!
+//! This module holds the probe's types and its run (the query and the
+//! exchange over a transport); `spec.rs` the builder and the flag form,
+//! `judge.rs` the judging of a reply, `transport.rs`, `dot.rs` and `doh.rs`
+//! the transports, `wire.rs` the messages.
 
 mod doh;
 mod dot;

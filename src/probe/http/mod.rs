@@ -93,6 +93,10 @@
 //! requires one of its values to match `RE` (unanchored, case-sensitive:
 //! `(?i)` for not). `header=NAME:VALUE` is the old name of
 //! `request-header=`, still accepted with a warning.
+//!
+//! This module holds the probe's type, its builder, the flag form and its
+//! `Display`; `values.rs` the flag words' value types, `run.rs` the request
+//! run, `judge.rs` the header checks and the wording of failed requests.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};

@@ -1,5 +1,5 @@
-//! TLS for the HTTPS probe: the certificate verifier, the ureq connector that
-//! uses it, and the wording of TLS failures.
+//! TLS for the HTTPS probe: the certificate verifier and the ureq connector
+//! that uses it; the wording of TLS failures is in `describe.rs`.
 //!
 //! The aim is to accept what `curl --cacert` (OpenSSL) accepts. ureq's own
 //! rustls connector takes only a root store, and webpki refuses a
