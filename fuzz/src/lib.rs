@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 // ---- every exaprobe path called by the targets ------------------------------
 use exaprobe::cli::{Args, expand_config};
 use exaprobe::core::fsm::Advert;
-use exaprobe::engine::core::{Core, Effects};
+use exaprobe::engine::core::{Answer, Core, Effects};
 use exaprobe::exabgp::encoder::{lines, withdraw_all};
 use exaprobe::exabgp::{AckMode, Incoming, Stamped, Writer, parse_line, read_lines};
 use exaprobe::model::config::load;
@@ -238,8 +238,8 @@ pub fn dns_reply(data: &[u8]) {
                 "dns-nsid-missing",
                 "dns-nsid-mismatch",
             ]
-                .iter()
-                .any(|r| o.reason.starts_with(r)),
+            .iter()
+            .any(|r| o.reason.starts_with(r)),
             "unknown reason {:?}",
             o.reason
         ),
@@ -329,7 +329,11 @@ pub fn control(data: &[u8]) {
             Err(e) => ControlReply::error(format!("bad request: {e}")),
             Ok(request) => {
                 let mut fx = Effects::default();
-                core.control(request, now, 1_700_000_000.0, &mut fx).expect("control on an in-memory writer")
+                match core.control(request, now, 1_700_000_000.0, &mut fx).expect("control on an in-memory writer") {
+                    Answer::Now(reply) => reply,
+                    // Only a guarded drain waits for the store; this config has no fleet.
+                    Answer::Later(id) => panic!("a reply deferred ({id}) without a fleet"),
+                }
             }
         };
         let reply = serde_json::to_value(&reply).expect("a reply is JSON");
