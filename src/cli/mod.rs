@@ -36,6 +36,9 @@ use crate::model::{duration, validate};
     args_override_self = true,
     args_conflicts_with_subcommands = true
 )]
+// The doc comments of the flags are their --help text (clap), where
+// `[SERVER]` means optional, not a rustdoc link.
+#[allow(rustdoc::broken_intra_doc_links)]
 pub struct Args {
     /// A subcommand; without one, exaprobe runs the service the flags (or --config) describe.
     #[command(subcommand)]

@@ -10,8 +10,8 @@
 //!
 //! The types and signatures below are the contract between the store side
 //! (this folder) and the engine side (the guard in the core):
-//! - [`gateway`]: etcd's v3 JSON gateway over blocking HTTP (ureq);
-//! - [`client`]: the threads behind [`Fleet`] (lease, publishing, the
+//! - `gateway`: etcd's v3 JSON gateway over blocking HTTP (ureq);
+//! - `client`: the threads behind [`Fleet`] (lease, publishing, the
 //!   guarded withdraw, the watch, the deadlines);
 //! - [`view`]: the keys and values, and [`view()`] for `exaprobe fleet`.
 //!

@@ -15,8 +15,8 @@
 //!
 //! The methods are grouped by what drives them: probe rounds, timers and
 //! ExaBGP's lines here; an operator's requests, drains, status and metrics
-//! in [`operator`]; reloads and shutdown in [`lifecycle`]; the adj-rib-out
-//! check in [`verify`].
+//! in `operator`; reloads and shutdown in `lifecycle`; the adj-rib-out
+//! check in `verify`.
 
 use std::collections::HashMap;
 use std::io::Write;

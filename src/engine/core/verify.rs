@@ -60,7 +60,7 @@ fn withdrawn(service: &Service) -> Vec<Intended> {
 
 impl<W: Write> Core<W> {
     /// Checks ExaBGP's adj-rib-out every `every` (the first time
-    /// [`VERIFY_FIRST`] from `now`), repairing any difference from the
+    /// `VERIFY_FIRST` from `now`), repairing any difference from the
     /// intent. Needs acks (the end of the answer is its `done`).
     pub fn verify_every(&mut self, every: Duration, now: Instant) {
         self.verify.every = Some(every);

@@ -9,10 +9,10 @@
 //!   eventfd (new config) ───────────────┘
 //! ```
 //!
-//! Sources ([`crate::model::watch`]): a process (a pidfd, [`pidfd`]; a pid
+//! Sources ([`crate::model::watch`]): a process (a pidfd, `pidfd`; a pid
 //! file is re-read when rewritten, through inotify on its directory), the
-//! listening sockets ([`sockdiag`]), the maintenance files (always, with no
-//! configuration: [`inotify`]), a systemd unit's ActiveState ([`dbus`],
+//! listening sockets (`sockdiag`), the maintenance files (always, with no
+//! configuration: `inotify`), a systemd unit's ActiveState (`dbus`,
 //! where a system bus exists; off, and said so once, where none does).
 //!
 //! **Never worse than polling.** A watch that cannot be set up (no such

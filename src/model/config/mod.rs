@@ -7,8 +7,8 @@
 //! bytes; a leading byte order mark is skipped) is read into raw serde structs
 //! with `deny_unknown_fields` (so a misspelt key is an error, not a silently
 //! ignored setting). Each service, its `defaults` merged in, becomes the one
-//! raw form of a service ([`RawSpec`], every value at its JSON path), which
-//! [`validate::service`], the validator the command line uses too, turns
+//! raw form of a service ([`crate::model::raw::RawSpec`], every value at its JSON path), which
+//! [`crate::model::validate::service`], the validator the command line uses too, turns
 //! into a [`Service`], collecting errors instead of stopping at the first.
 //! Each service and each check is deserialized on its own, from its own slice
 //! of the file, so a bad key in one does not hide the errors in the others.
@@ -85,7 +85,7 @@
 //! - `disable_file`: a maintenance file (as a check of type `file`);
 //! - `covering`: a prefix announced elsewhere that covers some of the
 //!   service's prefixes, which silences `check`'s long-prefix warning;
-//! - `dampening`: on by default ([`Dampening::RECOMMENDED`]), `false` off, or
+//! - `dampening`: on by default ([`crate::core::dampening::Dampening::RECOMMENDED`]), `false` off, or
 //!   `{"half_life", "penalty", "suppress", "reuse", "max_suppress"}` (missing
 //!   keys take the recommended values);
 //! - `drain`: `{"communities": ["65535:0"], "med", "as_path", "duration":

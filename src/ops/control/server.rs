@@ -2,7 +2,7 @@
 //! binding it so that nobody else can ever connect, and serving requests
 //! within bounds an outsider cannot grow.
 //!
-//! Bounds ([`LIMITS`]): at most 16 connections at once (one more gets an
+//! Bounds (`LIMITS`): at most 16 connections at once (one more gets an
 //! error reply and is closed at once); a connection that sends nothing for
 //! 60 s is closed; a request line longer than 64 KiB gets an error reply and
 //! the connection is closed; the engine has 5 s to answer. When `accept`

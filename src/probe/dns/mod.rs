@@ -6,8 +6,8 @@
 //! Messages are built and parsed with NLnet Labs' `domain` crate; this
 //! module only decides what to ask and how to judge. The query goes over UDP
 //! (retried over TCP when the reply is truncated), with `tcp` over TCP only,
-//! with `tls` over DNS-over-TLS (RFC 7858, [`dot`]), or with `doh=URL` over
-//! DNS-over-HTTPS (RFC 8484, [`doh`]). A reply counts only if it comes from
+//! with `tls` over DNS-over-TLS (RFC 7858, `dot`), or with `doh=URL` over
+//! DNS-over-HTTPS (RFC 8484, `doh`). A reply counts only if it comes from
 //! the server (a connected socket), its ID and QR bit match ours and its
 //! question is ours; a reply with an error rcode and no question section at
 //! all counts too (Unbound refusing a client answers so, and dig accepts
