@@ -334,6 +334,39 @@ fn dns_bad_replies_timeouts_and_refusals() {
     down(&timed("dns closed tcp", LONG, |t| p.run(t)).0, "refused");
 }
 
+/// A TCP server that, once a client connects, sends `head` and then one
+/// zero byte every 50 ms, for at most 4 s: a peer that keeps a read alive
+/// without ever completing it. Its port.
+fn trickling_server(head: &'static [u8]) -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let Ok((mut conn, _)) = listener.accept() else { return };
+        let _ = conn.write_all(head);
+        for _ in 0..80 {
+            std::thread::sleep(Duration::from_millis(50));
+            if conn.write_all(&[0]).is_err() {
+                return;
+            }
+        }
+    });
+    addr
+}
+
+#[test]
+fn dns_trickling_peers_time_out_by_the_deadline() {
+    // A TLS record header announcing a 16 KiB handshake record, then a byte
+    // at a time: each byte would restart a per-read timeout.
+    let addr = trickling_server(&[0x16, 0x03, 0x03, 0x40, 0x00]);
+    let p: DnsProbe = format!("{addr} example.test A tls insecure").parse().unwrap();
+    assert_times_out("dot trickle", |t| p.run(t));
+    // Plain TCP: a reply length of 16 KiB, then a byte at a time.
+    let addr = trickling_server(&[0x40, 0x00]);
+    let p: DnsProbe = format!("{addr} example.test A tcp").parse().unwrap();
+    assert_times_out("dns tcp trickle", |t| p.run(t));
+}
+
 #[test]
 fn dns_source_address() {
     let server = DnsServer::start();
