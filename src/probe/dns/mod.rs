@@ -9,9 +9,9 @@
 //! with `tls` over DNS-over-TLS (RFC 7858, `dot`), or with `doh=URL` over
 //! DNS-over-HTTPS (RFC 8484, `doh`). A reply counts only if it comes from
 //! the server (a connected socket), its ID and QR bit match ours and its
-//! question is ours; a reply with an error rcode and no question section at
-//! all counts too (Unbound refusing a client answers so, and dig accepts
-//! it). Over UDP other datagrams are ignored (they may be late replies to an
+//! question is ours; a bare REFUSED, FORMERR or NOTIMP (no question,
+//! answer or authority record) counts too (Unbound refusing a client
+//! answers so, and dig accepts it). Over UDP other datagrams are ignored (they may be late replies to an
 //! earlier probe) and reported as `dns-bad-reply` only if no good reply
 //! comes in time. The recursion-desired bit is set unless `norecurse` is
 //! given, so the same probe suits a recursive resolver and an authoritative

@@ -60,9 +60,11 @@ impl Query<'_> {
 }
 
 /// Parses `bytes` and checks that it answers `query`: the ID, the QR bit,
-/// and the question, except that a reply with an error rcode and no
-/// question section at all answers it too (Unbound's REFUSED to a client
-/// its access control refuses has none; dig takes it).
+/// and the question, except that a bare refusal (REFUSED, FORMERR or
+/// NOTIMP, with no question, answer or authority record) answers it too
+/// (Unbound's REFUSED to a client its access control refuses has no
+/// question; dig takes it). Any other rcode without the question may be
+/// about another query (a question-less NXDOMAIN says nothing of ours).
 pub(super) fn matching_reply(bytes: Vec<u8>, query: &Message<Vec<u8>>) -> Exchange {
     let bad = |detail: &str| Outcome::down("dns-bad-reply").with_detail(detail.to_string());
     let reply = Message::from_octets(bytes).map_err(|_| bad("shorter than a DNS header"))?;
@@ -72,13 +74,20 @@ pub(super) fn matching_reply(bytes: Vec<u8>, query: &Message<Vec<u8>>) -> Exchan
     if !reply.header().qr() {
         return Err(bad("not a reply (QR bit clear)"));
     }
-    if reply.header_counts().qdcount() == 0 && reply.header().rcode() != Rcode::NOERROR {
+    let counts = reply.header_counts();
+    if counts.qdcount() == 0 && bare_refusal(reply.header().rcode()) && counts.ancount() == 0 && counts.nscount() == 0 {
         return Ok(reply);
     }
     if !reply.is_answer(query) {
         return Err(bad("reply question is not our query's"));
     }
     Ok(reply)
+}
+
+/// The rcodes a server may send without echoing the question: it refused,
+/// or could not parse or does not implement the query.
+fn bare_refusal(rcode: Rcode) -> bool {
+    matches!(rcode, Rcode::REFUSED | Rcode::FORMERR | Rcode::NOTIMP)
 }
 
 /// What a reply's OPT record says.
@@ -193,6 +202,34 @@ mod tests {
         other[0] ^= 0xff;
         other[3] |= 5;
         assert!(matching_reply(other, &q).unwrap_err().detail.contains("ID"));
+    }
+
+    #[test]
+    fn only_refusals_without_records_may_lack_the_question() {
+        let q = query(None);
+        let mut bare = q.as_slice()[..12].to_vec();
+        bare[2] |= 0x80; // QR
+        bare[4..6].copy_from_slice(&[0, 0]); // QDCOUNT 0
+        let with_rcode = |rcode: u8| {
+            let mut r = bare.clone();
+            r[3] = (r[3] & 0xf0) | rcode;
+            r
+        };
+        for rcode in [Rcode::REFUSED, Rcode::FORMERR, Rcode::NOTIMP] {
+            let r = matching_reply(with_rcode(rcode.to_int()), &q).unwrap();
+            assert_eq!(r.header().rcode(), rcode);
+        }
+        // An NXDOMAIN or SERVFAIL without the question says nothing about ours.
+        for rcode in [Rcode::NXDOMAIN, Rcode::SERVFAIL] {
+            let e = matching_reply(with_rcode(rcode.to_int()), &q).unwrap_err();
+            assert_eq!(e.reason, "dns-bad-reply", "{rcode}");
+        }
+        // A refusal that claims records is not a bare refusal.
+        for count in [6, 8] {
+            let mut r = with_rcode(Rcode::REFUSED.to_int());
+            r[count + 1] = 1; // ANCOUNT or NSCOUNT 1
+            assert_eq!(matching_reply(r, &q).unwrap_err().reason, "dns-bad-reply");
+        }
     }
 
     #[test]
