@@ -304,6 +304,17 @@ fn dns_over_tcp_and_truncation() {
     let (o, _) = timed("dns truncated", LONG, |t| dns(&server, "www.example.test A answer=192.0.2.1").run(t));
     healthy(&o, "dns-rcode NOERROR");
     assert_eq!((server.seen().udp, server.seen().tcp), (1, 2));
+
+    // TC means nothing over a stream: a TCP reply with it set is broken,
+    // whether asked over TCP or as the retry of a truncated UDP reply.
+    server.set(|b| b.truncate_tcp = true);
+    let o = dns(&server, "www.example.test A tcp").run(LONG);
+    down(&o, "dns-truncated");
+    assert!(o.detail.contains("TC set over TCP"), "{o}");
+    let o = dns(&server, "www.example.test A").run(LONG);
+    down(&o, "dns-truncated");
+    assert!(o.detail.contains("TC set over TCP"), "{o}");
+    assert_eq!((server.seen().udp, server.seen().tcp), (2, 4));
 }
 
 #[test]

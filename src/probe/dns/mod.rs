@@ -21,7 +21,9 @@
 //! dig's (`bufsize=N`, 512–65535; `edns=off` sends a plain RFC 1035 query):
 //! without it, an answer over 512 bytes is truncated and needs TCP, which a
 //! UDP-only server refuses. A truncated UDP reply whose TCP retry fails is
-//! `dns-truncated`, with the TCP failure in the detail.
+//! `dns-truncated`, with the TCP failure in the detail; so is a reply with
+//! the TC bit over TCP, TLS or HTTPS (detail `TC set over TCP`), which has
+//! nothing to be truncated to.
 //!
 //! - `nsid` asks for the server's NSID (RFC 5001); `nsid=TEXT` also
 //!   requires it to be exactly `TEXT`. The NSID received is the outcome's
@@ -311,21 +313,32 @@ impl DnsProbe {
         let deadline = query.deadline;
         let message = query.build()?;
         match transport {
-            Transport::Tcp => transport::exchange_tcp(self.source, server, &message, deadline),
+            Transport::Tcp => whole(transport::exchange_tcp(self.source, server, &message, deadline), "TCP"),
             Transport::Udp => {
                 let reply = transport::exchange_udp(self.source, server, &message, deadline)?;
                 if !reply.header().tc() {
                     return Ok(reply);
                 }
-                transport::exchange_tcp(self.source, server, &message, deadline).map_err(|o| {
+                let retry = transport::exchange_tcp(self.source, server, &message, deadline).map_err(|o| {
                     let size =
                         self.edns.map_or("EDNS off: 512 bytes".to_string(), |e| format!("bufsize {}", e.bufsize));
                     Outcome::down("dns-truncated")
                         .with_detail(format!("the UDP reply was truncated ({size}) and the TCP retry failed: {o}"))
-                })
+                });
+                whole(retry, "TCP")
             }
-            Transport::Tls(t) => dot::exchange(self.source, server, t, &message, deadline),
-            Transport::Https(d) => doh::exchange(d, &message, deadline),
+            Transport::Tls(t) => whole(dot::exchange(self.source, server, t, &message, deadline), "DoT"),
+            Transport::Https(d) => whole(doh::exchange(d, &message, deadline), "DoH"),
         }
+    }
+}
+
+/// A reply over a stream (TCP, TLS, HTTPS), which has no size limit to
+/// truncate to: one with TC set is a broken server's, `dns-truncated`
+/// rather than taken as whole.
+fn whole(reply: Exchange, over: &str) -> Exchange {
+    match reply {
+        Ok(m) if m.header().tc() => Err(Outcome::down("dns-truncated").with_detail(format!("TC set over {over}"))),
+        other => other,
     }
 }

@@ -134,3 +134,17 @@ fn serial_arithmetic() {
     assert_eq!(serial_lag(0, (1 << 31) - 1), (1 << 31) - 1);
     assert_eq!(serial_lag(0, (1 << 31) + 1), 0);
 }
+
+#[test]
+fn stream_replies_with_tc_are_truncated() {
+    let mut builder = domain::base::MessageBuilder::new_vec();
+    builder.header_mut().set_qr(true);
+    let plain = builder.clone().into_message();
+    builder.header_mut().set_tc(true);
+    let truncated = builder.into_message();
+    for over in ["TCP", "DoT", "DoH"] {
+        let o = whole(Ok(truncated.clone()), over).unwrap_err();
+        assert_eq!((o.reason.as_str(), o.detail.as_str()), ("dns-truncated", format!("TC set over {over}").as_str()));
+        assert!(whole(Ok(plain.clone()), over).is_ok());
+    }
+}
