@@ -183,6 +183,15 @@ fn redirects_to_other_names_and_an_https_site_with_a_private_ca() {
     expect(&http(&format!("{named} ca={ca} resolve={pin} body=secure")), Health::Healthy, "http-status 200");
     // Without the pin the name does not resolve (.test is reserved).
     expect(&http(&format!("{secure} follow-redirects ca={ca}")), Health::Down, "host-not-found");
+    // Unless it is the probe's own name (host=): then, on any port, it is
+    // this node's address, never a public site's that shares the name.
+    let own = format!("{secure} host={NAME} follow-redirects ca={ca} body=secure");
+    expect(&http(&own), Health::Healthy, "http-status 200");
+    // A pin of the own name on the other port still says where it goes.
+    // (another loopback address, where nothing listens).
+    let elsewhere = loopback();
+    let o = http(&format!("{secure} host={NAME} follow-redirects ca={ca} resolve={NAME}:{tls}:{elsewhere}"));
+    expect(&o, Health::Down, "refused");
     // Without the CA, the certificate is not trusted, as for curl.
     let out = run(&curl, &["-s", "-L", "--resolve", &pin, &secure]);
     assert_eq!(out.status.code(), Some(60), "curl: {}", text(&out));

@@ -28,8 +28,11 @@
 //! Redirects are not followed unless `follow-redirects` is given, so by
 //! default a 3xx is judged as it is (healthy under the default status set
 //! 200–399). A redirect target's name is looked up in `resolve=` first
-//! (`HOST:PORT:ADDR`, as `curl --resolve`, repeatable), then with the
-//! system resolver; a name that resolves nowhere is `host-not-found`. A
+//! (`HOST:PORT:ADDR`, as `curl --resolve`, repeatable), then, if it is the
+//! probe's own host (`host=` or the URL's) on another port, it is the URL's
+//! address with that port (never a public site's: the probe tests this node
+//! and offers it its client certificate), else it goes to the system
+//! resolver; a name that resolves nowhere is `host-not-found`. A
 //! pin also lets the URL itself name its host, as with curl:
 //! `https://www.example.com/ resolve=www.example.com:443:127.0.0.1` is
 //! `https://127.0.0.1/ host=www.example.com` (a name in the URL without a

@@ -19,9 +19,10 @@ use crate::probe::tcp::first_line;
 use crate::probe::tls::TlsConnector;
 
 /// Resolves the probe's own host (name or address) to the URL's address,
-/// without any lookup; the `resolve=` pins next; other hosts (reached
-/// through redirects) go to the system resolver, and a name it cannot
-/// resolve is remembered, for the outcome's detail.
+/// without any lookup; the `resolve=` pins next; the own host on another
+/// port to the URL's address with that port; other hosts (reached through
+/// redirects) go to the system resolver, and a name it cannot resolve is
+/// remembered, for the outcome's detail.
 #[derive(Debug)]
 struct PinnedResolver {
     host: String,
@@ -45,7 +46,8 @@ impl Resolver for PinnedResolver {
         let default_port = if uri.scheme_str() == Some("https") { 443 } else { 80 };
         let port = authority.port_u16().unwrap_or(default_port);
         let host = authority.host();
-        let address = if host.eq_ignore_ascii_case(&self.host) && port == self.port {
+        let own = host.trim_end_matches('.').eq_ignore_ascii_case(self.host.trim_end_matches('.'));
+        let address = if own && port == self.port {
             Some(self.address)
         } else {
             let name = host.trim_start_matches('[').trim_end_matches(']');
@@ -53,6 +55,10 @@ impl Resolver for PinnedResolver {
                 .iter()
                 .find(|p| p.port == port && p.host.eq_ignore_ascii_case(name.trim_end_matches('.')))
                 .map(|p| SocketAddr::new(p.address, port))
+                // The own name on another port is still this node: never
+                // the system resolver's (a public site's) address, which
+                // would be probed, and offered the client certificate.
+                .or_else(|| own.then(|| SocketAddr::new(self.address.ip(), port)))
         };
         if let Some(address) = address {
             let mut addrs = self.empty();
