@@ -479,6 +479,18 @@ fn monitoring_plugins_against_real_servers() {
     drop(unsynced);
 }
 
+/// A trailing `timeout=5` meant for the plugin is written `timeout\x3d5`:
+/// the plugin gets `timeout=5`, the check keeps its default timeout.
+#[test]
+fn an_escaped_equals_sign_keeps_a_trailing_word_for_the_plugin() {
+    let checks = plugin_checks(&["/bin/echo -n timeout\\x3d5"]);
+    assert_eq!(checks[0].timeout, None);
+    let Check::Command(p) = &checks[0].check else { panic!("not a command") };
+    let o = p.run(Duration::from_secs(5), &Children::default());
+    expect(&o, Health::Healthy, "exit 0");
+    assert!(o.detail.contains("timeout=5"), "{o}");
+}
+
 // ------------------------------------------------------------------------ NTP
 
 /// chronyd with no source and no `local`: leap 3, stratum 0, no kiss code.

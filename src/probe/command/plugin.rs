@@ -9,6 +9,10 @@
 //! of an ASCII character, `\x00` excepted) and `\\` are decoded, so an
 //! argument can hold a space (`-s GET\x20/health`); any other backslash is
 //! kept as it is (`check_http -r '\d+'` is written `-r \d+`).
+//!
+//! A trailing plugin argument that reads `timeout=…` or `on-fail=…` is
+//! written with its `=` escaped, `timeout\x3d5`: the options are recognised
+//! before the escapes are decoded, so the plugin gets `timeout=5`.
 
 /// A `--plugin` value, split.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -97,6 +101,16 @@ mod tests {
         // The program is never an option.
         assert_eq!(PluginWords::parse("timeout=1s").argv, ["timeout=1s"]);
         assert_eq!(PluginWords::parse("").argv, Vec::<String>::new());
+    }
+
+    #[test]
+    fn an_escaped_equals_sign_keeps_a_trailing_option_for_the_plugin() {
+        let w = PluginWords::parse("check_x timeout\\x3d5");
+        assert_eq!(w.argv, ["check_x", "timeout=5"]);
+        assert_eq!(w.timeout, None);
+        let w = PluginWords::parse("check_x on-fail\\x3ddegrade timeout=2s");
+        assert_eq!(w.argv, ["check_x", "on-fail=degrade"]);
+        assert_eq!((w.timeout.as_deref(), w.on_fail), (Some("2s"), None));
     }
 
     #[test]
