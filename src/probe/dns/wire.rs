@@ -127,14 +127,22 @@ pub(super) fn is_dnssec_ede(code: u16) -> bool {
     matches!(code, 1 | 2 | 5..=12)
 }
 
+/// How many bytes of an NSID are shown (it may be 65535 bytes long).
+const MAX_NSID_SHOWN: usize = 64;
+
 /// An NSID as text if it is printable ASCII, else as hex (dig shows
-/// both): it is the server's choice, in logs.
+/// both): it is the server's choice, in logs, outcomes and `status`, so
+/// only its first [`MAX_NSID_SHOWN`] bytes are shown, then `…`.
 pub(super) fn show_nsid(nsid: &[u8]) -> String {
-    if !nsid.is_empty() && nsid.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
-        String::from_utf8_lossy(nsid).into_owned()
+    let (shown, cut) = match nsid.get(..MAX_NSID_SHOWN) {
+        Some(head) if nsid.len() > MAX_NSID_SHOWN => (head, "…"),
+        _ => (nsid, ""),
+    };
+    if !shown.is_empty() && shown.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
+        format!("{}{cut}", String::from_utf8_lossy(shown))
     } else {
-        let hex: String = nsid.iter().map(|b| format!("{b:02x}")).collect();
-        format!("0x{hex}")
+        let hex: String = shown.iter().map(|b| format!("{b:02x}")).collect();
+        format!("0x{hex}{cut}")
     }
 }
 
@@ -238,5 +246,19 @@ mod tests {
         assert_eq!(show_nsid(b"\x00\x01\xff"), "0x0001ff");
         assert_eq!(show_nsid(b""), "0x");
         assert!(is_dnssec_ede(6) && !is_dnssec_ede(18));
+    }
+
+    #[test]
+    fn long_nsids_are_cut_short() {
+        let text = show_nsid(&[b'a'; 1000]);
+        assert_eq!(text, format!("{}…", "a".repeat(MAX_NSID_SHOWN)));
+        let hex = show_nsid(&[0xff; 300]);
+        assert_eq!(hex, format!("0x{}…", "ff".repeat(MAX_NSID_SHOWN)));
+        // Printable in its first 64 bytes, not after: shown as text, cut.
+        let mut mixed = vec![b'b'; MAX_NSID_SHOWN];
+        mixed.push(0);
+        assert_eq!(show_nsid(&mixed), format!("{}…", "b".repeat(MAX_NSID_SHOWN)));
+        let exact = [b'c'; MAX_NSID_SHOWN];
+        assert_eq!(show_nsid(&exact), "c".repeat(MAX_NSID_SHOWN));
     }
 }
