@@ -21,13 +21,16 @@
 //! dispersion: chrony's `maxdistance` rule), which grows with the time since
 //! that update. `max-ref-age=` bounds the first (measured as the reply's
 //! transmit timestamp minus its reference timestamp, both by the server's
-//! clock, so this host's clock does not matter), `max-root-distance=` the
-//! second. A server with a local reference clock (chrony's `local`) updates
-//! its reference time rarely: do not bound its reference age.
+//! clock, so this host's clock does not matter; a reference timestamp
+//! later than the transmit timestamp fails it too, shown as "in the
+//! future"), `max-root-distance=` the second. A server with a local
+//! reference clock (chrony's `local`) updates its reference time rarely: do
+//! not bound its reference age.
 //!
 //! Reasons: `ntp-synchronised` (healthy); `ntp-unsynchronised` (LI 3 or
-//! stratum 16, and LI 3 with stratum 0 and no kiss code, which is how
-//! chronyd answers before it has synchronised); `ntp-rate-limited` (a
+//! stratum 16, and LI 3 with stratum 0 and no kiss code, or the code INIT
+//! or STEP, which is how chronyd and ntpd answer before they have
+//! synchronised); `ntp-rate-limited` (a
 //! `RATE` kiss-o'-death); `ntp-kod CODE` (another kiss-o'-death, with its
 //! code); `ntp-stratum N` (above `max-stratum`); `ntp-dispersion`;
 //! `ntp-root-distance`; `ntp-ref-age`; `ntp-offset`; `ntp-bad-reply` (not a
@@ -451,10 +454,13 @@ impl NtpProbe {
         if reply.stratum == 0 {
             let code = reply.kiss_code();
             // chronyd before its first synchronisation: LI 3, stratum 0
-            // ("unspecified") and a zero reference ID, which is no kiss.
-            if reply.leap == 3 && code == "unknown" {
-                return Outcome::down("ntp-unsynchronised")
-                    .with_detail("leap indicator 3, stratum 0: the server has never synchronised (no source)");
+            // ("unspecified") and a zero reference ID, which is no kiss;
+            // ntpd says INIT (no source yet) or STEP (stepping its clock).
+            if reply.leap == 3 && matches!(code.as_str(), "unknown" | "INIT" | "STEP") {
+                let shown = if code == "unknown" { String::new() } else { format!(", reference ID {code}") };
+                return Outcome::down("ntp-unsynchronised").with_detail(format!(
+                    "leap indicator 3, stratum 0{shown}: the server has never synchronised (no source)"
+                ));
             }
             if code == "RATE" {
                 return Outcome::down("ntp-rate-limited")
@@ -482,6 +488,8 @@ impl NtpProbe {
         // infinitely old.
         let ref_age = (reply.reference_time != 0).then(|| diff_secs(reply.transmit, reply.reference_time));
         let ref_age_text = match ref_age {
+            // Set after the reply was sent: the server's clock went back.
+            Some(a) if a < 0.0 => format!("{:.3}s in the future", -a),
             Some(a) => format!("{a:.3}s"),
             None => "never set".to_string(),
         };
@@ -502,7 +510,8 @@ impl NtpProbe {
         if self.max_root_distance.is_some_and(|max| distance > max) {
             return Outcome::down("ntp-root-distance").with_detail(detail);
         }
-        if self.max_ref_age.is_some_and(|max| ref_age.is_none_or(|a| a > max.as_secs_f64())) {
+        // A reference time in the future is no proof of a recent update.
+        if self.max_ref_age.is_some_and(|max| ref_age.is_none_or(|a| a < 0.0 || a > max.as_secs_f64())) {
             return Outcome::down("ntp-ref-age").with_detail(detail);
         }
         if self.max_offset.is_some_and(|max| offset.abs() > max.as_secs_f64()) {
@@ -619,6 +628,36 @@ mod tests {
         assert_eq!(p.judge(&r, now, now).reason, "ntp-bad-reply");
         let strict = NtpProbe::builder().max_stratum("1").build().unwrap();
         assert_eq!(strict.judge(&reply(0, 2), now, now).reason, "ntp-stratum 2");
+    }
+
+    #[test]
+    fn ntpd_before_its_first_sync_is_unsynchronised_not_a_kiss() {
+        let p = NtpProbe::builder().build().unwrap();
+        let now = ntp_now();
+        // ntpd starting: LI 3, stratum 0, reference ID INIT (or STEP).
+        for code in [*b"INIT", *b"STEP"] {
+            let mut r = reply(3, 0);
+            r.reference_id = code;
+            let o = p.judge(&r, now, now);
+            assert_eq!((o.health, o.reason.as_str()), (Health::Down, "ntp-unsynchronised"), "{o}");
+            // The same codes with LI 0 are kisses still.
+            r.leap = 0;
+            assert_eq!(p.judge(&r, now, now).reason, format!("ntp-kod {}", String::from_utf8_lossy(&code)));
+        }
+    }
+
+    #[test]
+    fn a_reference_time_in_the_future_fails_max_ref_age() {
+        let holdover = NtpProbe::builder().max_ref_age("10s").build().unwrap();
+        let now = ntp_now();
+        let mut r = reply(0, 3);
+        r.reference_time = now.wrapping_add(5 << 32); // 5 s after the transmit time
+        let o = holdover.judge(&r, now, now);
+        assert_eq!((o.health, o.reason.as_str()), (Health::Down, "ntp-ref-age"), "{o}");
+        assert!(o.detail.contains("in the future"), "{o}");
+        // Without the bound it is only shown.
+        let o = NtpProbe::builder().build().unwrap().judge(&r, now, now);
+        assert_eq!(o.reason, "ntp-synchronised");
     }
 
     #[test]
