@@ -157,6 +157,10 @@ pub(super) struct GuardRt {
     /// Another site changed while a question was in flight: its answer may
     /// predate the change, so a hold asks again at once.
     recheck: bool,
+    /// An entry saying "announcing" was not published while a withdraw
+    /// question was in flight (see [`Core::publish`]): the verdict
+    /// publishes it.
+    unpublished: bool,
 }
 
 #[derive(Debug)]
@@ -302,7 +306,13 @@ impl<W: Write> Core<W> {
     }
 
     /// This site's entry for service `i`, for the store.
-    pub(super) fn publish(&self, i: usize, fx: &mut Effects) {
+    ///
+    /// Not an entry that says "announcing" while a health or drain
+    /// question is in flight: the store already says so, and the client
+    /// writes in order, so such a publish would land right after a granted
+    /// withdraw and undo it (another site would count this one, and both
+    /// would withdraw past `min_sites`). The verdict publishes the outcome.
+    pub(super) fn publish(&mut self, i: usize, fx: &mut Effects) {
         if self.min_sites(i).is_none() {
             return;
         }
@@ -320,8 +330,15 @@ impl<W: Write> Core<W> {
             }
             _ => (advert.name().to_string(), rt.last_reason.clone(), rt.fsm.since()),
         };
+        let withdraw_asked = rt.guard.asking.is_some()
+            || rt.guard.other.as_ref().is_some_and(|a| matches!(a.purpose, Purpose::Drain { .. }));
         let entry = Published { announcing, held: keeps, state, since, reason };
-        fx.fleet.push(FleetCall::Publish { service: rt.service.name.clone(), entry });
+        let service = rt.service.name.clone();
+        let g = &mut self.rt_mut(i).guard;
+        g.unpublished = announcing && withdraw_asked;
+        if !g.unpublished {
+            fx.fleet.push(FleetCall::Publish { service, entry });
+        }
     }
 
     /// A probe round of service `i` ended: a held service asks again.
@@ -488,7 +505,7 @@ impl<W: Write> Core<W> {
                         fx.events.push(LogEvent::Fleet(held));
                     }
                     // The entry says why, with the count.
-                    if entering || count_changed {
+                    if entering || count_changed || self.rt(i).guard.unpublished {
                         self.publish(i, fx);
                     }
                     if recheck && self.connected() {
@@ -524,6 +541,8 @@ impl<W: Write> Core<W> {
                 if refused.is_none() {
                     self.start_drain(i, saved, drain, now, fx)?;
                     fx.save_drains = true;
+                } else if self.rt(i).guard.unpublished {
+                    self.publish(i, fx);
                 }
                 self.drain_answered(reply, name, refused, fx);
             }

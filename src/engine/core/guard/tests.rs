@@ -174,9 +174,10 @@ fn a_hold_keeps_the_route_until_the_store_grants_the_withdraw() {
     // Asked, and announced with the degraded attributes meanwhile.
     assert_eq!(r.asks(), 1);
     assert_eq!(r.lines(), [DEGRADED]);
-    assert!(matches!(r.calls.last(), Some(FleetCall::Publish { entry, .. }) if entry.announcing && entry.held));
+    assert!(matches!(r.calls.last(), Some(FleetCall::Ask { .. })), "{:?}", r.calls.last());
     r.answer(Verdict::Hold { others_announcing: 0, sites: 3 });
     assert_eq!(r.state(), "HELD");
+    assert!(matches!(r.calls.last(), Some(FleetCall::Publish { entry, .. }) if entry.announcing && entry.held));
     // Every probe round asks again; each hold is answered, logged once.
     for _ in 0..3 {
         r.run(Duration::from_secs(1));
@@ -468,4 +469,86 @@ fn the_adj_rib_out_check_leaves_a_held_route_announced() {
     let mut fx = Effects::default();
     r.core.verified(answer, r.t0 + r.now, &mut fx).unwrap();
     assert!(r.lines().is_empty(), "a held route is not repaired away");
+}
+
+/// The calls after the latest question.
+fn after_ask(r: &Rig) -> &[FleetCall] {
+    let at = r.calls.iter().rposition(|c| matches!(c, FleetCall::Ask { .. })).expect("a question was asked");
+    &r.calls[at + 1..]
+}
+
+fn announcing_published(calls: &[FleetCall]) -> bool {
+    calls.iter().any(|c| matches!(c, FleetCall::Publish { entry, .. } if entry.announcing))
+}
+
+#[test]
+fn no_announcing_entry_follows_a_health_question_until_its_verdict() {
+    // The client writes in order: a publish of "announcing" queued after
+    // the question would land right after a granted withdraw and undo it.
+    let mut r = Rig::up("true");
+    r.healthy = false;
+    r.run(Duration::from_millis(900));
+    assert_eq!(r.asks(), 1);
+    // More failing rounds while the question is in flight.
+    r.run(Duration::from_millis(300));
+    assert_eq!(r.asks(), 1);
+    assert!(!announcing_published(after_ask(&r)), "{:?}", after_ask(&r));
+    r.answer(Verdict::Withdraw);
+    assert!(matches!(after_ask(&r), [FleetCall::Publish { entry, .. }] if !entry.announcing), "{:?}", after_ask(&r));
+    // Held, then a re-ask at the next round: the same while it is in flight.
+    let mut r = Rig::up("true");
+    r.healthy = false;
+    r.run(Duration::from_millis(900));
+    r.answer(Verdict::Hold { others_announcing: 0, sites: 2 });
+    assert!(matches!(after_ask(&r), [FleetCall::Publish { entry, .. }] if entry.held), "{:?}", after_ask(&r));
+    r.run(Duration::from_secs(1));
+    assert_eq!(r.asks(), 2);
+    r.run(Duration::from_millis(300));
+    assert!(!announcing_published(after_ask(&r)), "{:?}", after_ask(&r));
+}
+
+#[test]
+fn no_announcing_entry_follows_a_drain_question_until_its_verdict() {
+    let mut r = Rig::up("true");
+    // The next round (at 1 s) comes while the drain's question is in flight.
+    r.run(Duration::from_millis(400));
+    let req = Request::Drain {
+        service: Some("web".into()),
+        all: false,
+        duration: None,
+        reason: None,
+        force: false,
+        by: "test".into(),
+    };
+    let mut fx = Effects::default();
+    assert!(matches!(r.core.control(req, r.t0 + r.now, 0.0, &mut fx).unwrap(), Answer::Later(_)));
+    r.keep(fx);
+    // The service fails meanwhile: its DOWN entry would still say announcing
+    // (it asks for health too, the route stays).
+    r.healthy = false;
+    r.run(Duration::from_millis(700));
+    assert_eq!(r.asks(), 2, "{:?}", r.calls);
+    assert!(!announcing_published(after_ask(&r)), "{:?}", r.calls);
+    // Refused: the entry the store must now show is published.
+    let drain = r
+        .calls
+        .iter()
+        .find_map(|c| match c {
+            FleetCall::Ask { ticket, withdrawn, .. } if withdrawn.state == "DRAINED" => Some(*ticket),
+            _ => None,
+        })
+        .expect("the drain asked");
+    let n = r.calls.len();
+    r.notice(Notice::Verdict {
+        service: "web".into(),
+        ticket: drain,
+        verdict: Verdict::Hold { others_announcing: 0, sites: 2 },
+    });
+    let health = r.ticket();
+    r.notice(Notice::Verdict {
+        service: "web".into(),
+        ticket: health,
+        verdict: Verdict::Hold { others_announcing: 0, sites: 2 },
+    });
+    assert!(announcing_published(&r.calls[n..]), "{:?}", &r.calls[n..]);
 }
