@@ -346,10 +346,14 @@ impl<W: Write> Core<W> {
     /// Not while its probes pass again (RISING towards UP): granted now,
     /// the withdraw would be followed by an announce as soon as `rise` is
     /// met, a flap every peer sees for a site that is coming back. It stays
-    /// held until UP, or asks again at the next failing round.
+    /// held until UP, or asks again at the next failing round. Only when
+    /// the state machine is rising from DOWN: SUPPRESSED (dampened) stays
+    /// withdrawn whatever the probes say until the damper releases it, so
+    /// it asks again as usual.
     pub(super) fn guard_round(&mut self, i: usize, now: Instant, fx: &mut Effects) {
         let rt = self.rt(i);
-        let recovering = rt.last_outcomes.iter().all(|o| matches!(o, Some((o, _)) if o.health != Health::Down));
+        let recovering = rt.fsm.asserted() == Some(Advert::Down)
+            && rt.last_outcomes.iter().all(|o| matches!(o, Some((o, _)) if o.health != Health::Down));
         let g = &rt.guard;
         if g.is_held() && g.asking.is_none() && !recovering && self.connected() {
             self.ask(i, Purpose::Health, now, fx);

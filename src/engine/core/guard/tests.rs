@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use super::super::tests::Out;
 use super::super::{Core, Effects};
 use super::{Answer, FleetCall, FleetEvent, SLACK};
+use crate::core::fsm::Advert;
 use crate::engine::events::LogEvent;
 use crate::exabgp::{AckMode, Writer};
 use crate::fleet::{Notice, Verdict};
@@ -551,4 +552,35 @@ fn no_announcing_entry_follows_a_drain_question_until_its_verdict() {
         verdict: Verdict::Hold { others_announcing: 0, sites: 2 },
     });
     assert!(announcing_published(&r.calls[n..]), "{:?}", &r.calls[n..]);
+}
+
+#[test]
+fn a_held_suppressed_service_asks_again_while_its_probes_pass() {
+    // Dampened: passing probes do not bring it back until the penalty
+    // decays, so it is not "coming back" and must not stay held for that.
+    let damp = "\"dampening\": {\"half_life\": \"60s\", \"penalty\": 1000, \"suppress\": 1500, \"reuse\": 500, \
+                \"max_suppress\": \"120s\"}";
+    let mut r = Rig::up_from(&config("true").replace("\"dampening\": false", damp));
+    // A first flap (held, then UP again), then a second one that
+    // suppresses: held.
+    r.healthy = false;
+    r.run(Duration::from_secs(1));
+    r.answer(Verdict::Hold { others_announcing: 0, sites: 2 });
+    r.healthy = true;
+    r.run(Duration::from_secs(1));
+    assert_eq!(r.state(), "UP");
+    r.healthy = false;
+    r.run(Duration::from_secs(1));
+    r.answer(Verdict::Hold { others_announcing: 0, sites: 2 });
+    assert_eq!(r.state(), "HELD");
+    assert_eq!(r.core.rt(0).fsm.asserted(), Some(Advert::Suppressed), "{:?}", r.fleet_events());
+    r.lines();
+    // Passing probes, still suppressed: the round asks again.
+    r.healthy = true;
+    let asks = r.asks();
+    r.run(Duration::from_secs(1));
+    assert_eq!(r.core.rt(0).fsm.asserted(), Some(Advert::Suppressed));
+    assert_eq!(r.asks(), asks + 1, "a held SUPPRESSED service asks again");
+    r.answer(Verdict::Withdraw);
+    assert_eq!(r.lines(), [WITHDRAW]);
 }
