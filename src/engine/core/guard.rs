@@ -141,6 +141,13 @@ struct Waiting {
     refused: Vec<String>,
 }
 
+/// How a drain's question ended, for its control reply.
+enum DrainEnd {
+    Drained,
+    /// Refused by the guard: why, with the count.
+    Refused(String),
+}
+
 /// One service's guard state.
 #[derive(Debug, Default)]
 pub(super) struct GuardRt {
@@ -542,13 +549,20 @@ impl<W: Write> Core<W> {
                     }
                     Verdict::Withdraw => None,
                 };
-                if refused.is_none() {
-                    self.start_drain(i, saved, drain, now, fx)?;
-                    fx.save_drains = true;
-                } else if self.rt(i).guard.unpublished {
-                    self.publish(i, fx);
-                }
-                self.drain_answered(reply, name, refused, fx);
+                let end = match refused {
+                    None => {
+                        self.start_drain(i, saved, drain, now, fx)?;
+                        fx.save_drains = true;
+                        DrainEnd::Drained
+                    }
+                    Some(why) => {
+                        if self.rt(i).guard.unpublished {
+                            self.publish(i, fx);
+                        }
+                        DrainEnd::Refused(why)
+                    }
+                };
+                self.drain_answered(reply, name, end, fx);
             }
         }
         self.rearm(i);
@@ -606,13 +620,13 @@ impl<W: Write> Core<W> {
         Some(Reply::Drained(w.drained))
     }
 
-    fn drain_answered(&mut self, reply: u64, name: String, refused: Option<String>, fx: &mut Effects) {
+    fn drain_answered(&mut self, reply: u64, name: String, end: DrainEnd, fx: &mut Effects) {
         let Some(fleet) = self.fleet.as_mut() else { return };
         let Some(w) = fleet.waiting.get_mut(&reply) else { return };
         w.left = w.left.saturating_sub(1);
-        match refused {
-            Some(r) => w.refused.push(r),
-            None => w.drained.push(name),
+        match end {
+            DrainEnd::Refused(r) => w.refused.push(r),
+            DrainEnd::Drained => w.drained.push(name),
         }
         if w.left > 0 {
             return;
@@ -621,14 +635,60 @@ impl<W: Write> Core<W> {
         let answer = if w.refused.is_empty() {
             Reply::Drained(w.drained)
         } else {
-            let mut msg = format!("drain refused by the fleet guard: {}", w.refused.join("; "));
+            let mut parts = Vec::new();
+            if !w.refused.is_empty() {
+                parts.push(format!("drain refused by the fleet guard: {}", w.refused.join("; ")));
+            }
+            let mut msg = parts.join("; ");
             if !w.drained.is_empty() {
                 let _ = write!(msg, " (drained: {})", w.drained.join(", "));
             }
-            msg.push_str("; drain --force to drain anyway");
+            if !w.refused.is_empty() {
+                msg.push_str("; drain --force to drain anyway");
+            }
             Reply::Error(msg)
         };
         fx.replies.push((reply, answer));
+    }
+
+    /// A reload kept service `i`'s state, guard included. When the new
+    /// config no longer guards it (`"fleet": false`, or no fleet at all),
+    /// nothing would ever let go of a hold: the guard lets go now, a drain
+    /// waiting for a verdict goes ahead as without a guard, and the entry
+    /// says it is no longer counted. The caller then syncs the routes.
+    pub(super) fn guard_reloaded(&mut self, i: usize, now: Instant, fx: &mut Effects) -> anyhow::Result<()> {
+        if self.min_sites(i).is_some() {
+            return Ok(());
+        }
+        let rt = self.rt_mut(i);
+        let old = std::mem::take(&mut rt.guard);
+        let name = rt.service.name.clone();
+        let asserted = rt.fsm.asserted();
+        let had_state = old.asking.is_some() || old.other.is_some() || old.held.is_some();
+        if old.keeps_announced()
+            && let Some(to) = asserted
+        {
+            fx.events.push(LogEvent::Fleet(FleetEvent::Released { service: name.clone(), to }));
+        }
+        if let Some(Ask { purpose: Purpose::Drain { reply, saved, drain }, .. }) = old.other {
+            self.start_drain(i, saved, drain, now, fx)?;
+            fx.save_drains = true;
+            self.drain_answered(reply, name.clone(), DrainEnd::Drained, fx);
+        }
+        if had_state && self.fleet.is_some() {
+            // Not counted by the other sites any more (the key goes with the
+            // lease; there is no delete).
+            let since = now;
+            let entry = Published {
+                announcing: false,
+                held: false,
+                state: "UNGUARDED".into(),
+                since,
+                reason: "the fleet guard was removed by a reload".into(),
+            };
+            fx.fleet.push(FleetCall::Publish { service: name, entry });
+        }
+        Ok(())
     }
 
     /// The guard's part of a service's status (`None`: not guarded, or no fleet).

@@ -106,6 +106,8 @@ impl<W: Write> Core<W> {
         }
         self.routes.retain_withdrawn(|k| owned.contains(k));
         for i in touched {
+            // A guard the new config removed lets go first.
+            self.guard_reloaded(i, now, fx)?;
             self.sync(i, now)?;
             self.rearm(i);
         }

@@ -584,3 +584,39 @@ fn a_held_suppressed_service_asks_again_while_its_probes_pass() {
     r.answer(Verdict::Withdraw);
     assert_eq!(r.lines(), [WITHDRAW]);
 }
+
+#[test]
+fn a_reload_that_removes_the_guard_lets_go_of_a_held_service() {
+    for fleet in ["false", "none"] {
+        let mut r = Rig::up("true");
+        r.healthy = false;
+        r.run(Duration::from_millis(900));
+        r.answer(Verdict::Hold { others_announcing: 0, sites: 2 });
+        assert_eq!(r.lines(), [DEGRADED]);
+        // `"fleet": false`, or the top-level fleet removed.
+        let text = if fleet == "none" {
+            let c = config("true").replace(", \"fleet\": true", "");
+            let at = c.find("\"services\"").unwrap();
+            format!("{{{}", &c[at..])
+        } else {
+            config(fleet)
+        };
+        let services = crate::model::config::load(&text).unwrap().services;
+        let mut fx = Effects::default();
+        r.core.reload(services, r.t0 + r.now, &mut fx).unwrap();
+        r.keep(fx);
+        assert_eq!(r.lines(), [WITHDRAW], "{fleet}: withdrawn as the state machine says");
+        assert_eq!(r.state(), "DOWN", "{fleet}");
+        assert!(r.fleet_events().iter().any(|e| matches!(e, FleetEvent::Released { .. })), "{fleet}");
+        assert!(
+            matches!(r.calls.last(), Some(FleetCall::Publish { entry, .. }) if !entry.announcing),
+            "{fleet}: no longer counted: {:?}",
+            r.calls.last()
+        );
+        // Nothing asks or holds any more.
+        let asks = r.asks();
+        r.run(Duration::from_secs(2));
+        assert_eq!(r.asks(), asks, "{fleet}");
+        assert!(r.lines().is_empty(), "{fleet}");
+    }
+}
