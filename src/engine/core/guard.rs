@@ -139,6 +139,8 @@ struct Waiting {
     left: usize,
     drained: Vec<String>,
     refused: Vec<String>,
+    /// Services a reload removed or replaced before their verdict.
+    reloaded: Vec<String>,
 }
 
 /// How a drain's question ended, for its control reply.
@@ -146,6 +148,8 @@ enum DrainEnd {
     Drained,
     /// Refused by the guard: why, with the count.
     Refused(String),
+    /// The service was removed or replaced by a reload first.
+    Reloaded,
 }
 
 /// One service's guard state.
@@ -627,17 +631,24 @@ impl<W: Write> Core<W> {
         match end {
             DrainEnd::Refused(r) => w.refused.push(r),
             DrainEnd::Drained => w.drained.push(name),
+            DrainEnd::Reloaded => w.reloaded.push(name),
         }
         if w.left > 0 {
             return;
         }
         let Some(w) = fleet.waiting.remove(&reply) else { return };
-        let answer = if w.refused.is_empty() {
+        let answer = if w.refused.is_empty() && w.reloaded.is_empty() {
             Reply::Drained(w.drained)
         } else {
             let mut parts = Vec::new();
             if !w.refused.is_empty() {
                 parts.push(format!("drain refused by the fleet guard: {}", w.refused.join("; ")));
+            }
+            if !w.reloaded.is_empty() {
+                parts.push(format!(
+                    "not drained, the service changed by a reload while the fleet store was asked: {}",
+                    w.reloaded.join(", ")
+                ));
             }
             let mut msg = parts.join("; ");
             if !w.drained.is_empty() {
@@ -649,6 +660,15 @@ impl<W: Write> Core<W> {
             Reply::Error(msg)
         };
         fx.replies.push((reply, answer));
+    }
+
+    /// A reload removed or replaced service `name`, whose guard state was
+    /// `old`: a drain's control reply waiting for its verdict is answered
+    /// now (the verdict would find no question), so replies never pile up.
+    pub(super) fn guard_dropped(&mut self, name: &str, old: GuardRt, fx: &mut Effects) {
+        if let Some(Ask { purpose: Purpose::Drain { reply, .. }, .. }) = old.other {
+            self.drain_answered(reply, name.to_string(), DrainEnd::Reloaded, fx);
+        }
     }
 
     /// A reload kept service `i`'s state, guard included. When the new

@@ -59,6 +59,8 @@ impl<W: Write> Core<W> {
                 // attributes must not withdraw it without asking.
                 rt.guard = std::mem::take(&mut old.guard);
             } else {
+                let name = old.service.name.clone();
+                self.guard_dropped(&name, std::mem::take(&mut old.guard), fx);
                 if let Some(r) = &old.round {
                     self.rounds.remove(&r.id);
                 }
@@ -78,7 +80,8 @@ impl<W: Write> Core<W> {
             if keep || self.slots[i].is_none() {
                 continue;
             }
-            let rt = self.slots[i].take().expect("checked above");
+            let mut rt = self.slots[i].take().expect("checked above");
+            self.guard_dropped(&rt.service.name, std::mem::take(&mut rt.guard), fx);
             removed += 1;
             self.metrics.forget_service(&rt.service.name);
             fx.events.push(LogEvent::Removed { service: rt.service.name.clone() });

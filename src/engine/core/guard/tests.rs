@@ -620,3 +620,42 @@ fn a_reload_that_removes_the_guard_lets_go_of_a_held_service() {
         assert!(r.lines().is_empty(), "{fleet}");
     }
 }
+
+#[test]
+fn a_drain_waiting_for_its_verdict_is_answered_when_a_reload_replaces_or_removes_its_service() {
+    // Changed probing (a new service state), or the service gone.
+    let other = config("true").replace("127.0.0.1:80", "127.0.0.1:81");
+    let gone = config("true").replace("\"name\": \"web\"", "\"name\": \"api\"");
+    for (what, text) in [("replaced", other), ("removed", gone)] {
+        let mut r = Rig::up("true");
+        // More than the replies that may wait at once: none may leak.
+        for round in 0..(super::MAX_WAITING_REPLIES + 2) {
+            let req = Request::Drain {
+                service: None,
+                all: true,
+                duration: None,
+                reason: None,
+                force: false,
+                by: "test".into(),
+            };
+            let mut fx = Effects::default();
+            let answer = r.core.control(req, r.t0 + r.now, 0.0, &mut fx).unwrap();
+            r.keep(fx);
+            let Answer::Later(id) = answer else { panic!("{what} {round}: waits for the store: {answer:?}") };
+            let services = crate::model::config::load(&text).unwrap().services;
+            let mut fx = Effects::default();
+            r.core.reload(services, r.t0 + r.now, &mut fx).unwrap();
+            r.keep(fx);
+            let (got, reply) = r.replies.pop().unwrap_or_else(|| panic!("{what} {round}: answered at the reload"));
+            assert_eq!(got, id);
+            assert!(matches!(&reply, Reply::Error(e) if e.contains("reload")), "{what}: {reply:?}");
+            // Back to the first config, UP again, for the next round.
+            let services = crate::model::config::load(&config("true")).unwrap().services;
+            let mut fx = Effects::default();
+            r.core.reload(services, r.t0 + r.now, &mut fx).unwrap();
+            r.keep(fx);
+            r.run(Duration::from_secs(2));
+            r.lines();
+        }
+    }
+}
