@@ -519,3 +519,20 @@ fn a_frozen_store_answers_each_question_once_by_the_timeout() {
         assert_eq!(n, 1, "ticket {t}: {:?}", a.seen);
     }
 }
+
+#[test]
+fn a_key_without_a_lease_is_not_counted() {
+    let Some(cluster) = Cluster::start(3) else { return };
+    let s = |site: &str| settings(&cluster, "/t11/", site);
+    let mut a = Site::start(s("a"), &["svc"]);
+    a.connected(true);
+    a.fleet.publish("svc", entry(true, "UP", ""));
+    // Written by hand: it says announcing, but nothing would ever expire it.
+    let value = r#"{"announcing":true,"held":false,"state":"UP","since":0,"reason":"by hand","site":"ghost"}"#;
+    etcdctl(&cluster, &["put", "/t11/svc/ghost", value]);
+    let rows = view_until(&s("v"), "both entries", |r| r.len() == 2);
+    let ghost = rows.iter().find(|r| r.site == "ghost").unwrap();
+    assert!(ghost.entry.reason.starts_with("no lease, not counted"), "{ghost:?}");
+    a.fleet.ask_withdraw("svc", 1, 1, entry(false, "DOWN", ""));
+    assert_eq!(a.verdict(WAIT, 1), Verdict::Hold { others_announcing: 0, sites: 1 });
+}

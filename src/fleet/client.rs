@@ -561,6 +561,12 @@ impl Worker {
                 if k.len() != from.len() + site.len() || site == settings.site {
                     continue;
                 }
+                if !leased(kv) {
+                    // Not written by a live exaprobe (by hand, with
+                    // etcdctl?): nothing expires it, so it is not counted.
+                    log::debug!("fleet: {service}/{site} has no lease: not counted");
+                    continue;
+                }
                 sites += 1;
                 if decode(&unb64(&kv["value"])).announcing {
                     others += 1;
@@ -597,6 +603,13 @@ impl Worker {
         }
         local(format!("the guard lost {GUARD_RETRIES} races in a row for {service}"))
     }
+}
+
+/// Whether a key is bound to a lease (etcd's JSON omits a zero `lease`):
+/// exaprobe writes every entry with its lease, so a key without one was
+/// written by something else and would never expire.
+pub(crate) fn leased(kv: &Value) -> bool {
+    int(&kv["lease"]) != 0
 }
 
 /// The watch thread: reports other sites' changes under the prefix.
