@@ -536,3 +536,33 @@ fn a_key_without_a_lease_is_not_counted() {
     a.fleet.ask_withdraw("svc", 1, 1, entry(false, "DOWN", ""));
     assert_eq!(a.verdict(WAIT, 1), Verdict::Hold { others_announcing: 0, sites: 1 });
 }
+
+#[test]
+fn a_store_without_a_leader_for_less_than_the_timeout_is_waited_for_not_answered_locally() {
+    let Some(mut cluster) = Cluster::start(3) else { return };
+    // A timeout longer than the outage plus an election (election timeout
+    // 500 ms): the question is answered by the store once it has a leader.
+    let s = |site: &str| FleetSettings {
+        ttl: Duration::from_secs(8),
+        timeout: Duration::from_secs(5),
+        ..settings(&cluster, "/t12/", site)
+    };
+    let mut a = Site::start(s("a"), &["svc"]);
+    let mut b = Site::start(s("b"), &["svc"]);
+    a.connected(true);
+    b.connected(true);
+    b.fleet.publish("svc", entry(true, "UP", ""));
+    view_until(&s("v"), "b announcing", |r| r.len() == 1);
+    // The leader and one more member stop: no leader, no quorum, every
+    // endpoint refuses or says so; one member comes back a second later.
+    let leader = cluster.leader().expect("a leader");
+    let other = (leader + 1) % 3;
+    cluster.stop(leader);
+    cluster.stop(other);
+    let asked = Instant::now();
+    a.fleet.ask_withdraw("svc", 1, 1, entry(false, "DOWN", ""));
+    std::thread::sleep(Duration::from_secs(1));
+    cluster.restart(other);
+    let v = a.verdict(WAIT, 1);
+    assert_eq!(v, Verdict::Withdraw, "after {:?}: {:?}", asked.elapsed(), a.seen);
+}

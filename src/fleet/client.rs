@@ -41,6 +41,12 @@ pub(crate) const SITES_MAX: usize = 100;
 /// How many times the guard re-reads after its transaction lost a race.
 const GUARD_RETRIES: u32 = 8;
 
+/// The guard's first wait before it tries again after a transient error
+/// (no leader, leader changed, request timed out, every member refusing);
+/// doubled each time, up to [`RETRY_MAX`], until the question's deadline.
+const RETRY_FIRST: Duration = Duration::from_millis(50);
+const RETRY_MAX: Duration = Duration::from_millis(800);
+
 /// The longest queue of operations the worker keeps (publishes coalesce
 /// per service, so this is only reached with thousands of services).
 const QUEUE_MAX: usize = 4096;
@@ -534,7 +540,22 @@ impl Worker {
         let from = service_prefix(&settings.prefix, service);
         let to = prefix_end(&from);
         let own = key(&settings.prefix, service, &settings.site);
-        for _ in 0..GUARD_RETRIES {
+        let mut races = 0;
+        let mut backoff = RETRY_FIRST;
+        // A transient error (an election, a member going away) is tried
+        // again until the deadline: answered Local at once, it would make
+        // every site withdraw during a leader election.
+        let retry = |e: &super::gateway::GwError, backoff: &mut Duration| {
+            let wait = *backoff;
+            if !e.transient() || Instant::now() + wait >= deadline {
+                return false;
+            }
+            log::debug!("fleet: {service}: {e}; trying again in {wait:?}");
+            std::thread::sleep(wait);
+            *backoff = (wait * 2).min(RETRY_MAX);
+            true
+        };
+        while races < GUARD_RETRIES {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return local("etcd did not answer within the timeout".into());
@@ -542,6 +563,7 @@ impl Worker {
             let range = json!({"key": b64(&from), "range_end": b64(&to), "limit": (SITES_MAX + 1).to_string()});
             let reply = match self.gateway.call("/v3/kv/range", &range, left) {
                 Ok(r) => r,
+                Err(e) if retry(&e, &mut backoff) => continue,
                 Err(e) => return local(e.to_string()),
             };
             let revision = int(&reply["header"]["revision"]);
@@ -593,11 +615,14 @@ impl Worker {
             match self.gateway.call("/v3/kv/txn", &txn, left) {
                 Ok(reply) if reply["succeeded"].as_bool() == Some(true) => return Verdict::Withdraw,
                 // Something changed since the read: read again.
-                Ok(_) => {}
+                Ok(_) => races += 1,
                 Err(e) if e.lease_not_found() => {
                     self.lost(format!("lease {id:x} expired"));
                     return local(format!("lease {id:x} expired"));
                 }
+                // Applied or not, the next read tells: it compares against
+                // what is there then.
+                Err(e) if retry(&e, &mut backoff) => {}
                 Err(e) => return local(e.to_string()),
             }
         }

@@ -59,7 +59,7 @@ impl GwError {
 
     /// An error another member may not have (no leader, a timeout inside
     /// etcd, a member not ready): the next endpoint is tried.
-    fn transient(&self) -> bool {
+    pub(crate) fn transient(&self) -> bool {
         match self {
             GwError::Unreachable(_) => true,
             // UNAVAILABLE, DEADLINE_EXCEEDED, UNKNOWN (etcd's "request timed
