@@ -5,6 +5,7 @@
 
 #[path = "harness/etcd.rs"]
 mod etcd;
+mod harness;
 
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Barrier};
@@ -565,4 +566,29 @@ fn a_store_without_a_leader_for_less_than_the_timeout_is_waited_for_not_answered
     cluster.restart(other);
     let v = a.verdict(WAIT, 1);
     assert_eq!(v, Verdict::Withdraw, "after {:?}: {:?}", asked.elapsed(), a.seen);
+}
+
+#[test]
+fn a_reload_that_changes_the_fleet_settings_says_a_restart_is_needed() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("exaprobe.json");
+    let write = |fleet: &str| {
+        let text = format!(
+            r#"{{{fleet}"control": {{"socket": "{d}/ctl.sock", "state_file": "{d}/state.json"}},
+                "services": [{{"name": "web", "prefixes": ["198.51.100.1/32"], "rise": 1,
+                "checks": [{{"type": "command", "shell": "true"}}], "dampening": false}}]}}"#,
+            d = dir.path().display(),
+        );
+        std::fs::write(&conf, text).unwrap();
+    };
+    write("");
+    let mut p = harness::Probe::start(&["--dry-run", "--config", conf.to_str().unwrap()]);
+    assert!(p.line().starts_with("announce route 198.51.100.1/32"));
+    // Added: no client runs, the services stay decided per host.
+    write(r#""fleet": {"etcd": ["http://127.0.0.1:9"], "site": "a"}, "#);
+    p.signal("HUP");
+    p.wait_stderr("the top-level \"fleet\" was added: restart exaprobe to apply it");
+    p.wait_stderr("every service is decided per host");
+    p.signal("TERM");
+    p.wait_exit(WAIT);
 }

@@ -676,7 +676,13 @@ impl<W: Write> Core<W> {
     /// nothing would ever let go of a hold: the guard lets go now, a drain
     /// waiting for a verdict goes ahead as without a guard, and the entry
     /// says it is no longer counted. The caller then syncs the routes.
-    pub(super) fn guard_reloaded(&mut self, i: usize, now: Instant, fx: &mut Effects) -> anyhow::Result<()> {
+    pub(super) fn guard_reloaded(
+        &mut self,
+        i: usize,
+        was_guarded: bool,
+        now: Instant,
+        fx: &mut Effects,
+    ) -> anyhow::Result<()> {
         if self.min_sites(i).is_some() {
             return Ok(());
         }
@@ -695,7 +701,7 @@ impl<W: Write> Core<W> {
             fx.save_drains = true;
             self.drain_answered(reply, name.clone(), DrainEnd::Drained, fx);
         }
-        if had_state && self.fleet.is_some() {
+        if (had_state || was_guarded) && self.fleet.is_some() {
             // Not counted by the other sites any more (the key goes with the
             // lease; there is no delete).
             let since = now;

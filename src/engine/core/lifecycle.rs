@@ -73,7 +73,7 @@ impl<W: Write> Core<W> {
             gone.extend(std::mem::take(&mut old.keys));
             self.verify.forget(&old.service);
             self.slots[i] = Some(rt);
-            touched.push(i);
+            touched.push((i, old.service.guard.is_some()));
         }
         let mut removed = 0;
         for (i, keep) in keep.into_iter().enumerate() {
@@ -108,9 +108,9 @@ impl<W: Write> Core<W> {
             }
         }
         self.routes.retain_withdrawn(|k| owned.contains(k));
-        for i in touched {
+        for (i, was_guarded) in touched {
             // A guard the new config removed lets go first.
-            self.guard_reloaded(i, now, fx)?;
+            self.guard_reloaded(i, was_guarded, now, fx)?;
             self.sync(i, now)?;
             self.rearm(i);
         }

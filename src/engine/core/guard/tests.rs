@@ -659,3 +659,19 @@ fn a_drain_waiting_for_its_verdict_is_answered_when_a_reload_replaces_or_removes
         }
     }
 }
+
+#[test]
+fn a_service_a_reload_leaves_unguarded_is_no_longer_counted_by_the_others() {
+    // UP, not held: the running client still has its "announcing" entry,
+    // which the other sites would count while this one decides alone.
+    let mut r = Rig::up("true");
+    let services = crate::model::config::load(&config("false")).unwrap().services;
+    let mut fx = Effects::default();
+    r.core.reload(services, r.t0 + r.now, &mut fx).unwrap();
+    r.keep(fx);
+    assert!(
+        matches!(r.calls.last(), Some(FleetCall::Publish { entry, .. }) if !entry.announcing && entry.state == "UNGUARDED"),
+        "{:?}",
+        r.calls.last()
+    );
+}
