@@ -4,7 +4,8 @@
 //! - The **worker** owns the lease and does every write, one at a time and
 //!   in the order asked (a publish asked before a withdraw is written before
 //!   it): it grants the lease, keeps it alive every `ttl/3` (checked before
-//!   every call, so a busy worker delays a keep-alive by one call at most),
+//!   every call, also between the calls of a flush or a guarded withdraw,
+//!   so a busy worker delays a keep-alive by one call at most),
 //!   re-grants it when it is lost and then writes every entry again.
 //!   Publishes queued for a service coalesce: the newest entry wins.
 //! - The **watch** follows the whole prefix and reports other sites'
@@ -498,11 +499,23 @@ impl Worker {
         }
     }
 
+    /// Keeps the lease alive now if that is due: between the calls of a
+    /// long flush (a rejoin writes every entry) or of a guarded withdraw, so
+    /// that many calls in a row never starve the keep-alive.
+    fn keepalive_if_due(&mut self) {
+        if let Lease::Live { id, renew, expires, ok } = self.lease
+            && Instant::now() >= renew
+        {
+            self.keepalive(id, expires, ok);
+        }
+    }
+
     /// Writes every dirty entry; tells the engine it is connected once
     /// they are all written.
     fn flush_all(&mut self) {
         let dirty: Vec<String> = self.published.iter().filter(|(_, p)| p.dirty).map(|(s, _)| s.clone()).collect();
         for service in dirty {
+            self.keepalive_if_due();
             if !self.flush_one(&service) {
                 return;
             }
@@ -536,7 +549,8 @@ impl Worker {
         let Lease::Live { id, .. } = self.lease else {
             return local(format!("no lease ({})", self.last_error));
         };
-        let settings = &self.shared.settings;
+        let shared = Arc::clone(&self.shared);
+        let settings = &shared.settings;
         let from = service_prefix(&settings.prefix, service);
         let to = prefix_end(&from);
         let own = key(&settings.prefix, service, &settings.site);
@@ -556,6 +570,7 @@ impl Worker {
             true
         };
         while races < GUARD_RETRIES {
+            self.keepalive_if_due();
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return local("etcd did not answer within the timeout".into());
