@@ -266,10 +266,7 @@ mod tests {
         assert!(crate::model::config::load(&cfg("3s", "1s")).is_ok());
         let errors = crate::model::config::load(&cfg("2s", "1s")).unwrap_err();
         let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        assert!(
-            text.iter().any(|e| e.contains("fleet.timeout") && e.contains("a third of the ttl")),
-            "{text:?}"
-        );
+        assert!(text.iter().any(|e| e.contains("fleet.timeout") && e.contains("a third of the ttl")), "{text:?}");
     }
 
     #[test]
