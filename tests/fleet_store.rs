@@ -5,6 +5,7 @@
 
 #[path = "harness/etcd.rs"]
 mod etcd;
+mod harness;
 
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Barrier};
@@ -518,4 +519,76 @@ fn a_frozen_store_answers_each_question_once_by_the_timeout() {
         let n = a.seen.iter().filter(|n| matches!(n, Notice::Verdict { ticket, .. } if *ticket == t)).count();
         assert_eq!(n, 1, "ticket {t}: {:?}", a.seen);
     }
+}
+
+#[test]
+fn a_key_without_a_lease_is_not_counted() {
+    let Some(cluster) = Cluster::start(3) else { return };
+    let s = |site: &str| settings(&cluster, "/t11/", site);
+    let mut a = Site::start(s("a"), &["svc"]);
+    a.connected(true);
+    a.fleet.publish("svc", entry(true, "UP", ""));
+    // Written by hand: it says announcing, but nothing would ever expire it.
+    let value = r#"{"announcing":true,"held":false,"state":"UP","since":0,"reason":"by hand","site":"ghost"}"#;
+    etcdctl(&cluster, &["put", "/t11/svc/ghost", value]);
+    let rows = view_until(&s("v"), "both entries", |r| r.len() == 2);
+    let ghost = rows.iter().find(|r| r.site == "ghost").unwrap();
+    assert!(ghost.entry.reason.starts_with("no lease, not counted"), "{ghost:?}");
+    a.fleet.ask_withdraw("svc", 1, 1, entry(false, "DOWN", ""));
+    assert_eq!(a.verdict(WAIT, 1), Verdict::Hold { others_announcing: 0, sites: 1 });
+}
+
+#[test]
+fn a_store_without_a_leader_for_less_than_the_timeout_is_waited_for_not_answered_locally() {
+    let Some(mut cluster) = Cluster::start(3) else { return };
+    // A timeout longer than the outage plus an election (election timeout
+    // 500 ms): the question is answered by the store once it has a leader.
+    let s = |site: &str| FleetSettings {
+        ttl: Duration::from_secs(8),
+        timeout: Duration::from_secs(5),
+        ..settings(&cluster, "/t12/", site)
+    };
+    let mut a = Site::start(s("a"), &["svc"]);
+    let mut b = Site::start(s("b"), &["svc"]);
+    a.connected(true);
+    b.connected(true);
+    b.fleet.publish("svc", entry(true, "UP", ""));
+    view_until(&s("v"), "b announcing", |r| r.len() == 1);
+    // The leader and one more member stop: no leader, no quorum, every
+    // endpoint refuses or says so; one member comes back a second later.
+    let leader = cluster.leader().expect("a leader");
+    let other = (leader + 1) % 3;
+    cluster.stop(leader);
+    cluster.stop(other);
+    let asked = Instant::now();
+    a.fleet.ask_withdraw("svc", 1, 1, entry(false, "DOWN", ""));
+    std::thread::sleep(Duration::from_secs(1));
+    cluster.restart(other);
+    let v = a.verdict(WAIT, 1);
+    assert_eq!(v, Verdict::Withdraw, "after {:?}: {:?}", asked.elapsed(), a.seen);
+}
+
+#[test]
+fn a_reload_that_changes_the_fleet_settings_says_a_restart_is_needed() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("exaprobe.json");
+    let write = |fleet: &str| {
+        let text = format!(
+            r#"{{{fleet}"control": {{"socket": "{d}/ctl.sock", "state_file": "{d}/state.json"}},
+                "services": [{{"name": "web", "prefixes": ["198.51.100.1/32"], "rise": 1,
+                "checks": [{{"type": "command", "shell": "true"}}], "dampening": false}}]}}"#,
+            d = dir.path().display(),
+        );
+        std::fs::write(&conf, text).unwrap();
+    };
+    write("");
+    let mut p = harness::Probe::start(&["--dry-run", "--config", conf.to_str().unwrap()]);
+    assert!(p.line().starts_with("announce route 198.51.100.1/32"));
+    // Added: no client runs, the services stay decided per host.
+    write(r#""fleet": {"etcd": ["http://127.0.0.1:9"], "site": "a"}, "#);
+    p.signal("HUP");
+    p.wait_stderr("the top-level \"fleet\" was added: restart exaprobe to apply it");
+    p.wait_stderr("every service is decided per host");
+    p.signal("TERM");
+    p.wait_exit(WAIT);
 }

@@ -718,10 +718,10 @@ fn fleet_flags_and_json_give_the_same_settings_or_the_same_problem() {
             Some(("--fleet-ttl", "fleet.ttl", "not between")),
         ),
         (
-            "a timeout not under the ttl",
-            vec!["--fleet-ttl", "3s", "--fleet-timeout", "3s"],
-            with(json!({"ttl": "3s", "timeout": "3s"})),
-            Some(("--fleet-timeout", "fleet.timeout", "not shorter than the ttl")),
+            "a timeout over a third of the ttl",
+            vec!["--fleet-ttl", "3s", "--fleet-timeout", "1100ms"],
+            with(json!({"ttl": "3s", "timeout": "1100ms"})),
+            Some(("--fleet-timeout", "fleet.timeout", "longer than a third of the ttl")),
         ),
         (
             "a bad prefix",

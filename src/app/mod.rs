@@ -254,11 +254,32 @@ fn config_mode(
         fleet: config.fleet.clone(),
     };
     let file = path.to_path_buf();
+    // The fleet client is started once, with these settings: a reload
+    // cannot change them (services guarded without a running client are
+    // decided per host).
+    let running_fleet = config.fleet.clone();
     let reload: Reload = Box::new(move || {
         let shown = |errors: Vec<crate::model::config::ConfigError>| -> Vec<String> {
             errors.iter().map(|e| format!("{}: {e}", file.display())).collect()
         };
-        crate::model::config::load_file(&file).map(|c| c.services).map_err(shown)
+        let config = crate::model::config::load_file(&file).map_err(shown)?;
+        if config.fleet != running_fleet {
+            let change = match (&running_fleet, &config.fleet) {
+                (None, Some(_)) => "added",
+                (Some(_), None) => "removed",
+                _ => "changed",
+            };
+            log::warn!(
+                "{}: the top-level \"fleet\" was {change}: restart exaprobe to apply it; until then {}",
+                file.display(),
+                if running_fleet.is_some() {
+                    "the running fleet client keeps its settings (services without a guard are not counted)"
+                } else {
+                    "no fleet client runs, every service is decided per host"
+                }
+            );
+        }
+        Ok(config.services)
     });
     Ok((config.services, options, reload))
 }

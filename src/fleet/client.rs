@@ -4,7 +4,8 @@
 //! - The **worker** owns the lease and does every write, one at a time and
 //!   in the order asked (a publish asked before a withdraw is written before
 //!   it): it grants the lease, keeps it alive every `ttl/3` (checked before
-//!   every call, so a busy worker delays a keep-alive by one call at most),
+//!   every call, also between the calls of a flush or a guarded withdraw,
+//!   so a busy worker delays a keep-alive by one call at most),
 //!   re-grants it when it is lost and then writes every entry again.
 //!   Publishes queued for a service coalesce: the newest entry wins.
 //! - The **watch** follows the whole prefix and reports other sites'
@@ -40,6 +41,12 @@ pub(crate) const SITES_MAX: usize = 100;
 
 /// How many times the guard re-reads after its transaction lost a race.
 const GUARD_RETRIES: u32 = 8;
+
+/// The guard's first wait before it tries again after a transient error
+/// (no leader, leader changed, request timed out, every member refusing);
+/// doubled each time, up to [`RETRY_MAX`], until the question's deadline.
+const RETRY_FIRST: Duration = Duration::from_millis(50);
+const RETRY_MAX: Duration = Duration::from_millis(800);
 
 /// The longest queue of operations the worker keeps (publishes coalesce
 /// per service, so this is only reached with thousands of services).
@@ -492,11 +499,23 @@ impl Worker {
         }
     }
 
+    /// Keeps the lease alive now if that is due: between the calls of a
+    /// long flush (a rejoin writes every entry) or of a guarded withdraw, so
+    /// that many calls in a row never starve the keep-alive.
+    fn keepalive_if_due(&mut self) {
+        if let Lease::Live { id, renew, expires, ok } = self.lease
+            && Instant::now() >= renew
+        {
+            self.keepalive(id, expires, ok);
+        }
+    }
+
     /// Writes every dirty entry; tells the engine it is connected once
     /// they are all written.
     fn flush_all(&mut self) {
         let dirty: Vec<String> = self.published.iter().filter(|(_, p)| p.dirty).map(|(s, _)| s.clone()).collect();
         for service in dirty {
+            self.keepalive_if_due();
             if !self.flush_one(&service) {
                 return;
             }
@@ -530,11 +549,28 @@ impl Worker {
         let Lease::Live { id, .. } = self.lease else {
             return local(format!("no lease ({})", self.last_error));
         };
-        let settings = &self.shared.settings;
+        let shared = Arc::clone(&self.shared);
+        let settings = &shared.settings;
         let from = service_prefix(&settings.prefix, service);
         let to = prefix_end(&from);
         let own = key(&settings.prefix, service, &settings.site);
-        for _ in 0..GUARD_RETRIES {
+        let mut races = 0;
+        let mut backoff = RETRY_FIRST;
+        // A transient error (an election, a member going away) is tried
+        // again until the deadline: answered Local at once, it would make
+        // every site withdraw during a leader election.
+        let retry = |e: &super::gateway::GwError, backoff: &mut Duration| {
+            let wait = *backoff;
+            if !e.transient() || Instant::now() + wait >= deadline {
+                return false;
+            }
+            log::debug!("fleet: {service}: {e}; trying again in {wait:?}");
+            std::thread::sleep(wait);
+            *backoff = (wait * 2).min(RETRY_MAX);
+            true
+        };
+        while races < GUARD_RETRIES {
+            self.keepalive_if_due();
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return local("etcd did not answer within the timeout".into());
@@ -542,6 +578,7 @@ impl Worker {
             let range = json!({"key": b64(&from), "range_end": b64(&to), "limit": (SITES_MAX + 1).to_string()});
             let reply = match self.gateway.call("/v3/kv/range", &range, left) {
                 Ok(r) => r,
+                Err(e) if retry(&e, &mut backoff) => continue,
                 Err(e) => return local(e.to_string()),
             };
             let revision = int(&reply["header"]["revision"]);
@@ -559,6 +596,12 @@ impl Worker {
                 let k = unb64(&kv["key"]);
                 let Some((_, site)) = split_key(&settings.prefix, &k) else { continue };
                 if k.len() != from.len() + site.len() || site == settings.site {
+                    continue;
+                }
+                if !leased(kv) {
+                    // Not written by a live exaprobe (by hand, with
+                    // etcdctl?): nothing expires it, so it is not counted.
+                    log::debug!("fleet: {service}/{site} has no lease: not counted");
                     continue;
                 }
                 sites += 1;
@@ -587,16 +630,26 @@ impl Worker {
             match self.gateway.call("/v3/kv/txn", &txn, left) {
                 Ok(reply) if reply["succeeded"].as_bool() == Some(true) => return Verdict::Withdraw,
                 // Something changed since the read: read again.
-                Ok(_) => {}
+                Ok(_) => races += 1,
                 Err(e) if e.lease_not_found() => {
                     self.lost(format!("lease {id:x} expired"));
                     return local(format!("lease {id:x} expired"));
                 }
+                // Applied or not, the next read tells: it compares against
+                // what is there then.
+                Err(e) if retry(&e, &mut backoff) => {}
                 Err(e) => return local(e.to_string()),
             }
         }
         local(format!("the guard lost {GUARD_RETRIES} races in a row for {service}"))
     }
+}
+
+/// Whether a key is bound to a lease (etcd's JSON omits a zero `lease`):
+/// exaprobe writes every entry with its lease, so a key without one was
+/// written by something else and would never expire.
+pub(crate) fn leased(kv: &Value) -> bool {
+    int(&kv["lease"]) != 0
 }
 
 /// The watch thread: reports other sites' changes under the prefix.

@@ -59,7 +59,7 @@ impl GwError {
 
     /// An error another member may not have (no leader, a timeout inside
     /// etcd, a member not ready): the next endpoint is tried.
-    fn transient(&self) -> bool {
+    pub(crate) fn transient(&self) -> bool {
         match self {
             GwError::Unreachable(_) => true,
             // UNAVAILABLE, DEADLINE_EXCEEDED, UNKNOWN (etcd's "request timed
@@ -347,11 +347,19 @@ impl Gateway {
     }
 }
 
-/// The error etcd put in a reply, if any.
+/// The error etcd put in a reply, if any: `{"error":…, "code":…}` (etcd
+/// 3.4's gateway), or a non-zero `code` with a `message` and no `header`
+/// (newer grpc-gateway versions drop `error`; a good reply always has a
+/// header).
 pub(crate) fn error_of(value: &Value) -> Option<GwError> {
-    let e = value.get("error")?;
+    let code = int(&value["code"]);
+    let e = match value.get("error") {
+        Some(e) => e,
+        None if code != 0 && value.get("header").is_none() => &Value::Null,
+        None => return None,
+    };
     let message = value["message"].as_str().or(e.as_str()).unwrap_or("unknown error").to_string();
-    Some(GwError::Etcd { code: int(&value["code"]), message })
+    Some(GwError::Etcd { code, message })
 }
 
 #[cfg(test)]
@@ -382,6 +390,13 @@ mod tests {
         assert!(e.as_ref().is_some_and(GwError::lease_not_found));
         assert!(!e.as_ref().is_some_and(GwError::transient));
         assert!(error_of(&json!({"header":{}})).is_none());
+        // Newer grpc-gateway: no "error", a code and a message.
+        let e = error_of(&json!({"code":14,"message":"etcdserver: no leader","details":[]}));
+        assert!(matches!(&e, Some(GwError::Etcd { code: 14, message }) if message == "etcdserver: no leader"), "{e:?}");
+        assert!(e.as_ref().is_some_and(GwError::transient));
+        // A good reply that happens to carry a code field is not an error.
+        assert!(error_of(&json!({"header":{"revision":"3"},"code":0})).is_none());
+        assert!(error_of(&json!({"header":{"revision":"3"}, "code": 5})).is_none());
         assert_eq!(unb64(&json!(b64(b"/x/y"))), b"/x/y".to_vec());
     }
 }

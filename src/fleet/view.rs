@@ -5,8 +5,9 @@
 //! JSON: `{"announcing":…, "held":…, "state":…, "since": unix ms,
 //! "reason":…, "site":…}`. exaprobe writes every key bound to its lease, so
 //! a key exists only while the site that wrote it keeps its lease alive:
-//! there are no stale, lease-less entries to age out (a key written by hand
-//! with `etcdctl put` would be one; the view shows it like any other).
+//! there are no stale, lease-less entries to age out. A key written by hand
+//! with `etcdctl put` would be one: the guard does not count it, and the
+//! view marks its reason "no lease, not counted" (and logs it).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -23,6 +24,9 @@ pub(crate) const VIEW_KEYS: usize = 10_000;
 /// The longest reason published (longer ones are cut at a character
 /// boundary): values stay small however verbose a probe's error is.
 pub(crate) const REASON_MAX: usize = 512;
+
+/// What the view puts before the reason of a key without a lease.
+pub(crate) const NO_LEASE: &str = "no lease, not counted";
 
 /// A key's value, as stored.
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -115,7 +119,12 @@ pub(crate) fn view(settings: &FleetSettings) -> anyhow::Result<Vec<Row>> {
         .filter_map(|kv| {
             let key = unb64(&kv["key"]);
             let (service, site) = split_key(&settings.prefix, &key)?;
-            Some(Row { service: service.into(), site: site.into(), entry: decode(&unb64(&kv["value"])) })
+            let mut entry = decode(&unb64(&kv["value"]));
+            if !super::client::leased(kv) {
+                log::warn!("fleet: {service}/{site} has no lease (written by hand?): the guard does not count it");
+                entry.reason = format!("{NO_LEASE}: {}", entry.reason);
+            }
+            Some(Row { service: service.into(), site: site.into(), entry })
         })
         .collect();
     rows.sort_by(|a, b| (&a.service, &a.site).cmp(&(&b.service, &b.site)));

@@ -139,6 +139,17 @@ struct Waiting {
     left: usize,
     drained: Vec<String>,
     refused: Vec<String>,
+    /// Services a reload removed or replaced before their verdict.
+    reloaded: Vec<String>,
+}
+
+/// How a drain's question ended, for its control reply.
+enum DrainEnd {
+    Drained,
+    /// Refused by the guard: why, with the count.
+    Refused(String),
+    /// The service was removed or replaced by a reload first.
+    Reloaded,
 }
 
 /// One service's guard state.
@@ -157,6 +168,10 @@ pub(super) struct GuardRt {
     /// Another site changed while a question was in flight: its answer may
     /// predate the change, so a hold asks again at once.
     recheck: bool,
+    /// An entry saying "announcing" was not published while a withdraw
+    /// question was in flight (see [`Core::publish`]): the verdict
+    /// publishes it.
+    unpublished: bool,
 }
 
 #[derive(Debug)]
@@ -302,7 +317,13 @@ impl<W: Write> Core<W> {
     }
 
     /// This site's entry for service `i`, for the store.
-    pub(super) fn publish(&self, i: usize, fx: &mut Effects) {
+    ///
+    /// Not an entry that says "announcing" while a health or drain
+    /// question is in flight: the store already says so, and the client
+    /// writes in order, so such a publish would land right after a granted
+    /// withdraw and undo it (another site would count this one, and both
+    /// would withdraw past `min_sites`). The verdict publishes the outcome.
+    pub(super) fn publish(&mut self, i: usize, fx: &mut Effects) {
         if self.min_sites(i).is_none() {
             return;
         }
@@ -320,8 +341,15 @@ impl<W: Write> Core<W> {
             }
             _ => (advert.name().to_string(), rt.last_reason.clone(), rt.fsm.since()),
         };
+        let withdraw_asked = rt.guard.asking.is_some()
+            || rt.guard.other.as_ref().is_some_and(|a| matches!(a.purpose, Purpose::Drain { .. }));
         let entry = Published { announcing, held: keeps, state, since, reason };
-        fx.fleet.push(FleetCall::Publish { service: rt.service.name.clone(), entry });
+        let service = rt.service.name.clone();
+        let g = &mut self.rt_mut(i).guard;
+        g.unpublished = announcing && withdraw_asked;
+        if !g.unpublished {
+            fx.fleet.push(FleetCall::Publish { service, entry });
+        }
     }
 
     /// A probe round of service `i` ended: a held service asks again.
@@ -329,10 +357,14 @@ impl<W: Write> Core<W> {
     /// Not while its probes pass again (RISING towards UP): granted now,
     /// the withdraw would be followed by an announce as soon as `rise` is
     /// met, a flap every peer sees for a site that is coming back. It stays
-    /// held until UP, or asks again at the next failing round.
+    /// held until UP, or asks again at the next failing round. Only when
+    /// the state machine is rising from DOWN: SUPPRESSED (dampened) stays
+    /// withdrawn whatever the probes say until the damper releases it, so
+    /// it asks again as usual.
     pub(super) fn guard_round(&mut self, i: usize, now: Instant, fx: &mut Effects) {
         let rt = self.rt(i);
-        let recovering = rt.last_outcomes.iter().all(|o| matches!(o, Some((o, _)) if o.health != Health::Down));
+        let recovering = rt.fsm.asserted() == Some(Advert::Down)
+            && rt.last_outcomes.iter().all(|o| matches!(o, Some((o, _)) if o.health != Health::Down));
         let g = &rt.guard;
         if g.is_held() && g.asking.is_none() && !recovering && self.connected() {
             self.ask(i, Purpose::Health, now, fx);
@@ -488,7 +520,7 @@ impl<W: Write> Core<W> {
                         fx.events.push(LogEvent::Fleet(held));
                     }
                     // The entry says why, with the count.
-                    if entering || count_changed {
+                    if entering || count_changed || self.rt(i).guard.unpublished {
                         self.publish(i, fx);
                     }
                     if recheck && self.connected() {
@@ -521,11 +553,20 @@ impl<W: Write> Core<W> {
                     }
                     Verdict::Withdraw => None,
                 };
-                if refused.is_none() {
-                    self.start_drain(i, saved, drain, now, fx)?;
-                    fx.save_drains = true;
-                }
-                self.drain_answered(reply, name, refused, fx);
+                let end = match refused {
+                    None => {
+                        self.start_drain(i, saved, drain, now, fx)?;
+                        fx.save_drains = true;
+                        DrainEnd::Drained
+                    }
+                    Some(why) => {
+                        if self.rt(i).guard.unpublished {
+                            self.publish(i, fx);
+                        }
+                        DrainEnd::Refused(why)
+                    }
+                };
+                self.drain_answered(reply, name, end, fx);
             }
         }
         self.rearm(i);
@@ -583,29 +624,97 @@ impl<W: Write> Core<W> {
         Some(Reply::Drained(w.drained))
     }
 
-    fn drain_answered(&mut self, reply: u64, name: String, refused: Option<String>, fx: &mut Effects) {
+    fn drain_answered(&mut self, reply: u64, name: String, end: DrainEnd, fx: &mut Effects) {
         let Some(fleet) = self.fleet.as_mut() else { return };
         let Some(w) = fleet.waiting.get_mut(&reply) else { return };
         w.left = w.left.saturating_sub(1);
-        match refused {
-            Some(r) => w.refused.push(r),
-            None => w.drained.push(name),
+        match end {
+            DrainEnd::Refused(r) => w.refused.push(r),
+            DrainEnd::Drained => w.drained.push(name),
+            DrainEnd::Reloaded => w.reloaded.push(name),
         }
         if w.left > 0 {
             return;
         }
         let Some(w) = fleet.waiting.remove(&reply) else { return };
-        let answer = if w.refused.is_empty() {
+        let answer = if w.refused.is_empty() && w.reloaded.is_empty() {
             Reply::Drained(w.drained)
         } else {
-            let mut msg = format!("drain refused by the fleet guard: {}", w.refused.join("; "));
+            let mut parts = Vec::new();
+            if !w.refused.is_empty() {
+                parts.push(format!("drain refused by the fleet guard: {}", w.refused.join("; ")));
+            }
+            if !w.reloaded.is_empty() {
+                parts.push(format!(
+                    "not drained, the service changed by a reload while the fleet store was asked: {}",
+                    w.reloaded.join(", ")
+                ));
+            }
+            let mut msg = parts.join("; ");
             if !w.drained.is_empty() {
                 let _ = write!(msg, " (drained: {})", w.drained.join(", "));
             }
-            msg.push_str("; drain --force to drain anyway");
+            if !w.refused.is_empty() {
+                msg.push_str("; drain --force to drain anyway");
+            }
             Reply::Error(msg)
         };
         fx.replies.push((reply, answer));
+    }
+
+    /// A reload removed or replaced service `name`, whose guard state was
+    /// `old`: a drain's control reply waiting for its verdict is answered
+    /// now (the verdict would find no question), so replies never pile up.
+    pub(super) fn guard_dropped(&mut self, name: &str, old: GuardRt, fx: &mut Effects) {
+        if let Some(Ask { purpose: Purpose::Drain { reply, .. }, .. }) = old.other {
+            self.drain_answered(reply, name.to_string(), DrainEnd::Reloaded, fx);
+        }
+    }
+
+    /// A reload kept service `i`'s state, guard included. When the new
+    /// config no longer guards it (`"fleet": false`, or no fleet at all),
+    /// nothing would ever let go of a hold: the guard lets go now, a drain
+    /// waiting for a verdict goes ahead as without a guard, and the entry
+    /// says it is no longer counted. The caller then syncs the routes.
+    pub(super) fn guard_reloaded(
+        &mut self,
+        i: usize,
+        was_guarded: bool,
+        now: Instant,
+        fx: &mut Effects,
+    ) -> anyhow::Result<()> {
+        if self.min_sites(i).is_some() {
+            return Ok(());
+        }
+        let rt = self.rt_mut(i);
+        let old = std::mem::take(&mut rt.guard);
+        let name = rt.service.name.clone();
+        let asserted = rt.fsm.asserted();
+        let had_state = old.asking.is_some() || old.other.is_some() || old.held.is_some();
+        if old.keeps_announced()
+            && let Some(to) = asserted
+        {
+            fx.events.push(LogEvent::Fleet(FleetEvent::Released { service: name.clone(), to }));
+        }
+        if let Some(Ask { purpose: Purpose::Drain { reply, saved, drain }, .. }) = old.other {
+            self.start_drain(i, saved, drain, now, fx)?;
+            fx.save_drains = true;
+            self.drain_answered(reply, name.clone(), DrainEnd::Drained, fx);
+        }
+        if (had_state || was_guarded) && self.fleet.is_some() {
+            // Not counted by the other sites any more (the key goes with the
+            // lease; there is no delete).
+            let since = now;
+            let entry = Published {
+                announcing: false,
+                held: false,
+                state: "UNGUARDED".into(),
+                since,
+                reason: "the fleet guard was removed by a reload".into(),
+            };
+            fx.fleet.push(FleetCall::Publish { service: name, entry });
+        }
+        Ok(())
     }
 
     /// The guard's part of a service's status (`None`: not guarded, or no fleet).

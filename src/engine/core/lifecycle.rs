@@ -59,6 +59,8 @@ impl<W: Write> Core<W> {
                 // attributes must not withdraw it without asking.
                 rt.guard = std::mem::take(&mut old.guard);
             } else {
+                let name = old.service.name.clone();
+                self.guard_dropped(&name, std::mem::take(&mut old.guard), fx);
                 if let Some(r) = &old.round {
                     self.rounds.remove(&r.id);
                 }
@@ -71,14 +73,15 @@ impl<W: Write> Core<W> {
             gone.extend(std::mem::take(&mut old.keys));
             self.verify.forget(&old.service);
             self.slots[i] = Some(rt);
-            touched.push(i);
+            touched.push((i, old.service.guard.is_some()));
         }
         let mut removed = 0;
         for (i, keep) in keep.into_iter().enumerate() {
             if keep || self.slots[i].is_none() {
                 continue;
             }
-            let rt = self.slots[i].take().expect("checked above");
+            let mut rt = self.slots[i].take().expect("checked above");
+            self.guard_dropped(&rt.service.name, std::mem::take(&mut rt.guard), fx);
             removed += 1;
             self.metrics.forget_service(&rt.service.name);
             fx.events.push(LogEvent::Removed { service: rt.service.name.clone() });
@@ -105,7 +108,9 @@ impl<W: Write> Core<W> {
             }
         }
         self.routes.retain_withdrawn(|k| owned.contains(k));
-        for i in touched {
+        for (i, was_guarded) in touched {
+            // A guard the new config removed lets go first.
+            self.guard_reloaded(i, was_guarded, now, fx)?;
             self.sync(i, now)?;
             self.rearm(i);
         }

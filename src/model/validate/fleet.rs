@@ -89,13 +89,17 @@ impl V {
         let min_sites = self.min_sites(&raw.min_sites, 1);
         let ttl = self.bounded(&raw.ttl, Duration::from_secs(10), MIN_TTL, MAX_TTL);
         let timeout = self.bounded(&raw.timeout, Duration::from_millis(500), Duration::from_millis(1), MAX_TIMEOUT);
+        // The client keeps the lease alive every ttl/3 and checks between
+        // its calls; a call may take the whole timeout, so a longer one
+        // could let the lease expire while a withdraw is asked.
         if let (Some(t), Some(l)) = (timeout, ttl)
-            && t >= l
+            && t > l / 3
         {
             self.err(
                 &raw.timeout.origin,
                 format!(
-                    "{} is not shorter than the ttl ({}): the store's answers would come after the lease expired",
+                    "{} is longer than a third of the ttl ({}): the lease is kept alive every ttl/3 between store \
+                     calls, and a call that takes the whole timeout must not let it expire",
                     duration::show(t),
                     duration::show(l)
                 ),
@@ -249,6 +253,20 @@ mod tests {
         {
             assert!(valid_endpoint(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_timeout_is_at_most_a_third_of_the_ttl() {
+        let cfg = |ttl: &str, timeout: &str| {
+            format!(
+                r#"{{"fleet": {{"etcd": ["http://127.0.0.1:2379"], "site": "a", "ttl": "{ttl}", "timeout": "{timeout}"}},
+                    "services": []}}"#
+            )
+        };
+        assert!(crate::model::config::load(&cfg("3s", "1s")).is_ok());
+        let errors = crate::model::config::load(&cfg("2s", "1s")).unwrap_err();
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert!(text.iter().any(|e| e.contains("fleet.timeout") && e.contains("a third of the ttl")), "{text:?}");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use super::super::tests::Out;
 use super::super::{Core, Effects};
 use super::{Answer, FleetCall, FleetEvent, SLACK};
+use crate::core::fsm::Advert;
 use crate::engine::events::LogEvent;
 use crate::exabgp::{AckMode, Writer};
 use crate::fleet::{Notice, Verdict};
@@ -174,9 +175,10 @@ fn a_hold_keeps_the_route_until_the_store_grants_the_withdraw() {
     // Asked, and announced with the degraded attributes meanwhile.
     assert_eq!(r.asks(), 1);
     assert_eq!(r.lines(), [DEGRADED]);
-    assert!(matches!(r.calls.last(), Some(FleetCall::Publish { entry, .. }) if entry.announcing && entry.held));
+    assert!(matches!(r.calls.last(), Some(FleetCall::Ask { .. })), "{:?}", r.calls.last());
     r.answer(Verdict::Hold { others_announcing: 0, sites: 3 });
     assert_eq!(r.state(), "HELD");
+    assert!(matches!(r.calls.last(), Some(FleetCall::Publish { entry, .. }) if entry.announcing && entry.held));
     // Every probe round asks again; each hold is answered, logged once.
     for _ in 0..3 {
         r.run(Duration::from_secs(1));
@@ -468,4 +470,208 @@ fn the_adj_rib_out_check_leaves_a_held_route_announced() {
     let mut fx = Effects::default();
     r.core.verified(answer, r.t0 + r.now, &mut fx).unwrap();
     assert!(r.lines().is_empty(), "a held route is not repaired away");
+}
+
+/// The calls after the latest question.
+fn after_ask(r: &Rig) -> &[FleetCall] {
+    let at = r.calls.iter().rposition(|c| matches!(c, FleetCall::Ask { .. })).expect("a question was asked");
+    &r.calls[at + 1..]
+}
+
+fn announcing_published(calls: &[FleetCall]) -> bool {
+    calls.iter().any(|c| matches!(c, FleetCall::Publish { entry, .. } if entry.announcing))
+}
+
+#[test]
+fn no_announcing_entry_follows_a_health_question_until_its_verdict() {
+    // The client writes in order: a publish of "announcing" queued after
+    // the question would land right after a granted withdraw and undo it.
+    let mut r = Rig::up("true");
+    r.healthy = false;
+    r.run(Duration::from_millis(900));
+    assert_eq!(r.asks(), 1);
+    // More failing rounds while the question is in flight.
+    r.run(Duration::from_millis(300));
+    assert_eq!(r.asks(), 1);
+    assert!(!announcing_published(after_ask(&r)), "{:?}", after_ask(&r));
+    r.answer(Verdict::Withdraw);
+    assert!(matches!(after_ask(&r), [FleetCall::Publish { entry, .. }] if !entry.announcing), "{:?}", after_ask(&r));
+    // Held, then a re-ask at the next round: the same while it is in flight.
+    let mut r = Rig::up("true");
+    r.healthy = false;
+    r.run(Duration::from_millis(900));
+    r.answer(Verdict::Hold { others_announcing: 0, sites: 2 });
+    assert!(matches!(after_ask(&r), [FleetCall::Publish { entry, .. }] if entry.held), "{:?}", after_ask(&r));
+    r.run(Duration::from_secs(1));
+    assert_eq!(r.asks(), 2);
+    r.run(Duration::from_millis(300));
+    assert!(!announcing_published(after_ask(&r)), "{:?}", after_ask(&r));
+}
+
+#[test]
+fn no_announcing_entry_follows_a_drain_question_until_its_verdict() {
+    let mut r = Rig::up("true");
+    // The next round (at 1 s) comes while the drain's question is in flight.
+    r.run(Duration::from_millis(400));
+    let req = Request::Drain {
+        service: Some("web".into()),
+        all: false,
+        duration: None,
+        reason: None,
+        force: false,
+        by: "test".into(),
+    };
+    let mut fx = Effects::default();
+    assert!(matches!(r.core.control(req, r.t0 + r.now, 0.0, &mut fx).unwrap(), Answer::Later(_)));
+    r.keep(fx);
+    // The service fails meanwhile: its DOWN entry would still say announcing
+    // (it asks for health too, the route stays).
+    r.healthy = false;
+    r.run(Duration::from_millis(700));
+    assert_eq!(r.asks(), 2, "{:?}", r.calls);
+    assert!(!announcing_published(after_ask(&r)), "{:?}", r.calls);
+    // Refused: the entry the store must now show is published.
+    let drain = r
+        .calls
+        .iter()
+        .find_map(|c| match c {
+            FleetCall::Ask { ticket, withdrawn, .. } if withdrawn.state == "DRAINED" => Some(*ticket),
+            _ => None,
+        })
+        .expect("the drain asked");
+    let n = r.calls.len();
+    r.notice(Notice::Verdict {
+        service: "web".into(),
+        ticket: drain,
+        verdict: Verdict::Hold { others_announcing: 0, sites: 2 },
+    });
+    let health = r.ticket();
+    r.notice(Notice::Verdict {
+        service: "web".into(),
+        ticket: health,
+        verdict: Verdict::Hold { others_announcing: 0, sites: 2 },
+    });
+    assert!(announcing_published(&r.calls[n..]), "{:?}", &r.calls[n..]);
+}
+
+#[test]
+fn a_held_suppressed_service_asks_again_while_its_probes_pass() {
+    // Dampened: passing probes do not bring it back until the penalty
+    // decays, so it is not "coming back" and must not stay held for that.
+    let damp = "\"dampening\": {\"half_life\": \"60s\", \"penalty\": 1000, \"suppress\": 1500, \"reuse\": 500, \
+                \"max_suppress\": \"120s\"}";
+    let mut r = Rig::up_from(&config("true").replace("\"dampening\": false", damp));
+    // A first flap (held, then UP again), then a second one that
+    // suppresses: held.
+    r.healthy = false;
+    r.run(Duration::from_secs(1));
+    r.answer(Verdict::Hold { others_announcing: 0, sites: 2 });
+    r.healthy = true;
+    r.run(Duration::from_secs(1));
+    assert_eq!(r.state(), "UP");
+    r.healthy = false;
+    r.run(Duration::from_secs(1));
+    r.answer(Verdict::Hold { others_announcing: 0, sites: 2 });
+    assert_eq!(r.state(), "HELD");
+    assert_eq!(r.core.rt(0).fsm.asserted(), Some(Advert::Suppressed), "{:?}", r.fleet_events());
+    r.lines();
+    // Passing probes, still suppressed: the round asks again.
+    r.healthy = true;
+    let asks = r.asks();
+    r.run(Duration::from_secs(1));
+    assert_eq!(r.core.rt(0).fsm.asserted(), Some(Advert::Suppressed));
+    assert_eq!(r.asks(), asks + 1, "a held SUPPRESSED service asks again");
+    r.answer(Verdict::Withdraw);
+    assert_eq!(r.lines(), [WITHDRAW]);
+}
+
+#[test]
+fn a_reload_that_removes_the_guard_lets_go_of_a_held_service() {
+    for fleet in ["false", "none"] {
+        let mut r = Rig::up("true");
+        r.healthy = false;
+        r.run(Duration::from_millis(900));
+        r.answer(Verdict::Hold { others_announcing: 0, sites: 2 });
+        assert_eq!(r.lines(), [DEGRADED]);
+        // `"fleet": false`, or the top-level fleet removed.
+        let text = if fleet == "none" {
+            let c = config("true").replace(", \"fleet\": true", "");
+            let at = c.find("\"services\"").unwrap();
+            format!("{{{}", &c[at..])
+        } else {
+            config(fleet)
+        };
+        let services = crate::model::config::load(&text).unwrap().services;
+        let mut fx = Effects::default();
+        r.core.reload(services, r.t0 + r.now, &mut fx).unwrap();
+        r.keep(fx);
+        assert_eq!(r.lines(), [WITHDRAW], "{fleet}: withdrawn as the state machine says");
+        assert_eq!(r.state(), "DOWN", "{fleet}");
+        assert!(r.fleet_events().iter().any(|e| matches!(e, FleetEvent::Released { .. })), "{fleet}");
+        assert!(
+            matches!(r.calls.last(), Some(FleetCall::Publish { entry, .. }) if !entry.announcing),
+            "{fleet}: no longer counted: {:?}",
+            r.calls.last()
+        );
+        // Nothing asks or holds any more.
+        let asks = r.asks();
+        r.run(Duration::from_secs(2));
+        assert_eq!(r.asks(), asks, "{fleet}");
+        assert!(r.lines().is_empty(), "{fleet}");
+    }
+}
+
+#[test]
+fn a_drain_waiting_for_its_verdict_is_answered_when_a_reload_replaces_or_removes_its_service() {
+    // Changed probing (a new service state), or the service gone.
+    let other = config("true").replace("127.0.0.1:80", "127.0.0.1:81");
+    let gone = config("true").replace("\"name\": \"web\"", "\"name\": \"api\"");
+    for (what, text) in [("replaced", other), ("removed", gone)] {
+        let mut r = Rig::up("true");
+        // More than the replies that may wait at once: none may leak.
+        for round in 0..(super::MAX_WAITING_REPLIES + 2) {
+            let req = Request::Drain {
+                service: None,
+                all: true,
+                duration: None,
+                reason: None,
+                force: false,
+                by: "test".into(),
+            };
+            let mut fx = Effects::default();
+            let answer = r.core.control(req, r.t0 + r.now, 0.0, &mut fx).unwrap();
+            r.keep(fx);
+            let Answer::Later(id) = answer else { panic!("{what} {round}: waits for the store: {answer:?}") };
+            let services = crate::model::config::load(&text).unwrap().services;
+            let mut fx = Effects::default();
+            r.core.reload(services, r.t0 + r.now, &mut fx).unwrap();
+            r.keep(fx);
+            let (got, reply) = r.replies.pop().unwrap_or_else(|| panic!("{what} {round}: answered at the reload"));
+            assert_eq!(got, id);
+            assert!(matches!(&reply, Reply::Error(e) if e.contains("reload")), "{what}: {reply:?}");
+            // Back to the first config, UP again, for the next round.
+            let services = crate::model::config::load(&config("true")).unwrap().services;
+            let mut fx = Effects::default();
+            r.core.reload(services, r.t0 + r.now, &mut fx).unwrap();
+            r.keep(fx);
+            r.run(Duration::from_secs(2));
+            r.lines();
+        }
+    }
+}
+
+#[test]
+fn a_service_a_reload_leaves_unguarded_is_no_longer_counted_by_the_others() {
+    // UP, not held: the running client still has its "announcing" entry,
+    // which the other sites would count while this one decides alone.
+    let mut r = Rig::up("true");
+    let services = crate::model::config::load(&config("false")).unwrap().services;
+    let mut fx = Effects::default();
+    r.core.reload(services, r.t0 + r.now, &mut fx).unwrap();
+    r.keep(fx);
+    assert!(
+        matches!(r.calls.last(), Some(FleetCall::Publish { entry, .. }) if !entry.announcing && entry.state == "UNGUARDED"),
+        "{:?}",
+        r.calls.last()
+    );
 }
