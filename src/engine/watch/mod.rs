@@ -31,8 +31,9 @@ use std::collections::HashMap;
 use std::io;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -104,41 +105,175 @@ fn specs(services: &[Service]) -> Vec<Spec> {
         .collect()
 }
 
+impl Spec {
+    /// What each watch of the service is called in `status`.
+    fn labels(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        out.extend(self.process.as_ref().map(pidfd::label));
+        out.extend(self.listen.iter().map(|l| format!("listen {l}")));
+        out.extend(self.unit.iter().map(|u| format!("unit {u}")));
+        out.extend(self.files.iter().map(|f| format!("maintenance-file {}", f.display())));
+        out
+    }
+}
+
 struct Shared {
     next: Mutex<Option<Vec<Spec>>>,
+    /// Wakes the thread for a new config while setup keeps failing.
+    retry: Condvar,
+    /// Wakes the thread's epoll set for a new config, once it runs.
+    wake: Mutex<Option<Arc<EventFd>>>,
+}
+
+/// What the watcher thread needs from the kernel before it can watch
+/// anything: its wake-up eventfd, its epoll set (with both in it) and its
+/// inotify instance.
+struct Parts {
     wake: EventFd,
+    epoll: Epoll,
+    files: Files,
+}
+
+fn open_parts() -> io::Result<Parts> {
+    fn named(what: &'static str) -> impl Fn(nix::errno::Errno) -> io::Error {
+        move |e| io::Error::other(format!("{what}: {}", e.desc()))
+    }
+    let wake = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK).map_err(named("eventfd"))?;
+    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(named("epoll"))?;
+    epoll.add(wake.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, WAKE)).map_err(named("epoll"))?;
+    let files = Files::new().map_err(|e| match e {
+        nix::errno::Errno::EMFILE => io::Error::other(
+            "inotify: too many inotify instances (fs.inotify.max_user_instances) or open files".to_string(),
+        ),
+        e => io::Error::other(format!("inotify: {}", e.desc())),
+    })?;
+    epoll.add(files.fd(), EpollEvent::new(EpollFlags::EPOLLIN, INOTIFY)).map_err(named("epoll"))?;
+    Ok(Parts { wake, epoll, files })
 }
 
 /// The engine's handle on the watcher thread.
+///
+/// Starting it cannot fail the engine (never worse than polling): with
+/// nothing to watch no thread is started; a thread that cannot be spawned
+/// is logged and tried again at the next config; a kernel that refuses the
+/// watcher's descriptors (`EMFILE` when `fs.inotify.max_user_instances` is
+/// used up, common on container hosts) leaves every watch `pending: …`,
+/// retried every [`RETRY_EVERY`], while the services are probed as ever.
 pub struct Watcher {
     shared: Arc<Shared>,
+    events: Sender<Event>,
+    open: fn() -> io::Result<Parts>,
+    started: AtomicBool,
 }
 
 impl Watcher {
-    /// Starts the watcher thread for `services`; reports come back as
-    /// [`Event::Watch`].
-    pub fn start(services: &[Service], events: Sender<Event>) -> io::Result<Watcher> {
-        let wake = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
-        let shared = Arc::new(Shared { next: Mutex::new(Some(specs(services))), wake });
-        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
-        epoll.add(shared.wake.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, WAKE))?;
-        let files = Files::new()?;
-        epoll.add(files.fd(), EpollEvent::new(EpollFlags::EPOLLIN, INOTIFY))?;
-        let theirs = Arc::clone(&shared);
-        thread::Builder::new().name("watch".into()).stack_size(256 * 1024).spawn(move || {
-            let mut world = World::new(epoll, files, events);
-            if let Err(e) = world.run(&theirs) {
-                log::error!("the watcher stopped ({e}): services are probed as usual, without events");
-            }
-        })?;
-        Ok(Watcher { shared })
+    /// Starts the watcher thread for `services` (if they watch anything);
+    /// reports come back as [`Event::Watch`].
+    pub fn start(services: &[Service], events: Sender<Event>) -> Watcher {
+        Watcher::start_with(services, events, open_parts)
+    }
+
+    fn start_with(services: &[Service], events: Sender<Event>, open: fn() -> io::Result<Parts>) -> Watcher {
+        let specs = specs(services);
+        let some = !specs.is_empty();
+        let shared = Arc::new(Shared { next: Mutex::new(Some(specs)), retry: Condvar::new(), wake: Mutex::new(None) });
+        let w = Watcher { shared, events, open, started: AtomicBool::new(false) };
+        if some {
+            w.spawn();
+        }
+        w
+    }
+
+    /// Whether the watcher thread runs.
+    fn running(&self) -> bool {
+        self.started.load(Ordering::Relaxed)
+    }
+
+    fn spawn(&self) {
+        let (shared, events, open) = (Arc::clone(&self.shared), self.events.clone(), self.open);
+        let spawned = thread::Builder::new()
+            .name("watch".into())
+            .stack_size(256 * 1024)
+            .spawn(move || thread_main(&shared, events, open));
+        match spawned {
+            Ok(_) => self.started.store(true, Ordering::Relaxed),
+            Err(e) => log::error!(
+                "starting the watcher thread: {e}: services are probed as usual, without events \
+                 (tried again at the next reload)"
+            ),
+        }
     }
 
     /// Watches what `services` (a reloaded config) ask for instead.
     pub fn set(&self, services: &[Service]) {
-        *self.shared.next.lock().unwrap_or_else(PoisonError::into_inner) = Some(specs(services));
-        if let Err(e) = self.shared.wake.write(1) {
+        let specs = specs(services);
+        let some = !specs.is_empty();
+        *self.shared.next.lock().unwrap_or_else(PoisonError::into_inner) = Some(specs);
+        self.shared.retry.notify_all();
+        if let Some(wake) = &*self.shared.wake.lock().unwrap_or_else(PoisonError::into_inner)
+            && let Err(e) = wake.write(1)
+        {
             log::error!("waking the watcher: {e}");
+        }
+        if some && !self.running() {
+            self.spawn();
+        }
+    }
+}
+
+/// The watcher thread: sets up its descriptors (retrying every
+/// [`RETRY_EVERY`] while the kernel refuses them, each watch reported
+/// `pending: …`), then runs the epoll loop.
+fn thread_main(shared: &Shared, events: Sender<Event>, open: fn() -> io::Result<Parts>) {
+    let mut out = Reporter { tx: events.clone(), last: HashMap::new(), batch: Vec::new() };
+    let mut current: Vec<Spec> = Vec::new();
+    let mut logged: Option<String> = None;
+    loop {
+        match open() {
+            Ok(parts) => {
+                if logged.is_some() {
+                    log::info!("the watcher is set up now: events are watched");
+                }
+                let wake = Arc::new(parts.wake);
+                *shared.wake.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&wake));
+                {
+                    let mut next = shared.next.lock().unwrap_or_else(PoisonError::into_inner);
+                    if next.is_none() {
+                        *next = Some(current);
+                    }
+                }
+                let mut world = World::new(parts.epoll, parts.files, wake, events);
+                if let Err(e) = world.run(shared) {
+                    log::error!("the watcher stopped ({e}): services are probed as usual, without events");
+                }
+                return;
+            }
+            Err(e) => {
+                let why = e.to_string();
+                if logged.as_deref() != Some(why.as_str()) {
+                    log::error!(
+                        "the watcher cannot start ({why}): services are probed as usual, without events; \
+                         retrying every {}s",
+                        RETRY_EVERY.as_secs()
+                    );
+                    logged = Some(why.clone());
+                }
+                let next = shared.next.lock().unwrap_or_else(PoisonError::into_inner).take();
+                if let Some(specs) = next {
+                    current = specs;
+                    out.last.clear();
+                }
+                for s in &current {
+                    for label in s.labels() {
+                        out.quiet_state(&s.service, label, pending(&why));
+                    }
+                }
+                if !out.flush() {
+                    return;
+                }
+                let next = shared.next.lock().unwrap_or_else(PoisonError::into_inner);
+                drop(shared.retry.wait_timeout_while(next, RETRY_EVERY, |n| n.is_none()));
+            }
         }
     }
 }
@@ -199,6 +334,16 @@ impl Reporter {
         self.last.insert(key, state);
     }
 
+    /// A state change logged by the caller (once, for all watches).
+    fn quiet_state(&mut self, service: &str, watch: String, state: String) {
+        let key = (service.to_string(), watch);
+        if self.last.get(&key) == Some(&state) {
+            return;
+        }
+        self.batch.push(Report::State { service: key.0.clone(), watch: key.1.clone(), state: state.clone() });
+        self.last.insert(key, state);
+    }
+
     fn fire(&mut self, service: &str, event: WatchEvent) {
         self.batch.push(Report::Fired { service: service.to_string(), event });
     }
@@ -214,6 +359,7 @@ impl Reporter {
 
 struct World {
     epoll: Epoll,
+    wake: Arc<EventFd>,
     files: Files,
     diag: Option<Diag>,
     procs: Vec<ProcWatch>,
@@ -231,9 +377,10 @@ fn pending(why: &str) -> String {
 }
 
 impl World {
-    fn new(epoll: Epoll, files: Files, tx: Sender<Event>) -> World {
+    fn new(epoll: Epoll, files: Files, wake: Arc<EventFd>, tx: Sender<Event>) -> World {
         World {
             epoll,
+            wake,
             files,
             diag: None,
             procs: Vec::new(),
@@ -282,7 +429,7 @@ impl World {
             }
             // Last: a new config replaces the watches (and their tokens).
             if wake {
-                let _ = shared.wake.read();
+                let _ = self.wake.read();
                 let next = shared.next.lock().unwrap_or_else(PoisonError::into_inner).take();
                 if let Some(specs) = next {
                     self.rebuild(specs, now);
@@ -676,5 +823,66 @@ fn describe(e: &io::Error) -> String {
         io::ErrorKind::NotFound => "no such file".to_string(),
         io::ErrorKind::PermissionDenied => "permission denied".to_string(),
         _ => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use super::*;
+
+    fn services(watch: &str) -> Vec<Service> {
+        let text = format!(
+            r#"{{"services": [{{"name": "web", "prefixes": ["198.51.100.1/32"],
+                "checks": [{{"type": "tcp", "address": "127.0.0.1:80"}}]{watch}}}]}}"#
+        );
+        crate::model::config::load(&text).unwrap().services
+    }
+
+    /// What `inotify_init1` says when `fs.inotify.max_user_instances` is used up.
+    fn refused() -> io::Result<Parts> {
+        Err(io::Error::other("inotify: too many inotify instances"))
+    }
+
+    /// The next batch of reports: (watch, state) of each state.
+    fn states(rx: &mpsc::Receiver<Event>) -> Vec<(String, String)> {
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(Event::Watch(reports)) => reports
+                .into_iter()
+                .filter_map(|r| match r {
+                    Report::State { watch, state, .. } => Some((watch, state)),
+                    Report::Fired { .. } => None,
+                })
+                .collect(),
+            other => panic!("no watch reports: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_watcher_the_kernel_refuses_leaves_every_watch_pending() {
+        let (tx, rx) = mpsc::channel();
+        let s = services(r#", "disable_file": "/nonexistent/m", "watch": {"pid_file": "/run/web.pid"}"#);
+        // Before the fix this was an io::Result, and an error stopped the engine.
+        let w = Watcher::start_with(&s, tx, refused);
+        assert!(w.running());
+        let pending = "pending: inotify: too many inotify instances (retry every 5s)";
+        assert_eq!(
+            states(&rx),
+            [
+                ("pid-file /run/web.pid".to_string(), pending.to_string()),
+                ("maintenance-file /nonexistent/m".to_string(), pending.to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn nothing_to_watch_starts_no_thread_until_a_reload_asks() {
+        let (tx, rx) = mpsc::channel();
+        let w = Watcher::start_with(&services(""), tx, refused);
+        assert!(!w.running());
+        w.set(&services(r#", "watch": {"listen": "127.0.0.1:80"}"#));
+        assert!(w.running());
+        assert_eq!(states(&rx)[0].0, "listen 127.0.0.1:80");
     }
 }

@@ -38,10 +38,7 @@ impl ProcWatch {
 
     /// What is watched, for status.
     pub(super) fn label(&self) -> String {
-        match &self.source {
-            Process::PidFile(p) => format!("pid-file {}", p.display()),
-            Process::Pid(p) => format!("pid {p}"),
-        }
+        label(&self.source)
     }
 
     /// The pid the source names now.
@@ -77,6 +74,14 @@ impl ProcWatch {
         let (_, pid) = self.armed.take()?;
         self.exited = Some(pid);
         Some(pid)
+    }
+}
+
+/// What a process watch is called in `status`.
+pub(super) fn label(source: &Process) -> String {
+    match source {
+        Process::PidFile(p) => format!("pid-file {}", p.display()),
+        Process::Pid(p) => format!("pid {p}"),
     }
 }
 
