@@ -261,8 +261,13 @@ impl<W: Write> Core<W> {
     ) -> anyhow::Result<()> {
         let Some(&i) = self.by_name.get(service) else { return Ok(()) };
         self.metrics.record_watch_event(event.source().as_str());
-        let rt = self.rt_mut(i);
         let what = event.to_string();
+        if let WatchEvent::Maintenance { path, exists: true } = &event {
+            let reason = format!("maintenance file {} exists", path.display());
+            fx.events.push(LogEvent::Watch { service: service.to_string(), what, action: "DISABLED now" });
+            return self.disable_now(i, reason, now, fx);
+        }
+        let rt = self.rt_mut(i);
         let running = rt.round.is_some();
         // The round an event started (or the one queued) probes after this
         // event too: it decides, and nothing is left for a later round.
@@ -295,6 +300,29 @@ impl<W: Write> Core<W> {
             self.rt_mut(i).watch.event_round = true;
             self.rearm(i);
         }
+        Ok(())
+    }
+
+    /// A maintenance file appeared: DISABLED at once, whatever the rate
+    /// limit and any running round say. A running round is dropped (its
+    /// checks were looked at before the file existed; their results are
+    /// ignored when they come), and the next is due an interval from now;
+    /// each round looks at the maintenance files first, so the service
+    /// stays DISABLED while the file exists.
+    fn disable_now(&mut self, i: usize, reason: String, now: Instant, fx: &mut Effects) -> anyhow::Result<()> {
+        let rt = self.rt_mut(i);
+        let dropped = rt.round.take().map(|r| r.id);
+        rt.watch.round_ended(false);
+        rt.next_probe = now + rt.service.timing.interval;
+        let before = rt.fsm.asserted();
+        let advert = rt.fsm.observe_disabled(now);
+        if let Some(id) = dropped {
+            self.rounds.remove(&id);
+        }
+        if let Some(advert) = advert {
+            self.assert(i, before, advert, reason, now, fx)?;
+        }
+        self.rearm(i);
         Ok(())
     }
 
@@ -412,7 +440,7 @@ mod tests {
     }
 
     #[test]
-    fn a_maintenance_event_probes_now_but_is_not_a_loss() {
+    fn a_removed_maintenance_file_probes_now_but_is_not_a_loss() {
         let (mut core, _out, t0) = up(true);
         let t = t0 + Duration::from_secs(3);
         let mut fx = Effects::default();
@@ -481,6 +509,44 @@ mod tests {
         assert_eq!(answer(&mut core, &mut fx, false, next), 1);
         assert_eq!(lines(&mut core, &out), Vec::<String>::new());
         assert_eq!(state(&core, next), ("UP".into(), "FALLING(1)".into()));
+    }
+
+    const CREATED: fn() -> WatchEvent = || WatchEvent::Maintenance { path: "/m".into(), exists: true };
+
+    #[test]
+    fn a_maintenance_file_disables_at_once_even_when_rate_limited() {
+        let (mut core, out, t0) = up(true);
+        let t = t0 + Duration::from_secs(3);
+        for _ in 0..BURST {
+            let mut fx = Effects::default();
+            core.watch_event("web", EXITED, t, &mut fx).unwrap();
+            answer(&mut core, &mut fx, true, t);
+        }
+        let mut fx = Effects::default();
+        core.watch_event("web", CREATED(), t, &mut fx).unwrap();
+        assert_eq!(lines(&mut core, &out), ["withdraw route 198.51.100.1/32"]);
+        assert_eq!(state(&core, t).0, "DISABLED");
+    }
+
+    #[test]
+    fn a_maintenance_file_disables_at_once_during_a_round() {
+        let (mut core, out, t0) = up(true);
+        let t = t0 + Duration::from_secs(10);
+        let mut fx = Effects::default();
+        core.tick(t, &mut fx).unwrap();
+        let normal = std::mem::take(&mut fx.rounds);
+        core.round_checked(normal[0].round, None, t, &mut fx).unwrap();
+        core.watch_event("web", CREATED(), t, &mut fx).unwrap();
+        assert_eq!(lines(&mut core, &out), ["withdraw route 198.51.100.1/32"]);
+        assert_eq!(state(&core, t).0, "DISABLED");
+        // The round that looked before the file existed ends healthy: ignored.
+        core.probe_done(normal[0].round, 0, Outcome::healthy("connected"), Duration::ZERO, t, &mut fx).unwrap();
+        assert_eq!(lines(&mut core, &out), Vec::<String>::new());
+        assert_eq!(state(&core, t).0, "DISABLED");
+        // And a new round can start (the next interval).
+        let mut fx = Effects::default();
+        core.tick(t + Duration::from_secs(10), &mut fx).unwrap();
+        assert_eq!(fx.rounds.len(), 1);
     }
 
     #[test]
