@@ -59,6 +59,9 @@ const WAKE: u64 = u64::MAX;
 const INOTIFY: u64 = u64::MAX - 1;
 const DIAG: u64 = u64::MAX - 2;
 const DBUS: u64 = u64::MAX - 3;
+/// A process watch's epoll token is its index (low 32 bits) and the
+/// generation of its arming (31 bits above): never one of the tokens above.
+const GENERATION_MASK: u32 = 0x7fff_ffff;
 
 /// What the watcher tells the engine.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -369,6 +372,8 @@ struct World {
     bus: Option<dbus::Bus>,
     retry_at: Option<Instant>,
     next_dump: Option<Instant>,
+    /// The last generation given to a process watch's epoll token.
+    generation: u32,
     out: Reporter,
 }
 
@@ -390,6 +395,7 @@ impl World {
             bus: None,
             retry_at: None,
             next_dump: None,
+            generation: 0,
             out: Reporter { tx, last: HashMap::new(), batch: Vec::new() },
         }
     }
@@ -424,7 +430,7 @@ impl World {
                     }
                     DIAG => self.on_destroyed(now),
                     DBUS => self.on_bus(now),
-                    k => self.on_exit(usize::try_from(k).unwrap_or(usize::MAX), now),
+                    token => self.on_exit(token, now),
                 }
             }
             // Last: a new config replaces the watches (and their tokens).
@@ -562,7 +568,12 @@ impl World {
             Ok(true) => {
                 let (fd, pid) = p.armed.as_ref().expect("just armed");
                 let pid = *pid;
-                if let Err(e) = self.epoll.add(fd.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, k as u64)) {
+                // A new generation per arming: a readiness of the pidfd
+                // this one replaces, already in this batch, is told apart.
+                self.generation = (self.generation + 1) & GENERATION_MASK;
+                p.generation = self.generation;
+                let token = k as u64 & 0xffff_ffff | u64::from(self.generation) << 32;
+                if let Err(e) = self.epoll.add(fd.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, token)) {
                     p.armed = None;
                     let service = p.service.clone();
                     self.out.state(&service, label, pending(&format!("epoll: {e}")));
@@ -593,8 +604,17 @@ impl World {
         }
     }
 
-    fn on_exit(&mut self, k: usize, _now: Instant) {
+    /// The pidfd with epoll `token` is readable: its process exited. A
+    /// token of an earlier arming (the batch's readiness of a pidfd that a
+    /// handler before it in the batch replaced, e.g. the pid file already
+    /// names the new process) is dropped.
+    fn on_exit(&mut self, token: u64, _now: Instant) {
+        let k = usize::try_from(token & 0xffff_ffff).unwrap_or(usize::MAX);
+        let generation = u32::try_from(token >> 32).unwrap_or(u32::MAX);
         let Some(p) = self.procs.get_mut(k) else { return };
+        if p.generation != generation {
+            return;
+        }
         let Some(pid) = p.exited() else { return };
         let service = p.service.clone();
         self.out.fire(&service, WatchEvent::ProcessExited { pid });
@@ -874,6 +894,51 @@ mod tests {
                 ("maintenance-file /nonexistent/m".to_string(), pending.to_string()),
             ]
         );
+    }
+
+    fn world() -> (World, mpsc::Receiver<Event>) {
+        let (tx, rx) = mpsc::channel();
+        let parts = open_parts().unwrap();
+        (World::new(parts.epoll, parts.files, Arc::new(parts.wake), tx), rx)
+    }
+
+    fn fired(w: &mut World) -> Vec<WatchEvent> {
+        std::mem::take(&mut w.out.batch)
+            .into_iter()
+            .filter_map(|r| match r {
+                Report::Fired { event, .. } => Some(event),
+                Report::State { .. } => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_stale_pidfd_readiness_does_not_fire_on_the_new_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("a.pid");
+        let mut a = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let mut b = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        std::fs::write(&pid_file, format!("{}\n", a.id())).unwrap();
+        let (mut w, _rx) = world();
+        w.procs.push(ProcWatch::new("web".into(), Process::PidFile(pid_file.clone())));
+        assert!(w.arm_proc(0));
+        let mut evs = [EpollEvent::empty(); 8];
+        a.kill().unwrap();
+        a.wait().unwrap();
+        // A's pidfd is ready; then B is started and the pid file names it.
+        let n = w.epoll.wait(&mut evs, EpollTimeout::try_from(Duration::from_secs(5)).unwrap()).unwrap();
+        let stale = evs[..n].iter().map(EpollEvent::data).find(|d| *d & 0xffff_ffff == 0).expect("A's readiness");
+        std::fs::write(&pid_file, format!("{}\n", b.id())).unwrap();
+        // In one batch the inotify event is handled first: armed on B ...
+        assert!(w.arm_proc(0));
+        assert_eq!(w.procs[0].armed.as_ref().map(|a| a.1), Some(b.id()));
+        fired(&mut w);
+        // ... then A's readiness, from the same batch: not B's exit.
+        w.on_exit(stale, Instant::now());
+        assert_eq!(fired(&mut w), []);
+        assert_eq!(w.procs[0].armed.as_ref().map(|a| a.1), Some(b.id()), "still armed on B");
+        b.kill().unwrap();
+        b.wait().unwrap();
     }
 
     #[test]

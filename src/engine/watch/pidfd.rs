@@ -29,11 +29,13 @@ pub(super) struct ProcWatch {
     /// The pid that was seen to exit last: a pid file still naming it is
     /// stale, and is not re-armed on.
     pub(super) exited: Option<u32>,
+    /// The generation in the epoll token of the armed pidfd.
+    pub(super) generation: u32,
 }
 
 impl ProcWatch {
     pub(super) fn new(service: String, source: Process) -> Self {
-        ProcWatch { service, source, armed: None, exited: None }
+        ProcWatch { service, source, armed: None, exited: None, generation: 0 }
     }
 
     /// What is watched, for status.
