@@ -608,7 +608,7 @@ impl World {
     /// token of an earlier arming (the batch's readiness of a pidfd that a
     /// handler before it in the batch replaced, e.g. the pid file already
     /// names the new process) is dropped.
-    fn on_exit(&mut self, token: u64, _now: Instant) {
+    fn on_exit(&mut self, token: u64, now: Instant) {
         let k = usize::try_from(token & 0xffff_ffff).unwrap_or(usize::MAX);
         let generation = u32::try_from(token >> 32).unwrap_or(u32::MAX);
         let Some(p) = self.procs.get_mut(k) else { return };
@@ -618,8 +618,11 @@ impl World {
         let Some(pid) = p.exited() else { return };
         let service = p.service.clone();
         self.out.fire(&service, WatchEvent::ProcessExited { pid });
-        // The pid file may already name the new process.
-        self.arm_proc(k);
+        // The pid file may already name the new process; if not (or it
+        // cannot be read), the pid file's events and the retry re-arm.
+        if !self.arm_proc(k) {
+            self.retry_at.get_or_insert(now + RETRY_EVERY);
+        }
     }
 
     fn on_files(&mut self, changes: Vec<Change>, now: Instant) {
@@ -641,7 +644,9 @@ impl World {
                         .filter(|k| matches!(&self.procs[*k].source, Process::PidFile(p) if *p == path))
                         .collect();
                     for k in ks {
-                        self.arm_proc(k);
+                        if !self.arm_proc(k) {
+                            self.retry_at.get_or_insert(now + RETRY_EVERY);
+                        }
                     }
                 }
                 Change::Removed(path) => {
