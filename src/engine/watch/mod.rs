@@ -489,11 +489,13 @@ impl World {
 
     fn open_diag(&mut self) {
         match Diag::new() {
-            Ok(d) => {
+            Ok(mut d) => {
                 if let Some(fd) = d.events_fd()
                     && let Err(e) = self.epoll.add(fd, EpollEvent::new(EpollFlags::EPOLLIN, DIAG))
                 {
-                    log::warn!("watching socket destroys: {e}");
+                    // Never in the epoll set, the events socket would be
+                    // read never: poll instead.
+                    d.fall_back_to_poll(format!("socket-destroy events: epoll: {e}"));
                 }
                 if let Mode::Poll(why) = &d.mode {
                     log::warn!(
@@ -781,6 +783,7 @@ impl World {
             Mode::Events => None,
             Mode::Poll(why) => Some(why.clone()),
         };
+        let mut failed = false;
         match diag.dump(&kinds) {
             Ok(all) => {
                 for k in ks {
@@ -812,12 +815,15 @@ impl World {
                     let l = &self.listens[k];
                     self.out.state(&l.service.clone(), format!("listen {}", l.listen), pending(&e));
                 }
-                self.retry_at.get_or_insert(now + RETRY_EVERY);
+                failed = true;
             }
         }
         let absent = self.listens.iter().any(|l| l.present != Some(true));
         let every = match polling {
             Some(_) => Some(sockdiag::POLL_EVERY),
+            // A failed dump is tried again (in events mode no dump would
+            // come otherwise until a destroy notification).
+            None if failed => Some(RETRY_EVERY),
             None if absent => Some(ABSENT_EVERY),
             None => None,
         };
