@@ -733,7 +733,9 @@ impl World {
                             _ => {}
                         }
                         u.active = active.or(u.active);
-                        self.out.state(&u.service, format!("unit {}", u.unit), format!("armed (D-Bus, {state})"));
+                        // Its ActiveState at debug only, and not in the
+                        // watch's state (logged at info when it changes).
+                        log::debug!("{}: unit {} is {state}", u.service, u.unit);
                     }
                 }
             }
