@@ -126,6 +126,8 @@ struct Shared {
     retry: Condvar,
     /// Wakes the thread's epoll set for a new config, once it runs.
     wake: Mutex<Option<Arc<EventFd>>>,
+    /// Whether the thread runs (it clears this when it stops).
+    running: AtomicBool,
 }
 
 /// What the watcher thread needs from the kernel before it can watch
@@ -166,7 +168,6 @@ pub struct Watcher {
     shared: Arc<Shared>,
     events: Sender<Event>,
     open: fn() -> io::Result<Parts>,
-    started: AtomicBool,
 }
 
 impl Watcher {
@@ -179,8 +180,13 @@ impl Watcher {
     fn start_with(services: &[Service], events: Sender<Event>, open: fn() -> io::Result<Parts>) -> Watcher {
         let specs = specs(services);
         let some = !specs.is_empty();
-        let shared = Arc::new(Shared { next: Mutex::new(Some(specs)), retry: Condvar::new(), wake: Mutex::new(None) });
-        let w = Watcher { shared, events, open, started: AtomicBool::new(false) };
+        let shared = Arc::new(Shared {
+            next: Mutex::new(Some(specs)),
+            retry: Condvar::new(),
+            wake: Mutex::new(None),
+            running: AtomicBool::new(false),
+        });
+        let w = Watcher { shared, events, open };
         if some {
             w.spawn();
         }
@@ -189,21 +195,25 @@ impl Watcher {
 
     /// Whether the watcher thread runs.
     fn running(&self) -> bool {
-        self.started.load(Ordering::Relaxed)
+        self.shared.running.load(Ordering::Relaxed)
     }
 
     fn spawn(&self) {
         let (shared, events, open) = (Arc::clone(&self.shared), self.events.clone(), self.open);
-        let spawned = thread::Builder::new()
-            .name("watch".into())
-            .stack_size(256 * 1024)
-            .spawn(move || thread_main(&shared, events, open));
+        self.shared.running.store(true, Ordering::Relaxed);
+        let spawned = thread::Builder::new().name("watch".into()).stack_size(256 * 1024).spawn(move || {
+            thread_main(&shared, events, open);
+            shared.running.store(false, Ordering::Relaxed);
+        });
         match spawned {
-            Ok(_) => self.started.store(true, Ordering::Relaxed),
-            Err(e) => log::error!(
-                "starting the watcher thread: {e}: services are probed as usual, without events \
+            Ok(_) => {}
+            Err(e) => {
+                self.shared.running.store(false, Ordering::Relaxed);
+                log::error!(
+                    "starting the watcher thread: {e}: services are probed as usual, without events \
                  (tried again at the next reload)"
-            ),
+                );
+            }
         }
     }
 
@@ -246,9 +256,7 @@ fn thread_main(shared: &Shared, events: Sender<Event>, open: fn() -> io::Result<
                     }
                 }
                 let mut world = World::new(parts.epoll, parts.files, wake, events);
-                if let Err(e) = world.run(shared) {
-                    log::error!("the watcher stopped ({e}): services are probed as usual, without events");
-                }
+                run_guarded(&mut world, |w| w.run(shared));
                 return;
             }
             Err(e) => {
@@ -279,6 +287,30 @@ fn thread_main(shared: &Shared, events: Sender<Event>, open: fn() -> io::Result<
             }
         }
     }
+}
+
+/// Runs the watcher loop; if it fails or panics, says so (at error) and
+/// reports every watch `stopped: why`, so that `status` does not show
+/// watches armed that nothing watches any more. The engine goes on
+/// probing; a reload starts a new watcher thread.
+fn run_guarded(world: &mut World, run: impl FnOnce(&mut World) -> io::Result<()>) {
+    let why = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(world))) {
+        // The engine is gone.
+        Ok(Ok(())) => return,
+        Ok(Err(e)) => e.to_string(),
+        Err(panic) => match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+            (Some(s), _) => format!("panic: {s}"),
+            (_, Some(s)) => format!("panic: {s}"),
+            _ => "panic".to_string(),
+        },
+    };
+    log::error!("the watcher stopped ({why}): services are probed as usual, without events");
+    let mut keys: Vec<(String, String)> = world.out.last.keys().cloned().collect();
+    keys.sort();
+    for (service, watch) in keys {
+        world.out.quiet_state(&service, watch, format!("stopped: {why}; probing as usual"));
+    }
+    world.out.flush();
 }
 
 /// The maintenance file of a service.
@@ -952,6 +984,25 @@ mod tests {
         assert_eq!(w.procs[0].armed.as_ref().map(|a| a.1), Some(b.id()), "still armed on B");
         b.kill().unwrap();
         b.wait().unwrap();
+    }
+
+    #[test]
+    fn a_watcher_that_dies_says_so_for_every_watch() {
+        let (mut w, rx) = world();
+        w.out.state("web", "pid-file /run/web.pid".into(), "armed (pid 1)".into());
+        w.out.state("dns", "listen 127.0.0.1:53".into(), "armed (socket-destroy events)".into());
+        assert!(w.out.flush());
+        assert_eq!(states(&rx).len(), 2);
+        run_guarded(&mut w, |_| panic!("boom"));
+        assert_eq!(
+            states(&rx),
+            [
+                ("listen 127.0.0.1:53".to_string(), "stopped: panic: boom; probing as usual".to_string()),
+                ("pid-file /run/web.pid".to_string(), "stopped: panic: boom; probing as usual".to_string()),
+            ]
+        );
+        run_guarded(&mut w, |_| Err(io::Error::other("epoll_wait: EBADF")));
+        assert_eq!(states(&rx)[0].1, "stopped: epoll_wait: EBADF; probing as usual");
     }
 
     #[test]
