@@ -51,6 +51,10 @@ use crate::model::watch::{Listen, Process};
 /// How often a watch that could not be set up is tried again.
 pub const RETRY_EVERY: Duration = Duration::from_secs(5);
 
+/// How often a system bus is looked for where there is none (a host
+/// without D-Bus is not expected to grow one soon).
+pub const NO_BUS_EVERY: Duration = Duration::from_secs(60);
+
 /// How often absent listeners are looked for again (a dump), in events
 /// mode: a listener that comes back is armed within this.
 pub const ABSENT_EVERY: Duration = Duration::from_secs(1);
@@ -406,6 +410,8 @@ struct World {
     next_dump: Option<Instant>,
     /// The last generation given to a process watch's epoll token.
     generation: u32,
+    /// When to try the system bus again, if it is not connected.
+    bus_next: Option<Instant>,
     out: Reporter,
 }
 
@@ -428,6 +434,7 @@ impl World {
             retry_at: None,
             next_dump: None,
             generation: 0,
+            bus_next: None,
             out: Reporter { tx, last: HashMap::new(), batch: Vec::new() },
         }
     }
@@ -475,7 +482,7 @@ impl World {
             }
             if self.retry_at.is_some_and(|t| now >= t) {
                 self.retry_at = None;
-                self.arm_pending(now);
+                self.arm_pending(now, false);
             }
             if self.next_dump.is_some_and(|t| now >= t) {
                 self.next_dump = None;
@@ -493,6 +500,7 @@ impl World {
         self.units.clear();
         // New matches for the new units: a new connection.
         self.bus = None;
+        self.bus_next = None;
         // A reload gives changed services a new runtime without watch
         // states: every state is sent again.
         self.out.last.clear();
@@ -515,7 +523,7 @@ impl World {
         if !self.listens.is_empty() && self.diag.is_none() {
             self.open_diag();
         }
-        self.arm_pending(now);
+        self.arm_pending(now, true);
         self.check_listens(None, now);
     }
 
@@ -546,10 +554,18 @@ impl World {
         }
     }
 
-    /// Tries every process and file watch that is not armed.
-    fn arm_pending(&mut self, now: Instant) {
+    /// Tries every process and file watch that is not armed (`all`: the
+    /// armed process watches too, when their pid files' events may have
+    /// been lost). An armed watch is not looked at: its pid file's events
+    /// and its pidfd tell what changes.
+    fn arm_pending(&mut self, now: Instant, all: bool) {
         let mut retry = false;
         for k in 0..self.procs.len() {
+            let p = &self.procs[k];
+            let over = matches!(p.source, Process::Pid(_)) && p.exited.is_some();
+            if !all && (p.armed.is_some() || over) {
+                continue;
+            }
             retry |= !self.arm_proc(k);
         }
         for m in &mut self.maint {
@@ -577,13 +593,16 @@ impl World {
             self.open_diag();
             retry |= self.diag.is_none();
         }
+        let mut at = retry.then_some(now + RETRY_EVERY);
         if self.bus.is_none() && !self.units.is_empty() {
-            self.connect_bus();
-            retry |= self.bus.is_none();
+            // No system bus at all is looked for again every
+            // NO_BUS_EVERY, not every RETRY_EVERY.
+            if self.bus_next.is_none_or(|t| now >= t) {
+                self.bus_next = self.connect_bus().map(|wait| now + wait);
+            }
+            at = [at, self.bus_next].into_iter().flatten().min();
         }
-        if retry {
-            self.retry_at = Some(now + RETRY_EVERY);
-        }
+        self.retry_at = at;
     }
 
     /// Arms process watch `k` if it is not; false when it stays unarmed
@@ -710,14 +729,16 @@ impl World {
                             m.armed = false;
                         }
                     }
-                    self.arm_pending(now);
+                    // Lost: the pid files' directories too.
+                    self.arm_pending(now, dir.is_none());
                 }
             }
         }
     }
 
-    /// Connects to the system bus and asks for the units' signals.
-    fn connect_bus(&mut self) {
+    /// Connects to the system bus and asks for the units' signals; how long
+    /// to wait before trying again if that failed.
+    fn connect_bus(&mut self) -> Option<Duration> {
         let connected = match dbus::address() {
             None => Err(dbus::no_bus()),
             Some(path) => dbus::Bus::connect(&path).and_then(|mut bus| {
@@ -730,17 +751,20 @@ impl World {
                 Ok(bus)
             }),
         };
-        let state = match connected {
+        let (state, wait) = match connected {
             Ok(bus) => {
                 self.bus = Some(bus);
-                "armed (D-Bus PropertiesChanged)".to_string()
+                ("armed (D-Bus PropertiesChanged)".to_string(), None)
             }
-            Err(e) if e.starts_with("off:") => format!("{e} (retry every {}s)", RETRY_EVERY.as_secs()),
-            Err(e) => pending(&e),
+            Err(e) if e.starts_with("off:") => {
+                (format!("{e} (looked for every {}s)", NO_BUS_EVERY.as_secs()), Some(NO_BUS_EVERY))
+            }
+            Err(e) => (pending(&e), Some(RETRY_EVERY)),
         };
         for u in &self.units {
             self.out.state(&u.service, format!("unit {}", u.unit), state.clone());
         }
+        wait
     }
 
     fn on_bus(&mut self, now: Instant) {
@@ -774,6 +798,7 @@ impl World {
             Err(e) => {
                 // Dropping the connection takes it out of the epoll set.
                 self.bus = None;
+                self.bus_next = None;
                 for u in &self.units {
                     self.out.state(&u.service, format!("unit {}", u.unit), pending(&e));
                 }
@@ -1003,6 +1028,34 @@ mod tests {
         );
         run_guarded(&mut w, |_| Err(io::Error::other("epoll_wait: EBADF")));
         assert_eq!(states(&rx)[0].1, "stopped: epoll_wait: EBADF; probing as usual");
+    }
+
+    #[test]
+    fn a_retry_looks_only_at_the_watches_that_are_pending() {
+        let dir = tempfile::tempdir().unwrap();
+        let (armed, missing) = (dir.path().join("a.pid"), dir.path().join("b.pid"));
+        std::fs::write(&armed, format!("{}\n", std::process::id())).unwrap();
+        let (mut w, _rx) = world();
+        w.procs.push(ProcWatch::new("a".into(), Process::PidFile(armed.clone())));
+        w.procs.push(ProcWatch::new("b".into(), Process::PidFile(missing.clone())));
+        let t = Instant::now();
+        w.arm_pending(t, true);
+        assert!(w.procs[0].armed.is_some() && w.procs[1].armed.is_none());
+        assert!(w.retry_at.is_some(), "b is pending: retried");
+        w.out.batch.clear();
+        // a's pid file is unreadable now (its events not handled yet): a
+        // retry does not read it, so a stays armed and says nothing.
+        std::fs::write(&armed, "garbage").unwrap();
+        w.arm_pending(t + RETRY_EVERY, false);
+        assert!(w.procs[0].armed.is_some());
+        let states: Vec<String> = std::mem::take(&mut w.out.batch)
+            .into_iter()
+            .filter_map(|r| match r {
+                Report::State { service, .. } => Some(service),
+                Report::Fired { .. } => None,
+            })
+            .collect();
+        assert!(!states.contains(&"a".to_string()), "{states:?}");
     }
 
     #[test]
