@@ -15,9 +15,18 @@
 //!   check goes DOWN at once, skipping the rest of `fall`
 //!   ([`crate::core::fsm::ServiceFsm::observe_after_event`]) — unless the
 //!   service says `"trust_events": false`, when the normal `fall` applies.
-//! - A **successful** probe changes nothing: a process a supervisor
-//!   restarted within the probe's timeout (the listening socket survived:
-//!   socket activation, a master process) answers, and nothing flaps.
+//!   Definitive applies to **every** check of the service in that round:
+//!   with `require: any`, a check unrelated to the watched process that
+//!   fails in that round goes DOWN at once as well.
+//! - A **successful** probe changes nothing. "A restart within the probe's
+//!   timeout gives no flap" holds when the listening socket survives the
+//!   restart (socket activation, a master process): the round after the
+//!   exit connects. A plain supervisor restart closes the port for a
+//!   moment: that round fails, the service is DOWN at once and returns
+//!   after `rise`; `"trust_events": false` is the choice for such
+//!   services.
+//! - A maintenance file that appears asserts DISABLED at once, whatever the
+//!   rate limit or a running round (which is dropped).
 //! - Recovery always goes through `rise`: events never make a service UP.
 //!   A watch that sees the process or the listener come back starts a
 //!   round too (not definitive), so that the rise starts at once rather

@@ -6,12 +6,14 @@
 //! uid), says Hello, asks systemd to send unit signals (Manager.Subscribe:
 //! without a subscriber systemd emits none; an error reply, e.g. where no
 //! systemd runs, is ignored), and adds one match per watched unit on
-//! `PropertiesChanged` of the unit's object path. A signal whose changed
-//! properties carry `ActiveState` tells the watcher the unit's new state.
+//! `PropertiesChanged` of the unit's object path, sent by systemd (the
+//! owner of `org.freedesktop.systemd1`: any local user may send such a
+//! signal). A signal whose changed properties carry `ActiveState` tells the
+//! watcher the unit's new state.
 //!
 //! Where no system bus exists, a unit watch is off and says so once (the
-//! other sources keep working); it is tried again every
-//! [`super::RETRY_EVERY`].
+//! other sources keep working); it is looked for again every
+//! [`super::NO_BUS_EVERY`].
 //!
 //! Bounds: a message is at most [`MAX_MESSAGE`] bytes (a larger one drops
 //! the connection, which is then set up again), containers nest at most

@@ -19,8 +19,11 @@
 //! file or directory, permission, no pidfd support, the socket-destroy groups
 //! refused) is logged once (each new reason once), shown in `status`
 //! as `pending: why`, and retried every [`RETRY_EVERY`]; the probes go on
-//! as ever. The watcher only tells the core that something happened; what
-//! the core does with it is [`crate::engine::core::watch`]'s.
+//! as ever. The same holds for the watcher itself: it cannot fail the
+//! engine's start ([`Watcher::start`]), and a watcher thread that stops says
+//! so and shows every watch `stopped: why`. The watcher only tells the core
+//! that something happened; what the core does with it is
+//! [`crate::engine::core::watch`]'s.
 
 mod dbus;
 mod inotify;
