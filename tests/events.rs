@@ -472,3 +472,75 @@ fn a_reload_that_adds_a_watch_arms_it() {
     assert_eq!(line, WITHDRAW);
     assert!(took < BOUND, "withdrawn {took:?} after kill -9 on a watch added by a reload");
 }
+
+/// exaprobe in a user namespace of its own where no inotify instance is
+/// left (`max_inotify_instances` 0: what a container host whose
+/// `fs.inotify.max_user_instances` is used up gives, EMFILE): it must start,
+/// probe and announce, with every watch pending. `None` where user
+/// namespaces cannot be created (allowed outside CI only).
+fn exaprobe_without_inotify(s: &Setup, watch: &str) -> Option<Probe> {
+    let ok = Command::new("unshare")
+        .args(["-Ur", "sh", "-c", "echo 0 > /proc/sys/user/max_inotify_instances"])
+        .status()
+        .is_ok_and(|st| st.success());
+    if !ok {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "unshare -Ur is needed in CI");
+        eprintln!("skipped: no user namespaces here (unshare -Ur)");
+        return None;
+    }
+    let conf = s.dir.path().join("noinotify.json");
+    let text = format!(
+        r#"{{"control": {{"socket": "{d}/ctl.sock", "state_file": "{d}/state.json"}},
+            "services": [{{"name": "web", "prefixes": ["198.51.100.1/32"],
+            "checks": [{{"type": "tcp", "address": "127.0.0.1:{port}"}}],
+            "interval": "1s", "rise": 1, "fall": 1, "dampening": false, "disable_file": "{maint}",
+            "watch": {watch}}}]}}"#,
+        port = s.port,
+        maint = s.maintenance.display(),
+        d = s.dir.path().display(),
+    );
+    std::fs::write(&conf, text).unwrap();
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-Ur", "sh", "-c", "echo 0 > /proc/sys/user/max_inotify_instances && exec \"$0\" \"$@\""]).args([
+        harness::EXE,
+        "--dry-run",
+        "--log-level",
+        "debug",
+        "--config",
+        conf.to_str().unwrap(),
+    ]);
+    Some(Probe::spawn(cmd))
+}
+
+#[test]
+fn without_an_inotify_instance_exaprobe_still_probes_and_announces() {
+    let s = setup();
+    let Some(mut l) = Listener::start(s.port, &s.pid_file) else { return };
+    let watch = format!(r#"{{"pid_file": "{}"}}"#, s.pid_file.display());
+    let Some(mut p) = exaprobe_without_inotify(&s, &watch) else { return };
+    // Before the fix exaprobe exited here, with no route announced.
+    assert_eq!(p.line(), ANNOUNCE, "probing goes on without the watcher");
+    wait_for(&mut p, 0, "the watcher cannot start (inotify: too many inotify instances");
+    let pending = "pending: inotify: too many inotify instances (fs.inotify.max_user_instances) or open files";
+    // `status` shows every watch pending (the states come just after the log line).
+    let want = [
+        format!("watch pid-file {}: {pending}", s.pid_file.display()),
+        format!("watch maintenance-file {}: {pending}", s.maintenance.display()),
+    ];
+    let until = Instant::now() + harness::WAIT;
+    loop {
+        let out = std::process::Command::new(harness::EXE)
+            .args(["status", "--socket", s.dir.path().join("ctl.sock").to_str().unwrap()])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if want.iter().all(|w| text.contains(w.as_str())) {
+            break;
+        }
+        assert!(Instant::now() < until, "status never showed {want:?}:\n{text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Polling alone still sees the crash (interval 1 s, fall 1).
+    l.kill();
+    assert_eq!(p.line(), WITHDRAW);
+}
