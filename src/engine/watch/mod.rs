@@ -1034,6 +1034,29 @@ mod tests {
     }
 
     #[test]
+    fn a_process_that_exits_with_no_successor_yet_is_retried() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("a.pid");
+        let mut a = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        std::fs::write(&pid_file, format!("{}\n", a.id())).unwrap();
+        let (mut w, _rx) = world();
+        w.procs.push(ProcWatch::new("web".into(), Process::PidFile(pid_file)));
+        assert!(w.arm_proc(0));
+        assert_eq!(w.retry_at, None);
+        a.kill().unwrap();
+        a.wait().unwrap();
+        let mut evs = [EpollEvent::empty(); 8];
+        let n = w.epoll.wait(&mut evs, EpollTimeout::try_from(Duration::from_secs(5)).unwrap()).unwrap();
+        let token = evs[..n].iter().map(EpollEvent::data).find(|d| *d & 0xffff_ffff == 0).expect("A's readiness");
+        let t = Instant::now();
+        w.on_exit(token, t);
+        assert_eq!(fired(&mut w), [WatchEvent::ProcessExited { pid: a.id() }]);
+        // The pid file still names A: not armed, and tried again later.
+        assert!(w.procs[0].armed.is_none());
+        assert_eq!(w.retry_at, Some(t + RETRY_EVERY));
+    }
+
+    #[test]
     fn a_retry_looks_only_at_the_watches_that_are_pending() {
         let dir = tempfile::tempdir().unwrap();
         let (armed, missing) = (dir.path().join("a.pid"), dir.path().join("b.pid"));
