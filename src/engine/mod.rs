@@ -222,7 +222,7 @@ pub fn start(services: Vec<Service>, opts: &Options, reload: Option<Reload>) -> 
     let children = Children::default();
     let pool = Pool::new(worker_limit(&services, opts.workers), tx.clone(), children.clone());
     let fleet_tx = tx.clone();
-    let watcher = watch::Watcher::start(&services, tx.clone())?;
+    let watcher = watch::Watcher::start(&services, tx.clone());
     let poller = Poller::start(tx)?;
     let now = Instant::now();
     let mut engine = Engine {

@@ -326,7 +326,7 @@ impl<W: Write> Core<W> {
             })
             .collect();
         rt.round = Some(Round { id, started: now, outcomes: vec![None; rt.service.checks.len()] });
-        rt.watch.round_started();
+        rt.watch.round_started(now);
         fx.rounds.push(RoundJob { round: id, service: Arc::clone(&rt.service), probes });
         self.rounds.insert(id, i);
     }

@@ -15,17 +15,30 @@
 //!   check goes DOWN at once, skipping the rest of `fall`
 //!   ([`crate::core::fsm::ServiceFsm::observe_after_event`]) — unless the
 //!   service says `"trust_events": false`, when the normal `fall` applies.
-//! - A **successful** probe changes nothing: a process a supervisor
-//!   restarted within the probe's timeout (the listening socket survived:
-//!   socket activation, a master process) answers, and nothing flaps.
+//!   Definitive applies to **every** check of the service in that round:
+//!   with `require: any`, a check unrelated to the watched process that
+//!   fails in that round goes DOWN at once as well.
+//! - A **successful** probe changes nothing. "A restart within the probe's
+//!   timeout gives no flap" holds when the listening socket survives the
+//!   restart (socket activation, a master process): the round after the
+//!   exit connects. A plain supervisor restart closes the port for a
+//!   moment: that round fails, the service is DOWN at once and returns
+//!   after `rise`; `"trust_events": false` is the choice for such
+//!   services.
+//! - A maintenance file that appears asserts DISABLED at once, whatever the
+//!   rate limit or a running round (which is dropped).
 //! - Recovery always goes through `rise`: events never make a service UP.
 //!   A watch that sees the process or the listener come back starts a
 //!   round too (not definitive), so that the rise starts at once rather
 //!   than at the next interval.
 //! - Events are **rate-limited** per service by a token bucket
 //!   ([`BURST`] rounds, one more every [`REFILL`]): in a crash loop, further
-//!   events only mark the next normal round definitive. Dampening applies
-//!   as to any other flap.
+//!   events mark the next round definitive only if it starts within twice
+//!   the probe timeout of the event; a later normal round takes the normal
+//!   `fall`. Dampening applies as to any other flap.
+//! - A loss event marks only the round that probes right after it: a
+//!   second loss while an event round runs is decided by that round and
+//!   leaves no mark for a later one.
 
 use std::fmt;
 use std::io::Write;
@@ -192,8 +205,9 @@ pub(super) struct EventState {
     bucket: Bucket,
     /// The running round is definitive.
     armed: bool,
-    /// The next round to start is definitive.
-    pending: bool,
+    /// The next round to start is definitive, if it starts by this time
+    /// (a loss event marks only a round that probes right after it).
+    pending: Option<Instant>,
     /// Start a round as soon as the running one ends.
     queued: bool,
     /// The running round was started by an event.
@@ -207,9 +221,9 @@ pub(super) struct EventState {
 
 impl EventState {
     /// A round starts: it is definitive when an event asked so.
-    pub(super) fn round_started(&mut self) {
+    pub(super) fn round_started(&mut self, now: Instant) {
         self.event_round = false;
-        self.armed = std::mem::take(&mut self.pending);
+        self.armed = self.pending.take().is_some_and(|until| now <= until);
         self.cause = self.cause_next.take().filter(|_| self.armed);
     }
 
@@ -226,6 +240,17 @@ impl EventState {
     pub(super) fn statuses(&self) -> Vec<WatchStatus> {
         self.states.clone()
     }
+}
+
+/// How long a loss event marks the next round definitive: twice the
+/// longest probe timeout of the service (a running round may take one
+/// timeout before the queued one starts). A round that starts later — the
+/// next normal round after a rate-limited event — is an ordinary one, so a
+/// stale mark cannot turn one transient failure much later into a
+/// withdraw.
+fn pending_for(service: &crate::model::service::Service) -> Duration {
+    let longest = service.checks.iter().filter_map(|c| c.timeout).max().unwrap_or(service.timing.timeout);
+    longest.max(service.timing.timeout) * 2
 }
 
 /// Most watch states kept per service: the watcher reports one per
@@ -245,18 +270,28 @@ impl<W: Write> Core<W> {
     ) -> anyhow::Result<()> {
         let Some(&i) = self.by_name.get(service) else { return Ok(()) };
         self.metrics.record_watch_event(event.source().as_str());
-        let rt = self.rt_mut(i);
         let what = event.to_string();
+        if let WatchEvent::Maintenance { path, exists: true } = &event {
+            let reason = format!("maintenance file {} exists", path.display());
+            fx.events.push(LogEvent::Watch { service: service.to_string(), what, action: "DISABLED now" });
+            return self.disable_now(i, reason, now, fx);
+        }
+        let rt = self.rt_mut(i);
+        let running = rt.round.is_some();
+        // The round an event started (or the one queued) probes after this
+        // event too: it decides, and nothing is left for a later round.
+        let decides = running && (rt.watch.event_round || rt.watch.queued);
         if event.is_loss() {
-            rt.watch.pending = true;
-            rt.watch.cause_next = Some(what.clone());
-            if rt.round.is_some() {
+            if running {
                 rt.watch.armed = true;
                 rt.watch.cause = Some(what.clone());
             }
+            if !decides {
+                rt.watch.pending = Some(now + pending_for(&rt.service));
+                rt.watch.cause_next = Some(what.clone());
+            }
         }
-        let running = rt.round.is_some();
-        let action = if running && (rt.watch.event_round || rt.watch.queued) {
+        let action = if decides {
             // The round an event started (or the one queued) probes after
             // this event too: one crash, one round, one token.
             "a round started by an event is running: it decides"
@@ -274,6 +309,29 @@ impl<W: Write> Core<W> {
             self.rt_mut(i).watch.event_round = true;
             self.rearm(i);
         }
+        Ok(())
+    }
+
+    /// A maintenance file appeared: DISABLED at once, whatever the rate
+    /// limit and any running round say. A running round is dropped (its
+    /// checks were looked at before the file existed; their results are
+    /// ignored when they come), and the next is due an interval from now;
+    /// each round looks at the maintenance files first, so the service
+    /// stays DISABLED while the file exists.
+    fn disable_now(&mut self, i: usize, reason: String, now: Instant, fx: &mut Effects) -> anyhow::Result<()> {
+        let rt = self.rt_mut(i);
+        let dropped = rt.round.take().map(|r| r.id);
+        rt.watch.round_ended(false);
+        rt.next_probe = now + rt.service.timing.interval;
+        let before = rt.fsm.asserted();
+        let advert = rt.fsm.observe_disabled(now);
+        if let Some(id) = dropped {
+            self.rounds.remove(&id);
+        }
+        if let Some(advert) = advert {
+            self.assert(i, before, advert, reason, now, fx)?;
+        }
+        self.rearm(i);
         Ok(())
     }
 
@@ -391,7 +449,7 @@ mod tests {
     }
 
     #[test]
-    fn a_maintenance_event_probes_now_but_is_not_a_loss() {
+    fn a_removed_maintenance_file_probes_now_but_is_not_a_loss() {
         let (mut core, _out, t0) = up(true);
         let t = t0 + Duration::from_secs(3);
         let mut fx = Effects::default();
@@ -431,14 +489,73 @@ mod tests {
             started += answer(&mut core, &mut fx, true, t);
         }
         assert_eq!(started, BURST as usize);
-        // A rate-limited loss still makes the next normal round definitive.
+        // A rate-limited loss does not mark a normal round 10 s later: it
+        // takes the normal fall.
         let mut fx = Effects::default();
         let next = t + Duration::from_secs(10);
         core.tick(next, &mut fx).unwrap();
         assert_eq!(answer(&mut core, &mut fx, false, next), 1);
-        assert_eq!(state(&core, t).0, "DOWN");
+        assert_eq!(state(&core, t), ("UP".into(), "FALLING(1)".into()));
         let text = core.render_metrics(t, true, "dry-run", 0);
         assert!(text.contains("exaprobe_watch_events_total{source=\"pid\"} 20"), "{text}");
+    }
+
+    #[test]
+    fn a_second_loss_during_an_event_round_leaves_no_mark_for_a_later_round() {
+        let (mut core, out, t0) = up(true);
+        let t = t0 + Duration::from_secs(3);
+        let mut fx = Effects::default();
+        // One crash, two events in one batch: the process and its listener.
+        core.watch_event("web", EXITED, t, &mut fx).unwrap();
+        let listen = Listen { proto: crate::model::watch::Proto::Tcp, addr: "127.0.0.1:80".parse().unwrap() };
+        core.watch_event("web", WatchEvent::ListenerGone { listen }, t, &mut fx).unwrap();
+        assert_eq!(answer(&mut core, &mut fx, true, t), 1, "one round for both");
+        assert_eq!(state(&core, t), ("UP".into(), "UP".into()));
+        // The next normal round, 10 s later, with one transient failure:
+        // the normal fall, not a withdraw.
+        let (mut fx, next) = (Effects::default(), t + Duration::from_secs(10));
+        core.tick(next, &mut fx).unwrap();
+        assert_eq!(answer(&mut core, &mut fx, false, next), 1);
+        assert_eq!(lines(&mut core, &out), Vec::<String>::new());
+        assert_eq!(state(&core, next), ("UP".into(), "FALLING(1)".into()));
+    }
+
+    const CREATED: fn() -> WatchEvent = || WatchEvent::Maintenance { path: "/m".into(), exists: true };
+
+    #[test]
+    fn a_maintenance_file_disables_at_once_even_when_rate_limited() {
+        let (mut core, out, t0) = up(true);
+        let t = t0 + Duration::from_secs(3);
+        for _ in 0..BURST {
+            let mut fx = Effects::default();
+            core.watch_event("web", EXITED, t, &mut fx).unwrap();
+            answer(&mut core, &mut fx, true, t);
+        }
+        let mut fx = Effects::default();
+        core.watch_event("web", CREATED(), t, &mut fx).unwrap();
+        assert_eq!(lines(&mut core, &out), ["withdraw route 198.51.100.1/32"]);
+        assert_eq!(state(&core, t).0, "DISABLED");
+    }
+
+    #[test]
+    fn a_maintenance_file_disables_at_once_during_a_round() {
+        let (mut core, out, t0) = up(true);
+        let t = t0 + Duration::from_secs(10);
+        let mut fx = Effects::default();
+        core.tick(t, &mut fx).unwrap();
+        let normal = std::mem::take(&mut fx.rounds);
+        core.round_checked(normal[0].round, None, t, &mut fx).unwrap();
+        core.watch_event("web", CREATED(), t, &mut fx).unwrap();
+        assert_eq!(lines(&mut core, &out), ["withdraw route 198.51.100.1/32"]);
+        assert_eq!(state(&core, t).0, "DISABLED");
+        // The round that looked before the file existed ends healthy: ignored.
+        core.probe_done(normal[0].round, 0, Outcome::healthy("connected"), Duration::ZERO, t, &mut fx).unwrap();
+        assert_eq!(lines(&mut core, &out), Vec::<String>::new());
+        assert_eq!(state(&core, t).0, "DISABLED");
+        // And a new round can start (the next interval).
+        let mut fx = Effects::default();
+        core.tick(t + Duration::from_secs(10), &mut fx).unwrap();
+        assert_eq!(fx.rounds.len(), 1);
     }
 
     #[test]

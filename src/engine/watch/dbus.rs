@@ -6,12 +6,14 @@
 //! uid), says Hello, asks systemd to send unit signals (Manager.Subscribe:
 //! without a subscriber systemd emits none; an error reply, e.g. where no
 //! systemd runs, is ignored), and adds one match per watched unit on
-//! `PropertiesChanged` of the unit's object path. A signal whose changed
-//! properties carry `ActiveState` tells the watcher the unit's new state.
+//! `PropertiesChanged` of the unit's object path, sent by systemd (the
+//! owner of `org.freedesktop.systemd1`: any local user may send such a
+//! signal). A signal whose changed properties carry `ActiveState` tells the
+//! watcher the unit's new state.
 //!
 //! Where no system bus exists, a unit watch is off and says so once (the
-//! other sources keep working); it is tried again every
-//! [`super::RETRY_EVERY`].
+//! other sources keep working); it is looked for again every
+//! [`super::NO_BUS_EVERY`].
 //!
 //! Bounds: a message is at most [`MAX_MESSAGE`] bytes (a larger one drops
 //! the connection, which is then set up again), containers nest at most
@@ -108,10 +110,13 @@ impl Bus {
         Ok(bus)
     }
 
-    /// Asks for the `PropertiesChanged` signals of `unit`.
+    /// Asks for the `PropertiesChanged` signals of `unit`, from systemd
+    /// only: any local user may send such a signal, and the bus routes it
+    /// to us only if it comes from the owner of `org.freedesktop.systemd1`.
     pub(super) fn watch_unit(&mut self, unit: &str) -> Result<(), String> {
         let rule = format!(
-            "type='signal',interface='org.freedesktop.DBus.Properties',member='PropertiesChanged',path='{}'",
+            "type='signal',sender='org.freedesktop.systemd1',interface='org.freedesktop.DBus.Properties',\
+             member='PropertiesChanged',path='{}'",
             unit_path(unit)
         );
         self.call("/org/freedesktop/DBus", "org.freedesktop.DBus", "AddMatch", "org.freedesktop.DBus", Some(&rule))
@@ -289,6 +294,11 @@ impl R<'_> {
                 self.take(n).map(drop)
             }
             b'(' | b'{' => {
+                // A whole container type, its closer included: an outsider's
+                // "(" or "{" alone is no type (and no panic).
+                if sig.len() < 2 || one_type(sig)? != sig.len() {
+                    return None;
+                }
                 self.align(8)?;
                 let mut rest = &sig[1..sig.len() - 1];
                 while !rest.is_empty() {
@@ -414,6 +424,34 @@ mod tests {
         assert_eq!(one_type(b"a(s"), None);
     }
 
+    /// A signal message whose one header field has the signature `sig`.
+    fn with_field_of_type(sig: &str) -> Vec<u8> {
+        let mut w = W(vec![b'l', 4, 0, 1]);
+        w.u32(0);
+        w.u32(1);
+        let len_at = w.0.len();
+        w.u32(0);
+        w.align(8);
+        let start = w.0.len();
+        w.0.push(9);
+        w.signature(sig);
+        w.0.extend_from_slice(&[0; 8]);
+        let n = (w.0.len() - start) as u32;
+        w.0[len_at..len_at + 4].copy_from_slice(&n.to_le_bytes());
+        w.align(8);
+        w.0
+    }
+
+    #[test]
+    fn a_lone_open_paren_or_brace_is_no_type_and_no_panic() {
+        for sig in ["(", "{", "(y", "{sv", "(y}", "a("] {
+            assert_eq!(active_state(&with_field_of_type(sig)), None, "{sig}");
+        }
+        let mut r = R { b: &[0; 16], pos: 0, little: true };
+        assert_eq!(r.skip(b"(", 0), None);
+        assert_eq!(r.skip(b"(yy)", 0), Some(()));
+    }
+
     /// The daemon, and the directory of its socket (removed after it).
     struct Daemon(Child, #[allow(dead_code)] tempfile::TempDir);
 
@@ -466,7 +504,9 @@ mod tests {
         let mut bus = Bus::connect(&socket).unwrap();
         bus.watch_unit("nsd.service").unwrap();
         bus.watch_unit("other.service").unwrap();
-        let emit = |path: &str, props: &str| {
+        // Anyone on the bus may send this signal (gdbus here, a client
+        // that does not own systemd's name): not delivered.
+        let spoof = |path: &str, props: &str| {
             // --session, not --address: a bus client (with Hello), whose
             // signals the bus routes to match rules.
             let st = Command::new("gdbus")
@@ -486,14 +526,21 @@ mod tests {
                 .expect("gdbus");
             assert!(st.success());
         };
+        // From the owner of org.freedesktop.systemd1 (tests/events_fake_systemd.py).
+        let emit = |path: &str, props: &str| {
+            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/events_fake_systemd.py");
+            let st = Command::new("python3").args([script, socket.to_str().unwrap(), path, props]).status();
+            assert!(st.expect("python3").success());
+        };
+        spoof(&unit_path("nsd.service"), "{'ActiveState': <'failed'>}");
         // Other properties first, of other types, that are skipped.
         emit(
             &unit_path("nsd.service"),
-            "{'InactiveEnterTimestamp': <uint64 5>, 'Conditions': <[(\"a\", \"b\", false, true, 3)]>, \
-             'ActiveState': <'deactivating'>, 'SubState': <'stop-sigterm'>}",
+            r#"[["InactiveEnterTimestamp", "t", 5], ["Result", "s", "success"], ["Transient", "b", false],
+                ["ActiveState", "s", "deactivating"], ["SubState", "s", "stop-sigterm"]]"#,
         );
-        emit(&unit_path("nsd.service"), "{'SubState': <'dead'>}");
-        emit(&unit_path("unwatched.service"), "{'ActiveState': <'failed'>}");
+        emit(&unit_path("nsd.service"), r#"[["SubState", "s", "dead"]]"#);
+        emit(&unit_path("unwatched.service"), r#"[["ActiveState", "s", "failed"]]"#);
         let mut got = Vec::new();
         let until = std::time::Instant::now() + Duration::from_secs(5);
         while got.is_empty() && std::time::Instant::now() < until {

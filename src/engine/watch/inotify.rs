@@ -31,8 +31,11 @@ pub(super) struct Files {
     by_wd: HashMap<WatchDescriptor, PathBuf>,
 }
 
+/// `IN_MODIFY` too: a pid file rewritten in place by a writer that keeps it
+/// open (truncate and write, no close) gives nothing else.
 const MASK: AddWatchFlags = AddWatchFlags::IN_CREATE
     .union(AddWatchFlags::IN_CLOSE_WRITE)
+    .union(AddWatchFlags::IN_MODIFY)
     .union(AddWatchFlags::IN_MOVED_TO)
     .union(AddWatchFlags::IN_DELETE)
     .union(AddWatchFlags::IN_MOVED_FROM)
@@ -123,5 +126,30 @@ impl Files {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Seek, Write};
+
+    use super::*;
+
+    #[test]
+    fn a_file_rewritten_in_place_and_kept_open_is_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.pid");
+        let mut f = std::fs::File::create(&path).unwrap();
+        f.write_all(b"1\n").unwrap();
+        let mut files = Files::new().unwrap();
+        files.watch(&path).unwrap();
+        assert_eq!(files.read(), []);
+        // Truncate and write, and keep it open: no IN_CLOSE_WRITE, no IN_CREATE.
+        f.set_len(0).unwrap();
+        f.rewind().unwrap();
+        f.write_all(b"2\n").unwrap();
+        let changes = files.read();
+        assert!(changes.contains(&Change::Written(path.clone())), "{changes:?}");
+        drop(f);
     }
 }

@@ -19,8 +19,11 @@
 //! file or directory, permission, no pidfd support, the socket-destroy groups
 //! refused) is logged once (each new reason once), shown in `status`
 //! as `pending: why`, and retried every [`RETRY_EVERY`]; the probes go on
-//! as ever. The watcher only tells the core that something happened; what
-//! the core does with it is [`crate::engine::core::watch`]'s.
+//! as ever. The same holds for the watcher itself: it cannot fail the
+//! engine's start ([`Watcher::start`]), and a watcher thread that stops says
+//! so and shows every watch `stopped: why`. The watcher only tells the core
+//! that something happened; what the core does with it is
+//! [`crate::engine::core::watch`]'s.
 
 mod dbus;
 mod inotify;
@@ -31,8 +34,9 @@ use std::collections::HashMap;
 use std::io;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -50,6 +54,10 @@ use crate::model::watch::{Listen, Process};
 /// How often a watch that could not be set up is tried again.
 pub const RETRY_EVERY: Duration = Duration::from_secs(5);
 
+/// How often a system bus is looked for where there is none (a host
+/// without D-Bus is not expected to grow one soon).
+pub const NO_BUS_EVERY: Duration = Duration::from_secs(60);
+
 /// How often absent listeners are looked for again (a dump), in events
 /// mode: a listener that comes back is armed within this.
 pub const ABSENT_EVERY: Duration = Duration::from_secs(1);
@@ -58,6 +66,9 @@ const WAKE: u64 = u64::MAX;
 const INOTIFY: u64 = u64::MAX - 1;
 const DIAG: u64 = u64::MAX - 2;
 const DBUS: u64 = u64::MAX - 3;
+/// A process watch's epoll token is its index (low 32 bits) and the
+/// generation of its arming (31 bits above): never one of the tokens above.
+const GENERATION_MASK: u32 = 0x7fff_ffff;
 
 /// What the watcher tells the engine.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -104,43 +115,209 @@ fn specs(services: &[Service]) -> Vec<Spec> {
         .collect()
 }
 
+impl Spec {
+    /// What each watch of the service is called in `status`.
+    fn labels(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        out.extend(self.process.as_ref().map(pidfd::label));
+        out.extend(self.listen.iter().map(|l| format!("listen {l}")));
+        out.extend(self.unit.iter().map(|u| format!("unit {u}")));
+        out.extend(self.files.iter().map(|f| format!("maintenance-file {}", f.display())));
+        out
+    }
+}
+
 struct Shared {
     next: Mutex<Option<Vec<Spec>>>,
+    /// Wakes the thread for a new config while setup keeps failing.
+    retry: Condvar,
+    /// Wakes the thread's epoll set for a new config, once it runs.
+    wake: Mutex<Option<Arc<EventFd>>>,
+    /// Whether the thread runs (it clears this when it stops).
+    running: AtomicBool,
+}
+
+/// What the watcher thread needs from the kernel before it can watch
+/// anything: its wake-up eventfd, its epoll set (with both in it) and its
+/// inotify instance.
+struct Parts {
     wake: EventFd,
+    epoll: Epoll,
+    files: Files,
+}
+
+fn open_parts() -> io::Result<Parts> {
+    fn named(what: &'static str) -> impl Fn(nix::errno::Errno) -> io::Error {
+        move |e| io::Error::other(format!("{what}: {}", e.desc()))
+    }
+    let wake = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK).map_err(named("eventfd"))?;
+    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(named("epoll"))?;
+    epoll.add(wake.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, WAKE)).map_err(named("epoll"))?;
+    let files = Files::new().map_err(|e| match e {
+        nix::errno::Errno::EMFILE => io::Error::other(
+            "inotify: too many inotify instances (fs.inotify.max_user_instances) or open files".to_string(),
+        ),
+        e => io::Error::other(format!("inotify: {}", e.desc())),
+    })?;
+    epoll.add(files.fd(), EpollEvent::new(EpollFlags::EPOLLIN, INOTIFY)).map_err(named("epoll"))?;
+    Ok(Parts { wake, epoll, files })
 }
 
 /// The engine's handle on the watcher thread.
+///
+/// Starting it cannot fail the engine (never worse than polling): with
+/// nothing to watch no thread is started; a thread that cannot be spawned
+/// is logged and tried again at the next config; a kernel that refuses the
+/// watcher's descriptors (`EMFILE` when `fs.inotify.max_user_instances` is
+/// used up, common on container hosts) leaves every watch `pending: …`,
+/// retried every [`RETRY_EVERY`], while the services are probed as ever.
 pub struct Watcher {
     shared: Arc<Shared>,
+    events: Sender<Event>,
+    open: fn() -> io::Result<Parts>,
 }
 
 impl Watcher {
-    /// Starts the watcher thread for `services`; reports come back as
-    /// [`Event::Watch`].
-    pub fn start(services: &[Service], events: Sender<Event>) -> io::Result<Watcher> {
-        let wake = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
-        let shared = Arc::new(Shared { next: Mutex::new(Some(specs(services))), wake });
-        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
-        epoll.add(shared.wake.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, WAKE))?;
-        let files = Files::new()?;
-        epoll.add(files.fd(), EpollEvent::new(EpollFlags::EPOLLIN, INOTIFY))?;
-        let theirs = Arc::clone(&shared);
-        thread::Builder::new().name("watch".into()).stack_size(256 * 1024).spawn(move || {
-            let mut world = World::new(epoll, files, events);
-            if let Err(e) = world.run(&theirs) {
-                log::error!("the watcher stopped ({e}): services are probed as usual, without events");
+    /// Starts the watcher thread for `services` (if they watch anything);
+    /// reports come back as [`Event::Watch`].
+    pub fn start(services: &[Service], events: Sender<Event>) -> Watcher {
+        Watcher::start_with(services, events, open_parts)
+    }
+
+    fn start_with(services: &[Service], events: Sender<Event>, open: fn() -> io::Result<Parts>) -> Watcher {
+        let specs = specs(services);
+        let some = !specs.is_empty();
+        let shared = Arc::new(Shared {
+            next: Mutex::new(Some(specs)),
+            retry: Condvar::new(),
+            wake: Mutex::new(None),
+            running: AtomicBool::new(false),
+        });
+        let w = Watcher { shared, events, open };
+        if some {
+            w.spawn();
+        }
+        w
+    }
+
+    /// Whether the watcher thread runs.
+    fn running(&self) -> bool {
+        self.shared.running.load(Ordering::Relaxed)
+    }
+
+    fn spawn(&self) {
+        let (shared, events, open) = (Arc::clone(&self.shared), self.events.clone(), self.open);
+        self.shared.running.store(true, Ordering::Relaxed);
+        let spawned = thread::Builder::new().name("watch".into()).stack_size(256 * 1024).spawn(move || {
+            thread_main(&shared, events, open);
+            shared.running.store(false, Ordering::Relaxed);
+        });
+        match spawned {
+            Ok(_) => {}
+            Err(e) => {
+                self.shared.running.store(false, Ordering::Relaxed);
+                log::error!(
+                    "starting the watcher thread: {e}: services are probed as usual, without events \
+                 (tried again at the next reload)"
+                );
             }
-        })?;
-        Ok(Watcher { shared })
+        }
     }
 
     /// Watches what `services` (a reloaded config) ask for instead.
     pub fn set(&self, services: &[Service]) {
-        *self.shared.next.lock().unwrap_or_else(PoisonError::into_inner) = Some(specs(services));
-        if let Err(e) = self.shared.wake.write(1) {
+        let specs = specs(services);
+        let some = !specs.is_empty();
+        *self.shared.next.lock().unwrap_or_else(PoisonError::into_inner) = Some(specs);
+        self.shared.retry.notify_all();
+        if let Some(wake) = &*self.shared.wake.lock().unwrap_or_else(PoisonError::into_inner)
+            && let Err(e) = wake.write(1)
+        {
             log::error!("waking the watcher: {e}");
         }
+        if some && !self.running() {
+            self.spawn();
+        }
     }
+}
+
+/// The watcher thread: sets up its descriptors (retrying every
+/// [`RETRY_EVERY`] while the kernel refuses them, each watch reported
+/// `pending: …`), then runs the epoll loop.
+fn thread_main(shared: &Shared, events: Sender<Event>, open: fn() -> io::Result<Parts>) {
+    let mut out = Reporter { tx: events.clone(), last: HashMap::new(), batch: Vec::new() };
+    let mut current: Vec<Spec> = Vec::new();
+    let mut logged: Option<String> = None;
+    loop {
+        match open() {
+            Ok(parts) => {
+                if logged.is_some() {
+                    log::info!("the watcher is set up now: events are watched");
+                }
+                let wake = Arc::new(parts.wake);
+                *shared.wake.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&wake));
+                {
+                    let mut next = shared.next.lock().unwrap_or_else(PoisonError::into_inner);
+                    if next.is_none() {
+                        *next = Some(current);
+                    }
+                }
+                let mut world = World::new(parts.epoll, parts.files, wake, events);
+                run_guarded(&mut world, |w| w.run(shared));
+                return;
+            }
+            Err(e) => {
+                let why = e.to_string();
+                if logged.as_deref() != Some(why.as_str()) {
+                    log::error!(
+                        "the watcher cannot start ({why}): services are probed as usual, without events; \
+                         retrying every {}s",
+                        RETRY_EVERY.as_secs()
+                    );
+                    logged = Some(why.clone());
+                }
+                let next = shared.next.lock().unwrap_or_else(PoisonError::into_inner).take();
+                if let Some(specs) = next {
+                    current = specs;
+                    out.last.clear();
+                }
+                for s in &current {
+                    for label in s.labels() {
+                        out.quiet_state(&s.service, label, pending(&why));
+                    }
+                }
+                if !out.flush() {
+                    return;
+                }
+                let next = shared.next.lock().unwrap_or_else(PoisonError::into_inner);
+                drop(shared.retry.wait_timeout_while(next, RETRY_EVERY, |n| n.is_none()));
+            }
+        }
+    }
+}
+
+/// Runs the watcher loop; if it fails or panics, says so (at error) and
+/// reports every watch `stopped: why`, so that `status` does not show
+/// watches armed that nothing watches any more. The engine goes on
+/// probing; a reload starts a new watcher thread.
+fn run_guarded(world: &mut World, run: impl FnOnce(&mut World) -> io::Result<()>) {
+    let why = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(world))) {
+        // The engine is gone.
+        Ok(Ok(())) => return,
+        Ok(Err(e)) => e.to_string(),
+        Err(panic) => match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+            (Some(s), _) => format!("panic: {s}"),
+            (_, Some(s)) => format!("panic: {s}"),
+            _ => "panic".to_string(),
+        },
+    };
+    log::error!("the watcher stopped ({why}): services are probed as usual, without events");
+    let mut keys: Vec<(String, String)> = world.out.last.keys().cloned().collect();
+    keys.sort();
+    for (service, watch) in keys {
+        world.out.quiet_state(&service, watch, format!("stopped: {why}; probing as usual"));
+    }
+    world.out.flush();
 }
 
 /// The maintenance file of a service.
@@ -199,6 +376,16 @@ impl Reporter {
         self.last.insert(key, state);
     }
 
+    /// A state change logged by the caller (once, for all watches).
+    fn quiet_state(&mut self, service: &str, watch: String, state: String) {
+        let key = (service.to_string(), watch);
+        if self.last.get(&key) == Some(&state) {
+            return;
+        }
+        self.batch.push(Report::State { service: key.0.clone(), watch: key.1.clone(), state: state.clone() });
+        self.last.insert(key, state);
+    }
+
     fn fire(&mut self, service: &str, event: WatchEvent) {
         self.batch.push(Report::Fired { service: service.to_string(), event });
     }
@@ -214,6 +401,7 @@ impl Reporter {
 
 struct World {
     epoll: Epoll,
+    wake: Arc<EventFd>,
     files: Files,
     diag: Option<Diag>,
     procs: Vec<ProcWatch>,
@@ -223,6 +411,10 @@ struct World {
     bus: Option<dbus::Bus>,
     retry_at: Option<Instant>,
     next_dump: Option<Instant>,
+    /// The last generation given to a process watch's epoll token.
+    generation: u32,
+    /// When to try the system bus again, if it is not connected.
+    bus_next: Option<Instant>,
     out: Reporter,
 }
 
@@ -231,9 +423,10 @@ fn pending(why: &str) -> String {
 }
 
 impl World {
-    fn new(epoll: Epoll, files: Files, tx: Sender<Event>) -> World {
+    fn new(epoll: Epoll, files: Files, wake: Arc<EventFd>, tx: Sender<Event>) -> World {
         World {
             epoll,
+            wake,
             files,
             diag: None,
             procs: Vec::new(),
@@ -243,6 +436,8 @@ impl World {
             bus: None,
             retry_at: None,
             next_dump: None,
+            generation: 0,
+            bus_next: None,
             out: Reporter { tx, last: HashMap::new(), batch: Vec::new() },
         }
     }
@@ -277,12 +472,12 @@ impl World {
                     }
                     DIAG => self.on_destroyed(now),
                     DBUS => self.on_bus(now),
-                    k => self.on_exit(usize::try_from(k).unwrap_or(usize::MAX), now),
+                    token => self.on_exit(token, now),
                 }
             }
             // Last: a new config replaces the watches (and their tokens).
             if wake {
-                let _ = shared.wake.read();
+                let _ = self.wake.read();
                 let next = shared.next.lock().unwrap_or_else(PoisonError::into_inner).take();
                 if let Some(specs) = next {
                     self.rebuild(specs, now);
@@ -290,7 +485,7 @@ impl World {
             }
             if self.retry_at.is_some_and(|t| now >= t) {
                 self.retry_at = None;
-                self.arm_pending(now);
+                self.arm_pending(now, false);
             }
             if self.next_dump.is_some_and(|t| now >= t) {
                 self.next_dump = None;
@@ -308,6 +503,7 @@ impl World {
         self.units.clear();
         // New matches for the new units: a new connection.
         self.bus = None;
+        self.bus_next = None;
         // A reload gives changed services a new runtime without watch
         // states: every state is sent again.
         self.out.last.clear();
@@ -330,17 +526,19 @@ impl World {
         if !self.listens.is_empty() && self.diag.is_none() {
             self.open_diag();
         }
-        self.arm_pending(now);
+        self.arm_pending(now, true);
         self.check_listens(None, now);
     }
 
     fn open_diag(&mut self) {
         match Diag::new() {
-            Ok(d) => {
+            Ok(mut d) => {
                 if let Some(fd) = d.events_fd()
                     && let Err(e) = self.epoll.add(fd, EpollEvent::new(EpollFlags::EPOLLIN, DIAG))
                 {
-                    log::warn!("watching socket destroys: {e}");
+                    // Never in the epoll set, the events socket would be
+                    // read never: poll instead.
+                    d.fall_back_to_poll(format!("socket-destroy events: epoll: {e}"));
                 }
                 if let Mode::Poll(why) = &d.mode {
                     log::warn!(
@@ -359,10 +557,18 @@ impl World {
         }
     }
 
-    /// Tries every process and file watch that is not armed.
-    fn arm_pending(&mut self, now: Instant) {
+    /// Tries every process and file watch that is not armed (`all`: the
+    /// armed process watches too, when their pid files' events may have
+    /// been lost). An armed watch is not looked at: its pid file's events
+    /// and its pidfd tell what changes.
+    fn arm_pending(&mut self, now: Instant, all: bool) {
         let mut retry = false;
         for k in 0..self.procs.len() {
+            let p = &self.procs[k];
+            let over = matches!(p.source, Process::Pid(_)) && p.exited.is_some();
+            if !all && (p.armed.is_some() || over) {
+                continue;
+            }
             retry |= !self.arm_proc(k);
         }
         for m in &mut self.maint {
@@ -390,13 +596,16 @@ impl World {
             self.open_diag();
             retry |= self.diag.is_none();
         }
+        let mut at = retry.then_some(now + RETRY_EVERY);
         if self.bus.is_none() && !self.units.is_empty() {
-            self.connect_bus();
-            retry |= self.bus.is_none();
+            // No system bus at all is looked for again every
+            // NO_BUS_EVERY, not every RETRY_EVERY.
+            if self.bus_next.is_none_or(|t| now >= t) {
+                self.bus_next = self.connect_bus().map(|wait| now + wait);
+            }
+            at = [at, self.bus_next].into_iter().flatten().min();
         }
-        if retry {
-            self.retry_at = Some(now + RETRY_EVERY);
-        }
+        self.retry_at = at;
     }
 
     /// Arms process watch `k` if it is not; false when it stays unarmed
@@ -415,7 +624,12 @@ impl World {
             Ok(true) => {
                 let (fd, pid) = p.armed.as_ref().expect("just armed");
                 let pid = *pid;
-                if let Err(e) = self.epoll.add(fd.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, k as u64)) {
+                // A new generation per arming: a readiness of the pidfd
+                // this one replaces, already in this batch, is told apart.
+                self.generation = (self.generation + 1) & GENERATION_MASK;
+                p.generation = self.generation;
+                let token = k as u64 & 0xffff_ffff | u64::from(self.generation) << 32;
+                if let Err(e) = self.epoll.add(fd.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, token)) {
                     p.armed = None;
                     let service = p.service.clone();
                     self.out.state(&service, label, pending(&format!("epoll: {e}")));
@@ -446,13 +660,25 @@ impl World {
         }
     }
 
-    fn on_exit(&mut self, k: usize, _now: Instant) {
+    /// The pidfd with epoll `token` is readable: its process exited. A
+    /// token of an earlier arming (the batch's readiness of a pidfd that a
+    /// handler before it in the batch replaced, e.g. the pid file already
+    /// names the new process) is dropped.
+    fn on_exit(&mut self, token: u64, now: Instant) {
+        let k = usize::try_from(token & 0xffff_ffff).unwrap_or(usize::MAX);
+        let generation = u32::try_from(token >> 32).unwrap_or(u32::MAX);
         let Some(p) = self.procs.get_mut(k) else { return };
+        if p.generation != generation {
+            return;
+        }
         let Some(pid) = p.exited() else { return };
         let service = p.service.clone();
         self.out.fire(&service, WatchEvent::ProcessExited { pid });
-        // The pid file may already name the new process.
-        self.arm_proc(k);
+        // The pid file may already name the new process; if not (or it
+        // cannot be read), the pid file's events and the retry re-arm.
+        if !self.arm_proc(k) {
+            self.retry_at.get_or_insert(now + RETRY_EVERY);
+        }
     }
 
     fn on_files(&mut self, changes: Vec<Change>, now: Instant) {
@@ -474,7 +700,9 @@ impl World {
                         .filter(|k| matches!(&self.procs[*k].source, Process::PidFile(p) if *p == path))
                         .collect();
                     for k in ks {
-                        self.arm_proc(k);
+                        if !self.arm_proc(k) {
+                            self.retry_at.get_or_insert(now + RETRY_EVERY);
+                        }
                     }
                 }
                 Change::Removed(path) => {
@@ -504,14 +732,16 @@ impl World {
                             m.armed = false;
                         }
                     }
-                    self.arm_pending(now);
+                    // Lost: the pid files' directories too.
+                    self.arm_pending(now, dir.is_none());
                 }
             }
         }
     }
 
-    /// Connects to the system bus and asks for the units' signals.
-    fn connect_bus(&mut self) {
+    /// Connects to the system bus and asks for the units' signals; how long
+    /// to wait before trying again if that failed.
+    fn connect_bus(&mut self) -> Option<Duration> {
         let connected = match dbus::address() {
             None => Err(dbus::no_bus()),
             Some(path) => dbus::Bus::connect(&path).and_then(|mut bus| {
@@ -524,17 +754,20 @@ impl World {
                 Ok(bus)
             }),
         };
-        let state = match connected {
+        let (state, wait) = match connected {
             Ok(bus) => {
                 self.bus = Some(bus);
-                "armed (D-Bus PropertiesChanged)".to_string()
+                ("armed (D-Bus PropertiesChanged)".to_string(), None)
             }
-            Err(e) if e.starts_with("off:") => format!("{e} (retry every {}s)", RETRY_EVERY.as_secs()),
-            Err(e) => pending(&e),
+            Err(e) if e.starts_with("off:") => {
+                (format!("{e} (looked for every {}s)", NO_BUS_EVERY.as_secs()), Some(NO_BUS_EVERY))
+            }
+            Err(e) => (pending(&e), Some(RETRY_EVERY)),
         };
         for u in &self.units {
             self.out.state(&u.service, format!("unit {}", u.unit), state.clone());
         }
+        wait
     }
 
     fn on_bus(&mut self, now: Instant) {
@@ -559,13 +792,16 @@ impl World {
                             _ => {}
                         }
                         u.active = active.or(u.active);
-                        self.out.state(&u.service, format!("unit {}", u.unit), format!("armed (D-Bus, {state})"));
+                        // Its ActiveState at debug only, and not in the
+                        // watch's state (logged at info when it changes).
+                        log::debug!("{}: unit {} is {state}", u.service, u.unit);
                     }
                 }
             }
             Err(e) => {
                 // Dropping the connection takes it out of the epoll set.
                 self.bus = None;
+                self.bus_next = None;
                 for u in &self.units {
                     self.out.state(&u.service, format!("unit {}", u.unit), pending(&e));
                 }
@@ -609,6 +845,7 @@ impl World {
             Mode::Events => None,
             Mode::Poll(why) => Some(why.clone()),
         };
+        let mut failed = false;
         match diag.dump(&kinds) {
             Ok(all) => {
                 for k in ks {
@@ -640,12 +877,15 @@ impl World {
                     let l = &self.listens[k];
                     self.out.state(&l.service.clone(), format!("listen {}", l.listen), pending(&e));
                 }
-                self.retry_at.get_or_insert(now + RETRY_EVERY);
+                failed = true;
             }
         }
         let absent = self.listens.iter().any(|l| l.present != Some(true));
         let every = match polling {
             Some(_) => Some(sockdiag::POLL_EVERY),
+            // A failed dump is tried again (in events mode no dump would
+            // come otherwise until a destroy notification).
+            None if failed => Some(RETRY_EVERY),
             None if absent => Some(ABSENT_EVERY),
             None => None,
         };
@@ -676,5 +916,181 @@ fn describe(e: &io::Error) -> String {
         io::ErrorKind::NotFound => "no such file".to_string(),
         io::ErrorKind::PermissionDenied => "permission denied".to_string(),
         _ => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use super::*;
+
+    fn services(watch: &str) -> Vec<Service> {
+        let text = format!(
+            r#"{{"services": [{{"name": "web", "prefixes": ["198.51.100.1/32"],
+                "checks": [{{"type": "tcp", "address": "127.0.0.1:80"}}]{watch}}}]}}"#
+        );
+        crate::model::config::load(&text).unwrap().services
+    }
+
+    /// What `inotify_init1` says when `fs.inotify.max_user_instances` is used up.
+    fn refused() -> io::Result<Parts> {
+        Err(io::Error::other("inotify: too many inotify instances"))
+    }
+
+    /// The next batch of reports: (watch, state) of each state.
+    fn states(rx: &mpsc::Receiver<Event>) -> Vec<(String, String)> {
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(Event::Watch(reports)) => reports
+                .into_iter()
+                .filter_map(|r| match r {
+                    Report::State { watch, state, .. } => Some((watch, state)),
+                    Report::Fired { .. } => None,
+                })
+                .collect(),
+            other => panic!("no watch reports: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_watcher_the_kernel_refuses_leaves_every_watch_pending() {
+        let (tx, rx) = mpsc::channel();
+        let s = services(r#", "disable_file": "/nonexistent/m", "watch": {"pid_file": "/run/web.pid"}"#);
+        // Before the fix this was an io::Result, and an error stopped the engine.
+        let w = Watcher::start_with(&s, tx, refused);
+        assert!(w.running());
+        let pending = "pending: inotify: too many inotify instances (retry every 5s)";
+        assert_eq!(
+            states(&rx),
+            [
+                ("pid-file /run/web.pid".to_string(), pending.to_string()),
+                ("maintenance-file /nonexistent/m".to_string(), pending.to_string()),
+            ]
+        );
+    }
+
+    fn world() -> (World, mpsc::Receiver<Event>) {
+        let (tx, rx) = mpsc::channel();
+        let parts = open_parts().unwrap();
+        (World::new(parts.epoll, parts.files, Arc::new(parts.wake), tx), rx)
+    }
+
+    fn fired(w: &mut World) -> Vec<WatchEvent> {
+        std::mem::take(&mut w.out.batch)
+            .into_iter()
+            .filter_map(|r| match r {
+                Report::Fired { event, .. } => Some(event),
+                Report::State { .. } => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_stale_pidfd_readiness_does_not_fire_on_the_new_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("a.pid");
+        let mut a = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let mut b = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        std::fs::write(&pid_file, format!("{}\n", a.id())).unwrap();
+        let (mut w, _rx) = world();
+        w.procs.push(ProcWatch::new("web".into(), Process::PidFile(pid_file.clone())));
+        assert!(w.arm_proc(0));
+        let mut evs = [EpollEvent::empty(); 8];
+        a.kill().unwrap();
+        a.wait().unwrap();
+        // A's pidfd is ready; then B is started and the pid file names it.
+        let n = w.epoll.wait(&mut evs, EpollTimeout::try_from(Duration::from_secs(5)).unwrap()).unwrap();
+        let stale = evs[..n].iter().map(EpollEvent::data).find(|d| *d & 0xffff_ffff == 0).expect("A's readiness");
+        std::fs::write(&pid_file, format!("{}\n", b.id())).unwrap();
+        // In one batch the inotify event is handled first: armed on B ...
+        assert!(w.arm_proc(0));
+        assert_eq!(w.procs[0].armed.as_ref().map(|a| a.1), Some(b.id()));
+        fired(&mut w);
+        // ... then A's readiness, from the same batch: not B's exit.
+        w.on_exit(stale, Instant::now());
+        assert_eq!(fired(&mut w), []);
+        assert_eq!(w.procs[0].armed.as_ref().map(|a| a.1), Some(b.id()), "still armed on B");
+        b.kill().unwrap();
+        b.wait().unwrap();
+    }
+
+    #[test]
+    fn a_watcher_that_dies_says_so_for_every_watch() {
+        let (mut w, rx) = world();
+        w.out.state("web", "pid-file /run/web.pid".into(), "armed (pid 1)".into());
+        w.out.state("dns", "listen 127.0.0.1:53".into(), "armed (socket-destroy events)".into());
+        assert!(w.out.flush());
+        assert_eq!(states(&rx).len(), 2);
+        run_guarded(&mut w, |_| panic!("boom"));
+        assert_eq!(
+            states(&rx),
+            [
+                ("listen 127.0.0.1:53".to_string(), "stopped: panic: boom; probing as usual".to_string()),
+                ("pid-file /run/web.pid".to_string(), "stopped: panic: boom; probing as usual".to_string()),
+            ]
+        );
+        run_guarded(&mut w, |_| Err(io::Error::other("epoll_wait: EBADF")));
+        assert_eq!(states(&rx)[0].1, "stopped: epoll_wait: EBADF; probing as usual");
+    }
+
+    #[test]
+    fn a_process_that_exits_with_no_successor_yet_is_retried() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("a.pid");
+        let mut a = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        std::fs::write(&pid_file, format!("{}\n", a.id())).unwrap();
+        let (mut w, _rx) = world();
+        w.procs.push(ProcWatch::new("web".into(), Process::PidFile(pid_file)));
+        assert!(w.arm_proc(0));
+        assert_eq!(w.retry_at, None);
+        a.kill().unwrap();
+        a.wait().unwrap();
+        let mut evs = [EpollEvent::empty(); 8];
+        let n = w.epoll.wait(&mut evs, EpollTimeout::try_from(Duration::from_secs(5)).unwrap()).unwrap();
+        let token = evs[..n].iter().map(EpollEvent::data).find(|d| *d & 0xffff_ffff == 0).expect("A's readiness");
+        let t = Instant::now();
+        w.on_exit(token, t);
+        assert_eq!(fired(&mut w), [WatchEvent::ProcessExited { pid: a.id() }]);
+        // The pid file still names A: not armed, and tried again later.
+        assert!(w.procs[0].armed.is_none());
+        assert_eq!(w.retry_at, Some(t + RETRY_EVERY));
+    }
+
+    #[test]
+    fn a_retry_looks_only_at_the_watches_that_are_pending() {
+        let dir = tempfile::tempdir().unwrap();
+        let (armed, missing) = (dir.path().join("a.pid"), dir.path().join("b.pid"));
+        std::fs::write(&armed, format!("{}\n", std::process::id())).unwrap();
+        let (mut w, _rx) = world();
+        w.procs.push(ProcWatch::new("a".into(), Process::PidFile(armed.clone())));
+        w.procs.push(ProcWatch::new("b".into(), Process::PidFile(missing.clone())));
+        let t = Instant::now();
+        w.arm_pending(t, true);
+        assert!(w.procs[0].armed.is_some() && w.procs[1].armed.is_none());
+        assert!(w.retry_at.is_some(), "b is pending: retried");
+        w.out.batch.clear();
+        // a's pid file is unreadable now (its events not handled yet): a
+        // retry does not read it, so a stays armed and says nothing.
+        std::fs::write(&armed, "garbage").unwrap();
+        w.arm_pending(t + RETRY_EVERY, false);
+        assert!(w.procs[0].armed.is_some());
+        let states: Vec<String> = std::mem::take(&mut w.out.batch)
+            .into_iter()
+            .filter_map(|r| match r {
+                Report::State { service, .. } => Some(service),
+                Report::Fired { .. } => None,
+            })
+            .collect();
+        assert!(!states.contains(&"a".to_string()), "{states:?}");
+    }
+
+    #[test]
+    fn nothing_to_watch_starts_no_thread_until_a_reload_asks() {
+        let (tx, rx) = mpsc::channel();
+        let w = Watcher::start_with(&services(""), tx, refused);
+        assert!(!w.running());
+        w.set(&services(r#", "watch": {"listen": "127.0.0.1:80"}"#));
+        assert!(w.running());
+        assert_eq!(states(&rx)[0].0, "listen 127.0.0.1:80");
     }
 }

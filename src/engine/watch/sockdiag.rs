@@ -140,7 +140,7 @@ impl Diag {
             match recv(fd.as_fd().as_raw_fd_compat(), &mut buf, MsgFlags::MSG_DONTWAIT) {
                 Ok(0) => break,
                 Ok(n) => {
-                    for (ty, payload) in messages(&buf[..n]) {
+                    for (ty, _, payload) in messages(&buf[..n]) {
                         if ty == SOCK_DIAG_BY_FAMILY
                             && let Some(d) = parse_msg(payload)
                         {
@@ -159,23 +159,49 @@ impl Diag {
         Ok(out)
     }
 
-    /// The listening sockets of these protocols and families.
+    /// Listeners are polled from now on (the events socket could not be
+    /// put in the epoll set): why.
+    pub(super) fn fall_back_to_poll(&mut self, why: String) {
+        self.events = None;
+        self.mode = Mode::Poll(why);
+    }
+
+    /// The listening sockets of these protocols and families. Only the
+    /// replies to this dump's own requests count (their `nlmsg_seq`): what
+    /// is left of an earlier dump that timed out is read away first and
+    /// skipped. A dump larger than [`DUMP_MAX`] is an error (a partial one
+    /// would call every listener not in it absent).
     pub(super) fn dump(&mut self, kinds: &HashSet<(Proto, bool)>) -> Result<Listeners, String> {
         let mut all = Listeners::new();
+        let fd = self.query.as_fd().as_raw_fd_compat();
+        let mut buf = vec![0u8; 64 * 1024];
+        // Left over from an earlier dump (bounded: at most DUMP_MAX).
+        let mut stale = 0usize;
+        while stale <= DUMP_MAX {
+            match recv(fd, &mut buf, MsgFlags::MSG_DONTWAIT) {
+                Ok(n) if n > 0 => stale += n,
+                _ => break,
+            }
+        }
         for &(proto, v6) in kinds {
             self.seq = self.seq.wrapping_add(1);
-            let req = request(proto, v6, self.seq);
-            let fd = self.query.as_fd().as_raw_fd_compat();
+            let seq = self.seq;
+            let req = request(proto, v6, seq);
             send(fd, &req, MsgFlags::empty()).map_err(|e| format!("sock_diag dump: {e}"))?;
-            let mut buf = vec![0u8; 64 * 1024];
             let mut total = 0usize;
             'dump: loop {
                 let n = recv(fd, &mut buf, MsgFlags::empty()).map_err(|e| format!("sock_diag dump: {e}"))?;
                 total += n;
-                if n == 0 || total > DUMP_MAX {
-                    break;
+                if n == 0 {
+                    return Err("sock_diag dump: ended without NLMSG_DONE".to_string());
                 }
-                for (ty, payload) in messages(&buf[..n]) {
+                if total > DUMP_MAX {
+                    return Err(format!("sock_diag dump: more than {} MiB of sockets", DUMP_MAX >> 20));
+                }
+                for (ty, got, payload) in messages(&buf[..n]) {
+                    if got != seq {
+                        continue;
+                    }
                     match ty {
                         NLMSG_DONE => break 'dump,
                         NLMSG_ERROR => {
@@ -253,8 +279,8 @@ fn request(proto: Proto, v6: bool, seq: u32) -> Vec<u8> {
     m
 }
 
-/// The netlink messages of a datagram: (type, payload).
-fn messages(mut buf: &[u8]) -> Vec<(u16, &[u8])> {
+/// The netlink messages of a datagram: (type, sequence number, payload).
+fn messages(mut buf: &[u8]) -> Vec<(u16, u32, &[u8])> {
     let mut out = Vec::new();
     while buf.len() >= 16 {
         let len = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
@@ -262,7 +288,8 @@ fn messages(mut buf: &[u8]) -> Vec<(u16, &[u8])> {
         if len < 16 || len > buf.len() {
             break;
         }
-        out.push((ty, &buf[16..len]));
+        let seq = u32::from_ne_bytes([buf[8], buf[9], buf[10], buf[11]]);
+        out.push((ty, seq, &buf[16..len]));
         let aligned = (len + 3) & !3;
         buf = buf.get(aligned..).unwrap_or(&[]);
     }
@@ -365,6 +392,22 @@ mod tests {
         drop(tcp);
         let all = d.dump(&kinds([t].iter())).unwrap();
         assert!(!present(&t, &all));
+    }
+
+    #[test]
+    fn a_dump_skips_the_replies_left_from_an_earlier_one() {
+        let mut d = Diag::new().unwrap();
+        let fd = d.query.as_fd().as_raw_fd_compat();
+        // An earlier dump whose replies were never read (one that timed out).
+        send(fd, &request(Proto::Tcp, false, 999), MsgFlags::empty()).unwrap();
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let kinds: HashSet<(Proto, bool)> = [(Proto::Tcp, false)].into();
+        let all = d.dump(&kinds).unwrap();
+        assert!(all.contains(&(Proto::Tcp, l.local_addr().unwrap())), "the new listener: {all:?}");
+        // Nothing is left behind for the next dump either.
+        drop(l);
+        let l2 = TcpListener::bind("127.0.0.1:0").unwrap();
+        assert!(d.dump(&kinds).unwrap().contains(&(Proto::Tcp, l2.local_addr().unwrap())));
     }
 
     #[test]
