@@ -30,10 +30,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use self::watch::watch;
 use super::gateway::{Gateway, b64, int, prefix_end, unb64};
 use super::view::{decode, encode, key, service_prefix, split_key};
 use super::{Entry, Notice, Verdict};
 use crate::model::fleet::FleetSettings;
+
+mod watch;
 
 /// The most sites one service may have (the guard's transaction compares
 /// each of them, and etcd allows 128 operations per transaction).
@@ -652,92 +655,6 @@ pub(crate) fn leased(kv: &Value) -> bool {
     int(&kv["lease"]) != 0
 }
 
-/// The watch thread: reports other sites' changes under the prefix.
-fn watch(shared: &Shared, gateway: &Gateway, known: &HashSet<String>) {
-    let settings = &shared.settings;
-    let from = settings.prefix.as_bytes().to_vec();
-    let to = prefix_end(&from);
-    let connect = settings.timeout.max(Duration::from_millis(200));
-    let rotate = settings.ttl.clamp(Duration::from_secs(1), Duration::from_secs(30));
-    // Until the first grant, there is nothing to watch for.
-    while shared.first_revision.load(Ordering::SeqCst) == 0 {
-        if shared.stopping.load(Ordering::SeqCst) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let mut next_revision = shared.first_revision.load(Ordering::SeqCst);
-    let mut backoff = Duration::from_millis(100);
-    let changed = |services: &mut Vec<String>| {
-        for service in services.drain(..) {
-            if shared.stopping.load(Ordering::SeqCst) {
-                return;
-            }
-            (shared.notify)(Notice::Changed { service });
-        }
-    };
-    while !shared.stopping.load(Ordering::SeqCst) {
-        let (endpoint, reader) = match gateway.watch(&from, &to, next_revision, connect, rotate) {
-            Ok(r) => r,
-            Err(e) => {
-                log::debug!("fleet watch: {e}");
-                if e.auth_expired() {
-                    gateway.forget_token();
-                }
-                sleep_unless_stopping(shared, backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(2));
-                continue;
-            }
-        };
-        let stream =
-            serde_json::Deserializer::from_reader(std::io::Read::take(reader, WATCH_STREAM_MAX)).into_iter::<Value>();
-        let mut healthy = false;
-        for message in stream {
-            if shared.stopping.load(Ordering::SeqCst) {
-                return;
-            }
-            let Ok(message) = message else { break };
-            if let Some(e) = super::gateway::error_of(&message) {
-                if e.auth_expired() {
-                    gateway.forget_token();
-                }
-                break;
-            }
-            let result = &message["result"];
-            if int(&result["compact_revision"]) > 0 || result["canceled"].as_bool() == Some(true) {
-                // Events were lost to compaction: start from now, and let
-                // every service look again.
-                next_revision = 0;
-                let mut all: Vec<String> = known.iter().cloned().collect();
-                changed(&mut all);
-                break;
-            }
-            healthy = true;
-            backoff = Duration::from_millis(100);
-            let revision = int(&result["header"]["revision"]);
-            let mut services = Vec::new();
-            for event in result["events"].as_array().map_or(&[][..], Vec::as_slice) {
-                let k = unb64(&event["kv"]["key"]);
-                next_revision = next_revision.max(int(&event["kv"]["mod_revision"]) + 1);
-                let Some((service, site)) = split_key(&settings.prefix, &k) else { continue };
-                let ours = known.is_empty() || known.contains(service);
-                if site != settings.site && ours && !services.iter().any(|s| s == service) {
-                    services.push(service.to_string());
-                }
-            }
-            if result.get("created").is_some() && next_revision == 0 {
-                next_revision = revision + 1;
-            }
-            changed(&mut services);
-        }
-        if !healthy {
-            gateway.skip(&endpoint);
-            sleep_unless_stopping(shared, backoff);
-            backoff = (backoff * 2).min(Duration::from_secs(2));
-        }
-    }
-}
-
 fn sleep_unless_stopping(shared: &Shared, d: Duration) {
     let end = Instant::now() + d;
     while !shared.stopping.load(Ordering::SeqCst) {
@@ -750,74 +667,4 @@ fn sleep_unless_stopping(shared: &Shared, d: Duration) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::SystemTime;
-
-    fn worker() -> Worker {
-        let settings = FleetSettings {
-            endpoints: vec!["http://127.0.0.1:9".into()],
-            site: "a".into(),
-            prefix: "/p/".into(),
-            ttl: Duration::from_secs(10),
-            timeout: Duration::from_millis(100),
-            min_sites: 1,
-            tls: None,
-            auth: None,
-        };
-        let gateway = Arc::new(Gateway::new(&settings).unwrap());
-        let shared = Arc::new(Shared {
-            settings,
-            notify: Box::new(|_| {}),
-            pending: Mutex::new(HashMap::new()),
-            pending_changed: Condvar::new(),
-            stopping: AtomicBool::new(false),
-            told: Mutex::new(None),
-            first_revision: AtomicI64::new(0),
-        });
-        Worker::new(shared, gateway)
-    }
-
-    fn entry(reason: &str) -> Entry {
-        Entry { announcing: true, held: false, state: "UP".into(), since: SystemTime::now(), reason: reason.into() }
-    }
-
-    fn publish(service: &str, reason: &str) -> Op {
-        Op::Publish { service: service.into(), entry: entry(reason) }
-    }
-
-    fn shape(w: &Worker) -> Vec<String> {
-        w.queue
-            .iter()
-            .map(|op| match op {
-                Op::Publish { service, entry } => format!("publish {service} {}", entry.reason),
-                Op::Ask { service, ticket, .. } => format!("ask {service} {ticket}"),
-                Op::Stop(_) => "stop".into(),
-            })
-            .collect()
-    }
-
-    #[test]
-    fn publishes_coalesce_but_never_across_a_question() {
-        let mut w = worker();
-        w.enqueue(publish("x", "1"));
-        w.enqueue(publish("y", "1"));
-        w.enqueue(publish("x", "2"));
-        assert_eq!(shape(&w), ["publish x 2", "publish y 1"]);
-        w.enqueue(Op::Ask { service: "x".into(), ticket: 7, min_sites: 1, withdrawn: entry("down") });
-        w.enqueue(publish("x", "3"));
-        w.enqueue(publish("y", "2"));
-        w.enqueue(publish("x", "4"));
-        assert_eq!(shape(&w), ["publish x 2", "publish y 2", "ask x 7", "publish x 4"]);
-        let (done, _wait) = mpsc::channel();
-        w.enqueue(Op::Stop(done));
-        assert_eq!(shape(&w), ["stop"]);
-    }
-
-    #[test]
-    fn without_a_lease_the_answer_is_local_at_once() {
-        let mut w = worker();
-        let v = w.guard("x", 1, &entry("down"), Instant::now() + Duration::from_secs(1));
-        assert!(matches!(v, Verdict::Local { .. }), "{v:?}");
-    }
-}
+mod tests;
