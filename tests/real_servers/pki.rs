@@ -35,28 +35,7 @@ impl Pki {
         pki.issue("other-ca", "unknown-ca", NAME, &san, None);
         pki.issue("ca", "client", "exaprobe-client", "extendedKeyUsage=clientAuth", None);
         pki.issue("other-ca", "stranger", "stranger-client", "extendedKeyUsage=clientAuth", None);
-        run_ok(
-            openssl,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-days",
-                "30",
-                "-subj",
-                &format!("/CN={NAME}"),
-                "-addext",
-                &san,
-                "-keyout",
-                pki.path("self-signed.key").to_str().unwrap_or_default(),
-                "-out",
-                pki.path("self-signed.pem").to_str().unwrap_or_default(),
-            ],
-        );
+        pki.self_signed("self-signed", &format!("/CN={NAME}"), &["-addext", &san]);
         pki
     }
 
@@ -69,28 +48,29 @@ impl Pki {
         self.dir.join(name)
     }
 
-    fn ca(&self, name: &str) {
+    /// A self-signed certificate and its key, `NAME.pem` and `NAME.key`.
+    fn self_signed(&self, name: &str, subject: &str, extra: &[&str]) {
         let (key, pem) = (self.file(&format!("{name}.key")), self.file(&format!("{name}.pem")));
-        run_ok(
-            &self.openssl,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-days",
-                "30",
-                "-subj",
-                &format!("/CN=exaprobe test {name}"),
-                "-keyout",
-                &key,
-                "-out",
-                &pem,
-            ],
-        );
+        let mut args = vec![
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "30",
+            "-subj",
+            subject,
+        ];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["-keyout", &key, "-out", &pem]);
+        run_ok(&self.openssl, &args);
+    }
+
+    fn ca(&self, name: &str) {
+        self.self_signed(name, &format!("/CN=exaprobe test {name}"), &[]);
         // `openssl ca`, which alone sets arbitrary validity dates in
         // OpenSSL 3.0, keeps a database.
         let db = self.path(&format!("{name}-db"));
