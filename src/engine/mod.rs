@@ -296,6 +296,31 @@ pub struct Engine<W: Write> {
     waiting: std::collections::HashMap<u64, Sender<control::Reply>>,
 }
 
+/// How long an exit waits for the fleet lease's revoke: exaprobe ends within
+/// a second of SIGTERM or EOF whatever the store does; a revoke that takes
+/// longer is left to the lease's expiry (at most its ttl), as after a crash.
+const REVOKE_WAIT: Duration = Duration::from_millis(500);
+
+/// A revoke of the fleet lease running on its own thread.
+struct Revoke(std::sync::mpsc::Receiver<()>);
+
+impl Revoke {
+    /// Waits for it, at most [`REVOKE_WAIT`].
+    fn wait(self) {
+        let _ = self.0.recv_timeout(REVOKE_WAIT);
+    }
+}
+
+/// Starts revoking the lease (this site's entries vanish for the others).
+fn revoke_lease(fleet: crate::fleet::Fleet) -> Revoke {
+    let (done, wait) = std::sync::mpsc::channel();
+    let _ = thread::Builder::new().name("fleet-revoke".into()).spawn(move || {
+        fleet.stop();
+        let _ = done.send(());
+    });
+    Revoke(wait)
+}
+
 impl<W: Write> Engine<W> {
     /// Runs until ExaBGP goes away or a signal stops it.
     pub fn run(mut self) -> anyhow::Result<Stop> {
@@ -304,7 +329,7 @@ impl<W: Write> Engine<W> {
         self.children.kill_all();
         // The host is going away: its fleet entries go with the lease.
         if let Some(fleet) = self.fleet.take() {
-            fleet.stop();
+            revoke_lease(fleet).wait();
         }
         result
     }
@@ -446,10 +471,10 @@ impl<W: Write> Engine<W> {
                 // asking: the host is going away), so that the other sites
                 // stop counting this one at once, without delaying the
                 // withdraws by a store call.
-                let revoke = self.fleet.take().map(|f| thread::spawn(move || f.stop()));
+                let revoke = self.fleet.take().map(revoke_lease);
                 self.withdraw_and_wait(now)?;
                 if let Some(r) = revoke {
-                    let _ = r.join();
+                    r.wait();
                 }
                 return Ok(Some(Stop::Signalled));
             }
